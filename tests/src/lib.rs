@@ -393,8 +393,52 @@ impl PlainServer {
     }
 }
 
+/// Closes `stream` abruptly: with `SO_LINGER` set to 0, closing sends a
+/// reset (RST) instead of the polite FIN, as a crashed peer's kernel might.
+pub fn reset(stream: TcpStream) -> Result<()> {
+    socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO))?;
+    drop(stream);
+    Ok(())
+}
+
 /// An address on which nothing listens: bind port 0, note the port, close.
 pub fn unused_addr() -> Result<SocketAddr> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     listener.local_addr().map_err(Into::into)
+}
+
+// Lesson 05 (UDP): plain UDP sockets made by the test itself.
+
+/// A UDP socket of the test's own on `127.0.0.1:0`, with read and write
+/// timeouts so that no `recv` can hang the test.
+pub fn udp_socket() -> Result<std::net::UdpSocket> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    socket.set_read_timeout(Some(TIMEOUT))?;
+    socket.set_write_timeout(Some(TIMEOUT))?;
+    Ok(socket)
+}
+
+/// Sends `message` to `to` as one datagram and returns the next datagram that
+/// arrives (up to 65,535 bytes) with its sender, or fails after the socket's
+/// read timeout.
+pub fn udp_ask(
+    socket: &std::net::UdpSocket,
+    to: SocketAddr,
+    message: &[u8],
+) -> Result<(Vec<u8>, SocketAddr)> {
+    socket
+        .send_to(message, to)
+        .with_context(|| format!("sending {} bytes to {to}", message.len()))?;
+    let mut buf = vec![0u8; 65_535];
+    let (n, from) = socket
+        .recv_from(&mut buf)
+        .with_context(|| format!("waiting for a datagram from {to}"))?;
+    buf.truncate(n);
+    Ok((buf, from))
+}
+
+/// An address where no UDP socket is bound: bind port 0, note it, close.
+pub fn unused_udp_addr() -> Result<SocketAddr> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    socket.local_addr().map_err(Into::into)
 }

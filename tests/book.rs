@@ -1,0 +1,1 @@
+//! book: end-to-end tests (placeholder until written).

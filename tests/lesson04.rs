@@ -1,0 +1,1 @@
+//! Lesson 04: end-to-end tests (written with the lesson).

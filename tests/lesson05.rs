@@ -1,0 +1,1 @@
+//! lesson05: end-to-end tests (placeholder until written).

@@ -1,0 +1,1 @@
+//! lesson06: end-to-end tests (placeholder until written).
