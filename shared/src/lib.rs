@@ -55,6 +55,7 @@ pub fn parse_addr(text: &str) -> Result<String, String> {
 }
 // ANCHOR_END: parse_addr
 
+// ANCHOR: resolve
 /// Resolves a checked `ADDR` to the first socket address it names.
 ///
 /// Only needed where a lesson builds its socket by hand (with `socket2`) and
@@ -64,6 +65,7 @@ pub fn resolve(addr: &str) -> io::Result<SocketAddr> {
         .next()
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{addr} names no address")))
 }
+// ANCHOR_END: resolve
 
 // ANCHOR: print_listening
 /// Prints `listening on IP:PORT`, the first line every server prints.

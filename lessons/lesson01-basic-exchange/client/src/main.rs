@@ -30,8 +30,8 @@ fn main() -> ExitCode {
 }
 // ANCHOR_END: args
 
+// ANCHOR: connect
 fn run(args: &Args) -> anyhow::Result<()> {
-    // ANCHOR: connect
     // Buy a phone and dial. `connect` creates the socket and does TCP's
     // three-way handshake with the server (Python: socket(), connect()).
     let addr = &args.addr;

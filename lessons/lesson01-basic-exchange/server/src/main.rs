@@ -29,8 +29,8 @@ fn main() -> ExitCode {
 }
 // ANCHOR_END: args
 
+// ANCHOR: bind
 fn run(addr: &str) -> anyhow::Result<()> {
-    // ANCHOR: bind
     // Buy a phone, insert the SIM card, switch it on: one call does all three.
     // `TcpListener::bind` creates the socket, binds it to the address and
     // starts listening (Python: socket(), bind(), listen()).

@@ -29,8 +29,8 @@ fn main() -> ExitCode {
 }
 // ANCHOR_END: args
 
+// ANCHOR: bind-accept
 fn run(addr: &str) -> anyhow::Result<()> {
-    // ANCHOR: bind-accept
     // Same as lesson 01: socket + bind + listen in one call, then pick up.
     let listener = TcpListener::bind(addr).with_context(|| shared::cannot_listen(addr))?;
     shared::print_listening(listener.local_addr()?);

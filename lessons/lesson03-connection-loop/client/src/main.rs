@@ -29,8 +29,8 @@ fn main() -> ExitCode {
 }
 // ANCHOR_END: args
 
+// ANCHOR: connect
 fn run(addr: &str) -> anyhow::Result<()> {
-    // ANCHOR: connect
     let mut conn =
         TcpStream::connect(addr).with_context(|| shared::no_server(addr, "lesson03-server"))?;
     // ANCHOR_END: connect

@@ -31,8 +31,8 @@ fn main() -> ExitCode {
 }
 // ANCHOR_END: args
 
+// ANCHOR: socket
 fn run(addr: &str) -> anyhow::Result<()> {
-    // ANCHOR: socket
     // Buy the phone. This time we make each call ourselves, as Python does,
     // because std's `TcpListener::bind` always listens with a backlog of 128
     // and we want to choose ours. The `socket2` crate exposes the plain calls.
