@@ -8,7 +8,8 @@
 //! - every anchor of every lesson source (and of the helper crate) is shown
 //!   somewhere, and every line of lesson code lies inside an anchor: no lesson
 //!   source region is left unexplained;
-//! - the README gives the test command and pins mdBook's version once.
+//! - the README gives the test command, and the book's tools are pinned in one
+//!   script that both the README and CI use.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -251,6 +252,46 @@ fn every_anchor_is_shown_in_the_book() -> Result<()> {
 }
 
 #[test]
+fn every_checked_output_and_python_twin_is_shown() -> Result<()> {
+    // Whole-file includes: book/output/*.txt (real runs, see
+    // tests/src/transcript.rs) and each lesson's Python twin.
+    let shown: BTreeSet<PathBuf> = includes()?
+        .into_iter()
+        .filter(|include| include.anchor.is_none())
+        .filter_map(|include| canonical(&include.file).ok())
+        .collect();
+    let mut files = Vec::new();
+    let outputs = course_tests::transcript::output_dir();
+    if outputs.is_dir() {
+        for entry in fs::read_dir(&outputs)? {
+            files.push(entry?.path());
+        }
+    }
+    for lesson in fs::read_dir(workspace_dir().join("lessons"))? {
+        let python = lesson?.path().join("python");
+        if python.is_dir() {
+            for entry in fs::read_dir(&python)? {
+                let path = entry?.path();
+                if path.extension().is_some_and(|e| e == "py") {
+                    files.push(path);
+                }
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    for file in files {
+        if !shown.contains(&canonical(&file)?) {
+            missing.push(file.display().to_string());
+        }
+    }
+    ensure!(
+        missing.is_empty(),
+        "files no chapter includes: {missing:#?}"
+    );
+    Ok(())
+}
+
+#[test]
 fn every_line_of_lesson_code_is_inside_an_anchor() -> Result<()> {
     let mut unexplained = Vec::new();
     for source in lesson_sources()? {
@@ -299,24 +340,35 @@ fn code_blocks_from_sources_are_not_run_as_doctests() -> Result<()> {
 }
 
 #[test]
-fn readme_gives_the_test_command_and_pins_mdbook_once() -> Result<()> {
+fn book_tools_are_pinned_in_one_place_that_readme_and_ci_use() -> Result<()> {
     let readme = fs::read_to_string(workspace_dir().join("README.md"))?;
     ensure!(
         readme.contains("cargo test --workspace"),
         "README lacks the test command"
     );
-    let pins: Vec<&str> = readme
-        .lines()
-        .filter(|l| l.contains("cargo install --locked mdbook --version"))
-        .collect();
     ensure!(
-        pins.len() == 1,
-        "README must pin mdBook in exactly one line: {pins:?}"
+        readme.contains("bash book/install-tools.sh"),
+        "README must point at book/install-tools.sh"
+    );
+    ensure!(
+        !readme.contains("--version 0."),
+        "README pins a version itself; pin it in install-tools.sh only"
     );
     let ci = fs::read_to_string(workspace_dir().join(".ci/run"))?;
     ensure!(
-        ci.contains("README.md"),
-        ".ci/run must read the mdBook version from README.md"
+        ci.contains("bash book/install-tools.sh"),
+        ".ci/run must install the book tools with the script"
     );
+    ensure!(
+        ci.contains("cargo test --workspace"),
+        ".ci/run must run the README's test command"
+    );
+    let script = fs::read_to_string(workspace_dir().join("book/install-tools.sh"))?;
+    for pin in ["MDBOOK_VERSION=", "MDBOOK_MERMAID_VERSION="] {
+        ensure!(
+            script.matches(pin).count() == 1,
+            "install-tools.sh must set {pin} once"
+        );
+    }
     Ok(())
 }

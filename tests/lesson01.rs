@@ -2,12 +2,17 @@
 
 use std::io::Write;
 
+use std::process::Command;
+
 use anyhow::{Result, ensure};
-use course_tests::{PlainServer, Server, cmd, connect, read_to_close, unused_addr};
+use course_tests::transcript::Transcript;
+use course_tests::{PlainServer, Server, cmd, connect, python, read_to_close, unused_addr};
 use predicates::prelude::*;
 
 const SERVER: &str = "lesson01-server";
 const CLIENT: &str = "lesson01-client";
+const LESSON: &str = "lesson01-basic-exchange";
+const DEFAULT_ADDR: &str = "127.0.0.1:9001";
 
 #[test]
 fn server_prints_help() -> Result<()> {
@@ -243,5 +248,150 @@ fn server_listens_on_ipv6_loopback_when_asked() -> Result<()> {
         .assert()
         .success()
         .stdout("HELLO\n");
+    Ok(())
+}
+
+// Interop: the Python twins (lessons/lesson01-basic-exchange/python/) and the
+// Rust programs talk to each other. `cargo test -p course-tests interop`
+// runs these for every lesson.
+
+#[test]
+fn interop_python_client_with_rust_server() -> Result<()> {
+    let server = Server::start(SERVER, &[])?;
+    let output = python(LESSON, "client.py")
+        .arg(server.addr_arg())
+        .args(["--message", "hello 哈哈哈"])
+        .output()?;
+    ensure!(output.status.success(), "python client failed: {output:?}");
+    ensure!(output.stdout == "HELLO 哈哈哈\n".as_bytes(), "{output:?}");
+    ensure!(server.wait_exit()?.status.success());
+    Ok(())
+}
+
+#[test]
+fn interop_rust_client_with_python_server() -> Result<()> {
+    let mut twin = python(LESSON, "server.py");
+    twin.arg("127.0.0.1:0");
+    let mut server = Server::start_command(twin)?;
+    cmd(CLIENT)?
+        .arg(server.addr_arg())
+        .args(["--message", "hello 哈哈哈"])
+        .assert()
+        .success()
+        .stdout("HELLO 哈哈哈\n");
+    server.wait_for("hung up on client")?;
+    ensure!(server.wait_exit()?.status.success());
+    Ok(())
+}
+
+// The book's "Run it" output (book/output/lesson01-*.txt) comes from these
+// runs. Regenerate with `UPDATE_TRANSCRIPTS=1 cargo test --workspace`.
+
+#[test]
+fn book_output_of_a_first_run() -> Result<()> {
+    let server = Server::start(SERVER, &[])?;
+    let addr = server.addr;
+    let client = cmd(CLIENT)?.arg(server.addr_arg()).assert().success();
+    let log = server.wait_exit()?;
+    let mut t = Transcript::new();
+    t.show_addr_as(addr, DEFAULT_ADDR)
+        .command("cargo run -p lesson01-client")
+        .output(&String::from_utf8_lossy(&client.get_output().stdout))
+        .check("lesson01-client")?;
+    let mut t = Transcript::new();
+    t.show_addr_as(addr, DEFAULT_ADDR)
+        .command("cargo run -p lesson01-server")
+        .lines(&log.stdout[..1])
+        .check("lesson01-server-start")?;
+    let mut t = Transcript::new();
+    t.show_addr_as(addr, DEFAULT_ADDR)
+        .command("cargo run -p lesson01-server")
+        .lines(&log.stdout)
+        .check("lesson01-server")
+}
+
+#[test]
+fn book_output_of_chinese_text() -> Result<()> {
+    let server = Server::start(SERVER, &[])?;
+    let client = cmd(CLIENT)?
+        .arg(server.addr_arg())
+        .args(["--message", "hello 哈哈哈"])
+        .assert()
+        .success();
+    Transcript::new()
+        .command(r#"cargo run -p lesson01-client -- --message "hello 哈哈哈""#)
+        .output(&String::from_utf8_lossy(&client.get_output().stdout))
+        .check("lesson01-chinese")
+}
+
+#[test]
+fn book_output_of_other_tcp_clients() -> Result<()> {
+    // What the chapter shows with nc and with a Python one-liner.
+    let one_liner = "import socket; s = socket.create_connection((\"127.0.0.1\", 9001)); s.send(b\"hello\"); print(s.recv(1024))";
+    let mut t = Transcript::new();
+    let server = Server::start(SERVER, &[])?;
+    let nc = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "printf hello | nc {} {}",
+            server.addr.ip(),
+            server.addr.port()
+        ))
+        .output()?;
+    ensure!(
+        nc.status.success(),
+        "nc failed (is netcat installed?): {nc:?}"
+    );
+    t.command("printf hello | nc 127.0.0.1 9001")
+        .output(&String::from_utf8_lossy(&nc.stdout));
+    let server = Server::start(SERVER, &[])?;
+    let port = server.addr.port().to_string();
+    let py = Command::new("python3")
+        .arg("-c")
+        .arg(one_liner.replace("9001", &port))
+        .output()?;
+    ensure!(py.status.success(), "python failed: {py:?}");
+    t.command(&format!("python3 -c '{one_liner}'"))
+        .output(&String::from_utf8_lossy(&py.stdout));
+    t.check("lesson01-other-clients")
+}
+
+#[test]
+fn book_output_of_the_errors() -> Result<()> {
+    let mut t = Transcript::new();
+    let nobody = unused_addr()?;
+    let refused = cmd(CLIENT)?.arg(nobody.to_string()).assert().code(1);
+    t.show_addr_as(nobody, DEFAULT_ADDR)
+        .command("cargo run -p lesson01-client")
+        .output(&String::from_utf8_lossy(&refused.get_output().stderr));
+    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let busy = cmd(SERVER)?
+        .arg(taken.local_addr()?.to_string())
+        .assert()
+        .code(1);
+    t.show_addr_as(taken.local_addr()?, DEFAULT_ADDR)
+        .command("cargo run -p lesson01-server")
+        .output(&String::from_utf8_lossy(&busy.get_output().stderr));
+    t.check("lesson01-errors")
+}
+
+// Exercise solutions (lessons/lesson01-basic-exchange/exercise1).
+
+#[test]
+fn exercise1_serves_n_calls_then_exits() -> Result<()> {
+    let server = Server::start("lesson01-exercise1", &["--calls", "2"])?;
+    for word in ["one", "two"] {
+        let mut stream = connect(server.addr)?;
+        stream.write_all(word.as_bytes())?;
+        ensure!(read_to_close(&mut stream)? == word.to_ascii_uppercase().as_bytes());
+    }
+    let done = server.wait_exit()?;
+    ensure!(done.status.success(), "{done:?}");
+    ensure!(
+        done.stdout
+            .iter()
+            .any(|l| l.starts_with("call 2 of 2: client")),
+        "{done:?}"
+    );
     Ok(())
 }

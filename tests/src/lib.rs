@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 
+pub mod transcript;
+
 /// How long any single wait may take before the test fails. Generous, so a
 /// loaded CI machine does not make the suite flaky; a passing test never
 /// waits this long.
@@ -131,13 +133,19 @@ pub struct Proc {
 impl Proc {
     /// Starts binary `name` with `args`, stdin, stdout and stderr piped.
     pub fn spawn(name: &str, args: &[&str]) -> Result<Proc> {
-        let mut child = Command::new(bin_path(name)?)
-            .args(args)
+        let mut command = Command::new(bin_path(name)?);
+        command.args(args);
+        Proc::spawn_command(command)
+    }
+
+    /// Starts any command (a Python twin, say) the same way.
+    pub fn spawn_command(mut command: Command) -> Result<Proc> {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .with_context(|| format!("starting {name}"))?;
+            .with_context(|| format!("starting {command:?}"))?;
         let stdout = child.stdout.take().context("no stdout")?;
         let stderr_pipe = child.stderr.take().context("no stderr")?;
         let (tx, rx) = mpsc::channel();
@@ -324,7 +332,16 @@ impl Server {
     pub fn start_on(name: &str, addr: &str, extra: &[&str]) -> Result<Server> {
         let mut args = vec![addr];
         args.extend_from_slice(extra);
-        let mut proc = Proc::spawn(name, &args)?;
+        Self::from_proc(Proc::spawn(name, &args)?)
+    }
+
+    /// Starts any server command that follows the contract (first line
+    /// `listening on IP:PORT`), e.g. a Python twin given `127.0.0.1:0`.
+    pub fn start_command(command: Command) -> Result<Server> {
+        Self::from_proc(Proc::spawn_command(command)?)
+    }
+
+    fn from_proc(mut proc: Proc) -> Result<Server> {
         let first = proc.next_line()?;
         let addr = parse_listening(&first)?;
         Ok(Server { proc, addr })
@@ -399,6 +416,21 @@ pub fn reset(stream: TcpStream) -> Result<()> {
     socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO))?;
     drop(stream);
     Ok(())
+}
+
+/// The Python twin `file` (`server.py` or `client.py`) of lesson folder
+/// `lesson` (e.g. `lesson03-connection-loop`), as a command ready for
+/// arguments. Python's output is unbuffered (`-u`) so lines arrive at once.
+pub fn python(lesson: &str, file: &str) -> Command {
+    let mut command = Command::new("python3");
+    command.arg("-u").arg(
+        workspace_dir()
+            .join("lessons")
+            .join(lesson)
+            .join("python")
+            .join(file),
+    );
+    command
 }
 
 /// An address on which nothing listens: bind port 0, note the port, close.
