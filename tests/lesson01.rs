@@ -324,6 +324,7 @@ fn book_output_of_chinese_text() -> Result<()> {
         .check("lesson01-chinese")
 }
 
+#[cfg(target_os = "linux")] // nc and sh, as the book shows them
 #[test]
 fn book_output_of_other_tcp_clients() -> Result<()> {
     // What the chapter shows with nc and with a Python one-liner.

@@ -418,11 +418,14 @@ pub fn reset(stream: TcpStream) -> Result<()> {
     Ok(())
 }
 
+/// The Python 3 interpreter's name: Windows installs it as `python`.
+pub const PYTHON: &str = if cfg!(windows) { "python" } else { "python3" };
+
 /// The Python twin `file` (`server.py` or `client.py`) of lesson folder
 /// `lesson` (e.g. `lesson03-connection-loop`), as a command ready for
 /// arguments. Python's output is unbuffered (`-u`) so lines arrive at once.
 pub fn python(lesson: &str, file: &str) -> Command {
-    let mut command = Command::new("python3");
+    let mut command = Command::new(PYTHON);
     command.arg("-u").arg(
         workspace_dir()
             .join("lessons")
