@@ -426,6 +426,8 @@ pub const PYTHON: &str = if cfg!(windows) { "python" } else { "python3" };
 /// arguments. Python's output is unbuffered (`-u`) so lines arrive at once.
 pub fn python(lesson: &str, file: &str) -> Command {
     let mut command = Command::new(PYTHON);
+    // UTF-8 on pipes on every system (Windows would use its code page).
+    command.env("PYTHONUTF8", "1");
     command.arg("-u").arg(
         workspace_dir()
             .join("lessons")
