@@ -1,13 +1,17 @@
 //! Lesson 02: the communication loop, many messages from one caller.
 
 use std::io::{Read, Write};
+use std::process::Command;
 
 use anyhow::{Result, ensure};
-use course_tests::{PlainServer, Server, cmd, connect, read_exactly, reset, unused_addr};
+use course_tests::transcript::Transcript;
+use course_tests::{PlainServer, Server, cmd, connect, python, read_exactly, reset, unused_addr};
 use predicates::prelude::*;
 
 const SERVER: &str = "lesson02-server";
 const CLIENT: &str = "lesson02-client";
+const LESSON: &str = "lesson02-communication-loop";
+const DEFAULT_ADDR: &str = "127.0.0.1:9002";
 
 #[test]
 fn server_prints_help() -> Result<()> {
@@ -248,5 +252,241 @@ fn server_reports_a_reset_in_one_line_without_panicking() -> Result<()> {
         );
         ensure!(done.stderr.trim_end().lines().count() == 1, "{done:?}");
     }
+    Ok(())
+}
+
+// Interop: the Python twins (lessons/lesson02-communication-loop/python/) and
+// the Rust programs talk to each other. `cargo test -p course-tests interop`
+// runs these for every lesson.
+
+#[test]
+fn interop_python_client_with_rust_server() -> Result<()> {
+    let server = Server::start(SERVER, &[])?;
+    let mut client = python(LESSON, "client.py");
+    client.arg(server.addr_arg());
+    let output = run_with_stdin(client, "hello\n\n   \n你好 rust\n")?;
+    ensure!(output.status.success(), "python client failed: {output:?}");
+    ensure!(
+        output.stdout == "HELLO\n你好 RUST\n".as_bytes(),
+        "{output:?}"
+    );
+    let done = server.wait_exit()?;
+    ensure!(done.status.success(), "server failed: {done:?}");
+    ensure!(
+        done.stdout.iter().filter(|l| l.contains(" said ")).count() == 2,
+        "{done:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn interop_rust_client_with_python_server() -> Result<()> {
+    let mut twin = python(LESSON, "server.py");
+    twin.arg("127.0.0.1:0");
+    let mut server = Server::start_command(twin)?;
+    cmd(CLIENT)?
+        .arg(server.addr_arg())
+        .write_stdin("hello\n\nhow are you?\n你好 rust\n")
+        .assert()
+        .success()
+        .stdout("HELLO\nHOW ARE YOU?\n你好 RUST\n");
+    server.wait_for("said '你好 rust'")?;
+    server.wait_for(" disconnected")?;
+    let done = server.wait_exit()?;
+    ensure!(done.status.success(), "python server failed: {done:?}");
+    Ok(())
+}
+
+#[test]
+fn interop_python_client_echoes_a_one_megabyte_line() -> Result<()> {
+    // The twin sends in 64 KiB pieces too, or it would deadlock like the
+    // chapter explains.
+    let server = Server::start(SERVER, &[])?;
+    let line = "ab".repeat(512 * 1024);
+    let mut client = python(LESSON, "client.py");
+    client.arg(server.addr_arg());
+    let output = run_with_stdin(client, &format!("{line}\n"))?;
+    ensure!(output.status.success(), "python client failed: {output:?}");
+    ensure!(
+        output.stdout == format!("{}\n", line.to_ascii_uppercase()).as_bytes(),
+        "wrong reply of {} bytes",
+        output.stdout.len()
+    );
+    ensure!(server.wait_exit()?.status.success());
+    Ok(())
+}
+
+/// Runs `command` with `input` on its stdin (with a timeout) and returns
+/// what it printed.
+fn run_with_stdin(command: Command, input: &str) -> Result<std::process::Output> {
+    let mut command = assert_cmd::Command::from_std(command);
+    command.timeout(course_tests::TIMEOUT).write_stdin(input);
+    Ok(command.output()?)
+}
+
+// The book's "Run it" output (book/output/lesson02-*.txt) comes from these
+// runs. Regenerate with
+// `UPDATE_TRANSCRIPTS=1 cargo test -p course-tests --test lesson02`.
+// The book shows what Linux prints (error numbers, netcat-openbsd's `nc`).
+
+#[cfg(target_os = "linux")]
+#[test]
+fn book_output_of_a_first_run() -> Result<()> {
+    let server = Server::start(SERVER, &[])?;
+    let addr = server.addr;
+    let client = cmd(CLIENT)?
+        .arg(server.addr_arg())
+        .write_stdin("hello\nbye\n")
+        .assert()
+        .success();
+    let log = server.wait_exit()?;
+    ensure!(log.status.success(), "server failed: {log:?}");
+    Transcript::new()
+        .command("cargo run -p lesson02-server")
+        .show_addr_as(addr, DEFAULT_ADDR)
+        .lines(&log.stdout[..1])
+        .check("lesson02-server-start")?;
+    Transcript::new()
+        .command(r"printf 'hello\nbye\n' | cargo run -q -p lesson02-client")
+        .output(&String::from_utf8_lossy(&client.get_output().stdout))
+        .check("lesson02-client")?;
+    Transcript::new()
+        .command("cargo run -p lesson02-server")
+        .show_addr_as(addr, DEFAULT_ADDR)
+        .lines(&log.stdout)
+        .check("lesson02-server")
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn book_output_of_blank_lines_and_chinese() -> Result<()> {
+    let server = Server::start(SERVER, &[])?;
+    let client = cmd(CLIENT)?
+        .arg(server.addr_arg())
+        .write_stdin("hello\n\n   \nhow are you?\n你好 rust\n")
+        .assert()
+        .success();
+    ensure!(server.wait_exit()?.status.success());
+    Transcript::new()
+        .command(
+            r"printf 'hello\n\n   \nhow are you?\n你好 rust\n' | cargo run -q -p lesson02-client",
+        )
+        .output(&String::from_utf8_lossy(&client.get_output().stdout))
+        .check("lesson02-blank-lines")
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn book_output_of_other_tcp_clients() -> Result<()> {
+    // What the chapter shows with nc and with a Python one-liner. `nc -N`
+    // shuts down its sending side at the end of its input, so the server's
+    // `read` returns 0 and the server hangs up, which ends nc too.
+    let mut t = Transcript::new();
+    let server = Server::start(SERVER, &[])?;
+    let mut nc = Command::new("nc");
+    nc.arg("-N")
+        .arg(server.addr.ip().to_string())
+        .arg(server.addr.port().to_string());
+    let nc = run_with_stdin(nc, "hello\nbye\n")?;
+    ensure!(
+        nc.status.success(),
+        "nc failed (is netcat-openbsd installed?): {nc:?}"
+    );
+    ensure!(server.wait_exit()?.status.success());
+    t.command(r"printf 'hello\nbye\n' | nc -N 127.0.0.1 9002")
+        .output(&String::from_utf8_lossy(&nc.stdout));
+
+    let one_liner = r#"import socket; s = socket.create_connection(("127.0.0.1", 9002)); s.sendall(b"one"); print(s.recv(1024)); s.sendall(b"two"); print(s.recv(1024))"#;
+    let server = Server::start(SERVER, &[])?;
+    let port = server.addr.port().to_string();
+    let mut py = Command::new("python3");
+    py.arg("-c").arg(one_liner.replace("9002", &port));
+    let py = run_with_stdin(py, "")?;
+    ensure!(py.status.success(), "python failed: {py:?}");
+    ensure!(server.wait_exit()?.status.success());
+    t.command(&format!("python3 -c '{one_liner}'"))
+        .output(&String::from_utf8_lossy(&py.stdout));
+    t.check("lesson02-other-clients")
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn book_output_of_the_errors() -> Result<()> {
+    // No server at all.
+    let nobody = unused_addr()?;
+    let refused = cmd(CLIENT)?
+        .arg(nobody.to_string())
+        .write_stdin("hello\n")
+        .assert()
+        .code(1);
+    Transcript::new()
+        .show_addr_as(nobody, DEFAULT_ADDR)
+        .command(r"printf 'hello\n' | cargo run -q -p lesson02-client")
+        .output(&String::from_utf8_lossy(&refused.get_output().stderr))
+        .check("lesson02-no-server")?;
+    // A server that reads the message and hangs up without a reply: the
+    // test plays it, the client is the real one.
+    let rude = PlainServer::start(|mut stream| {
+        let mut buf = [0u8; 5];
+        stream.read_exact(&mut buf)?;
+        Ok(buf.to_vec())
+    })?;
+    let cut = cmd(CLIENT)?
+        .arg(rude.addr.to_string())
+        .write_stdin("hello\n")
+        .assert()
+        .code(1);
+    let rude_addr = rude.addr;
+    ensure!(rude.join()? == b"hello");
+    Transcript::new()
+        .show_addr_as(rude_addr, DEFAULT_ADDR)
+        .command(r"printf 'hello\n' | cargo run -q -p lesson02-client")
+        .output(&String::from_utf8_lossy(&cut.get_output().stderr))
+        .check("lesson02-cut-off")
+}
+
+// Exercise solutions (lessons/lesson02-communication-loop/exercise1).
+
+#[test]
+fn exercise1_counts_reads_not_messages() -> Result<()> {
+    let server = Server::start("lesson02-exercise1", &[])?;
+    let mut stream = connect(server.addr)?;
+    // One message, "hello", sent one byte at a time: each byte is answered
+    // before the next is sent, so the server needs five reads for it.
+    for byte in b"hello" {
+        stream.write_all(&[*byte])?;
+        ensure!(read_exactly(&mut stream, 1)? == [byte.to_ascii_uppercase()]);
+    }
+    // A second message in one piece: one read.
+    stream.write_all(b"bye")?;
+    ensure!(read_exactly(&mut stream, 3)? == b"BYE");
+    drop(stream);
+    let done = server.wait_exit()?;
+    ensure!(done.status.success(), "{done:?}");
+    ensure!(
+        done.stdout
+            .last()
+            .is_some_and(|l| l.ends_with(" disconnected after 6 reads (8 bytes)")),
+        "{done:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn exercise1_counts_one_read_per_line_from_the_lesson_client() -> Result<()> {
+    let server = Server::start("lesson02-exercise1", &[])?;
+    cmd(CLIENT)?
+        .arg(server.addr_arg())
+        .write_stdin("hello\nbye\n")
+        .assert()
+        .success()
+        .stdout("HELLO\nBYE\n");
+    let done = server.wait_exit()?;
+    ensure!(
+        done.stdout
+            .last()
+            .is_some_and(|l| l.ends_with(" disconnected after 2 reads (8 bytes)")),
+        "{done:?}"
+    );
     Ok(())
 }
