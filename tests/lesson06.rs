@@ -1,1 +1,1013 @@
-//! lesson06: end-to-end tests (placeholder until written).
+//! Lesson 06: a threaded chat room, and a client that listens while it talks.
+//!
+//! Most tests play the chat clients themselves with plain sockets (the
+//! `Chatter` below), so they can do what a real client never would: stop
+//! reading, reset, send garbage. The real lesson06-client is used where its
+//! own behaviour is the point.
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use course_tests::transcript::Transcript;
+use course_tests::{PlainServer, Proc, Server, TIMEOUT, cmd, connect, python, unused_addr};
+use predicates::prelude::*;
+use socket2::{Domain, SockRef, Socket, Type};
+
+const SERVER: &str = "lesson06-server";
+const CLIENT: &str = "lesson06-client";
+const EXERCISE: &str = "lesson06-exercise1";
+const LESSON: &str = "lesson06-threaded-chat";
+const DEFAULT_ADDR: &str = "127.0.0.1:9006";
+
+/// A chat client played by the test: a plain socket whose lines are read
+/// with the socket's read timeout, so no wait can hang the test.
+struct Chatter {
+    lines: BufReader<TcpStream>,
+    out: TcpStream,
+    /// Our address, which is also our name until we pick one.
+    addr: SocketAddr,
+}
+
+impl Chatter {
+    /// Connects to the room and reads the welcome line: after it, the server
+    /// has us in its room.
+    fn join(server: SocketAddr) -> Result<Chatter> {
+        Chatter::over(connect(server)?)
+    }
+
+    /// Like `join`, over a connection the test made itself.
+    fn over(stream: TcpStream) -> Result<Chatter> {
+        stream.set_read_timeout(Some(TIMEOUT))?;
+        stream.set_write_timeout(Some(TIMEOUT))?;
+        let addr = stream.local_addr()?;
+        let out = stream.try_clone()?;
+        let mut chatter = Chatter {
+            lines: BufReader::new(stream),
+            out,
+            addr,
+        };
+        let welcome = chatter.next_line()?;
+        ensure!(
+            welcome.starts_with(&format!("* welcome, you are {addr};")),
+            "expected the welcome line, got {welcome:?}"
+        );
+        Ok(chatter)
+    }
+
+    /// Joins and takes a name.
+    fn named(server: SocketAddr, name: &str) -> Result<Chatter> {
+        let mut chatter = Chatter::join(server)?;
+        chatter.nick(name)?;
+        Ok(chatter)
+    }
+
+    /// The name the room knows us by before `/nick`.
+    fn addr_name(&self) -> String {
+        self.addr.to_string()
+    }
+
+    fn say(&mut self, text: &str) -> Result<()> {
+        self.send_bytes(format!("{text}\n").as_bytes())
+    }
+
+    fn send_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        self.out.write_all(bytes).context("sending to the server")
+    }
+
+    fn nick(&mut self, name: &str) -> Result<()> {
+        self.say(&format!("/nick {name}"))?;
+        self.expect(&format!("* you are now {name}"))
+    }
+
+    /// The next line from the server, without its `\n`.
+    fn next_line(&mut self) -> Result<String> {
+        let mut line = Vec::new();
+        let n = self
+            .lines
+            .read_until(b'\n', &mut line)
+            .context("waiting for a line from the server")?;
+        ensure!(n > 0, "the server closed the connection");
+        ensure!(line.ends_with(b"\n"), "a line without its \\n: {line:?}");
+        line.pop();
+        Ok(String::from_utf8_lossy(&line).into_owned())
+    }
+
+    /// Checks that the very next line is `expected`.
+    fn expect(&mut self, expected: &str) -> Result<()> {
+        let line = self.next_line()?;
+        ensure!(line == expected, "expected {expected:?}, got {line:?}");
+        Ok(())
+    }
+
+    /// Skips lines until one equals `expected`.
+    fn wait_for(&mut self, expected: &str) -> Result<()> {
+        let deadline = Instant::now() + TIMEOUT;
+        let mut skipped = Vec::new();
+        while Instant::now() < deadline {
+            let line = self
+                .next_line()
+                .with_context(|| format!("waiting for {expected:?}; skipped {skipped:?}"))?;
+            if line == expected {
+                return Ok(());
+            }
+            skipped.push(line);
+        }
+        bail!("no {expected:?} within {TIMEOUT:?}; skipped {skipped:?}")
+    }
+
+    /// Reads until the server hangs up (end of stream, or a reset after it
+    /// closed with our bytes unread) and returns the lines that came first.
+    fn lines_until_closed(&mut self) -> Result<Vec<String>> {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            match self.lines.read_until(b'\n', &mut line) {
+                Ok(0) => return Ok(lines),
+                Ok(_) => lines.push(String::from_utf8_lossy(&line).trim_end().to_string()),
+                Err(err) if err.kind() == io::ErrorKind::ConnectionReset => return Ok(lines),
+                Err(err) => return Err(err).context("waiting for the server to hang up"),
+            }
+        }
+    }
+}
+
+/// A lesson06-client process, with a helper to type into it.
+fn start_client(server: &Server) -> Result<Proc> {
+    let mut client = Proc::spawn(CLIENT, &[&server.addr_arg()])?;
+    client.wait_for("* welcome, you are ")?;
+    Ok(client)
+}
+
+fn type_line(client: &mut Proc, text: &str) -> Result<()> {
+    writeln!(client.stdin()?, "{text}").context("typing into the client")
+}
+
+// ---------------------------------------------------------------- the command line
+
+#[test]
+fn server_prints_help() -> Result<()> {
+    cmd(SERVER)?
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "Usage: lesson06-server [OPTIONS] [ADDR]",
+        ))
+        .stdout(predicate::str::contains("127.0.0.1:9006"))
+        .stdout(predicate::str::contains("--max-clients"));
+    Ok(())
+}
+
+#[test]
+fn client_prints_help() -> Result<()> {
+    cmd(CLIENT)?
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Usage: lesson06-client [ADDR]"))
+        .stdout(predicate::str::contains("127.0.0.1:9006"));
+    Ok(())
+}
+
+#[test]
+fn server_dies_on_bad_arguments() -> Result<()> {
+    cmd(SERVER)?
+        .arg("nowhere")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("'nowhere'"));
+    cmd(SERVER)?
+        .args(["--max-clients", "0"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--max-clients"))
+        .stderr(predicate::str::contains("panicked").not());
+    Ok(())
+}
+
+#[test]
+fn client_explains_when_no_server_listens() -> Result<()> {
+    let addr = unused_addr()?.to_string();
+    cmd(CLIENT)?
+        .arg(&addr)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "could not connect to {addr}"
+        )))
+        .stderr(predicate::str::contains("cargo run -p lesson06-server"));
+    Ok(())
+}
+
+// ---------------------------------------------------------------- talking
+
+#[test]
+fn three_clients_talk() -> Result<()> {
+    let mut server = Server::start(SERVER, &[])?;
+    let mut alice = start_client(&server)?;
+    type_line(&mut alice, "/nick alice")?;
+    alice.wait_for("* you are now alice")?;
+    let mut bob = start_client(&server)?;
+    type_line(&mut bob, "/nick bob")?;
+    bob.wait_for("* you are now bob")?;
+    alice.wait_for(" is now bob")?;
+    let mut carol = start_client(&server)?;
+    type_line(&mut carol, "/nick carol")?;
+    carol.wait_for("* you are now carol")?;
+    bob.wait_for(" is now carol")?;
+    alice.wait_for(" is now carol")?;
+
+    type_line(&mut alice, "hello everyone")?;
+    bob.wait_for("alice: hello everyone")?;
+    carol.wait_for("alice: hello everyone")?;
+    type_line(&mut bob, "你好, alice")?;
+    alice.wait_for("bob: 你好, alice")?;
+    carol.wait_for("bob: 你好, alice")?;
+    server.wait_for(r#"said "hello everyone""#)?;
+
+    // /quit: the client says goodbye, the server hangs up, exit 0.
+    type_line(&mut carol, "/quit")?;
+    let carol = carol.wait_exit()?;
+    ensure!(carol.status.success(), "carol: {carol:?}");
+    ensure!(
+        carol.stdout.last().map(String::as_str) == Some("* bye"),
+        "{carol:?}"
+    );
+    alice.wait_for("* carol left")?;
+    bob.wait_for("* carol left")?;
+
+    // End of input works like /quit.
+    let alice = alice.wait_exit()?;
+    ensure!(alice.status.success(), "alice: {alice:?}");
+    alice.assert_no_panic()?;
+    // Nobody hears their own lines back.
+    ensure!(
+        !alice.stdout.iter().any(|l| l.contains("alice: hello")),
+        "alice got her own line back: {:?}",
+        alice.stdout
+    );
+    bob.wait_for("* alice left")?;
+    let bob = bob.wait_exit()?;
+    ensure!(bob.status.success(), "bob: {bob:?}");
+    ensure!(
+        !bob.stdout.iter().any(|l| l.starts_with("bob:")),
+        "{:?}",
+        bob.stdout
+    );
+    Ok(())
+}
+
+#[test]
+fn a_silent_caller_does_not_keep_the_others_waiting() -> Result<()> {
+    // Lesson 03's server would still be talking to `silent`; here the next
+    // callers are picked up and talk at once.
+    let server = Server::start(SERVER, &[])?;
+    let _silent = connect(server.addr)?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    alice.say("anyone there?")?;
+    bob.wait_for("alice: anyone there?")?;
+    Ok(())
+}
+
+#[test]
+fn newcomers_are_named_by_address_and_announced() -> Result<()> {
+    let server = Server::start(SERVER, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut other = Chatter::join(server.addr)?;
+    alice.expect(&format!("* {} joined", other.addr_name()))?;
+    other.say("hi")?;
+    alice.expect(&format!("{}: hi", other.addr_name()))?;
+    Ok(())
+}
+
+#[test]
+fn nick_renames_and_tells_the_others() -> Result<()> {
+    let mut server = Server::start(SERVER, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::join(server.addr)?;
+    let old = bob.addr_name();
+    alice.expect(&format!("* {old} joined"))?;
+    bob.nick("bob")?;
+    alice.expect(&format!("* {old} is now bob"))?;
+    server.wait_for(&format!("client {old} is now bob"))?;
+    bob.say("王小明 says hi")?;
+    alice.expect("bob: 王小明 says hi")?;
+    // A name may be Chinese too: letters are letters.
+    bob.nick("小明")?;
+    alice.expect("* bob is now 小明")?;
+    Ok(())
+}
+
+#[test]
+fn nick_refuses_a_name_that_is_taken() -> Result<()> {
+    let server = Server::start(SERVER, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    bob.say("/nick alice")?;
+    bob.expect("* the name alice is taken")?;
+    bob.say("still bob")?;
+    alice.wait_for("bob: still bob")?;
+    Ok(())
+}
+
+#[test]
+fn nick_refuses_a_malformed_name() -> Result<()> {
+    let server = Server::start(SERVER, &[])?;
+    let mut bob = Chatter::join(server.addr)?;
+    let rule = "* a name is 1 to 20 letters, digits, _ or -";
+    for bad in [
+        "/nick",
+        "/nick two words",
+        "/nick 127.0.0.1:5000",
+        "/nick abcdefghijklmnopqrstu",
+    ] {
+        bob.say(bad)?;
+        bob.expect(rule)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn who_lists_everybody_in_the_room() -> Result<()> {
+    let server = Server::start(SERVER, &[])?;
+    let _carol = Chatter::named(server.addr, "carol")?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let unnamed = Chatter::join(server.addr)?;
+    alice.say("/who")?;
+    alice.wait_for(&format!(
+        "* 3 in the room: {}, alice, carol",
+        unnamed.addr_name()
+    ))?;
+    Ok(())
+}
+
+#[test]
+fn nobody_hears_their_own_lines_and_unknown_commands_get_help() -> Result<()> {
+    let server = Server::start(SERVER, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    bob.say("first")?;
+    bob.say("/dance")?;
+    // Bob's queue is in order: had his own line come back, it would be here.
+    bob.expect("* unknown command /dance; try /nick NAME, /who or /quit")?;
+    alice.wait_for("bob: first")?;
+    Ok(())
+}
+
+#[test]
+fn lines_are_framed_by_newlines_whatever_the_chunks() -> Result<()> {
+    let server = Server::start(SERVER, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    bob.out.set_nodelay(true)?;
+    // One line in pieces, two lines in one write, an empty line (says
+    // nothing), a Windows line ending.
+    for chunk in [
+        &b"hel"[..],
+        b"lo\nsecond",
+        b" line\nthird\n",
+        b"\n",
+        b"crlf\r\n",
+    ] {
+        bob.send_bytes(chunk)?;
+    }
+    for expected in ["bob: hello", "bob: second line", "bob: third", "bob: crlf"] {
+        alice.wait_for(expected)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn invalid_utf8_is_shown_lossily() -> Result<()> {
+    let mut server = Server::start(SERVER, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    bob.send_bytes(&[b'o', b'k', 0xff, 0xfe, b'\n'])?;
+    alice.wait_for("bob: ok\u{fffd}\u{fffd}")?;
+    bob.say("still here")?;
+    alice.expect("bob: still here")?;
+    server.wait_for("said \"still here\"")?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- leaving
+
+#[test]
+fn quit_says_bye_hangs_up_and_is_announced() -> Result<()> {
+    let mut server = Server::start(SERVER, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    bob.say("/quit")?;
+    let last = bob.lines_until_closed()?;
+    ensure!(last == ["* bye"], "bob got {last:?}");
+    alice.wait_for("* bob left")?;
+    server.wait_for(&format!("client {} left with /quit", bob.addr))?;
+    Ok(())
+}
+
+#[test]
+fn hanging_up_without_a_word_is_announced() -> Result<()> {
+    let mut server = Server::start(SERVER, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let bob = Chatter::named(server.addr, "bob")?;
+    let bob_addr = bob.addr;
+    drop(bob);
+    alice.wait_for("* bob left")?;
+    server.wait_for(&format!("client {bob_addr} disconnected"))?;
+    Ok(())
+}
+
+#[test]
+fn a_client_that_resets_is_removed_and_announced() -> Result<()> {
+    let mut server = Server::start(SERVER, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let bob = Chatter::named(server.addr, "bob")?;
+    let bob_addr = bob.addr;
+    // SO_LINGER with a zero timeout: closing sends a reset (RST) instead of
+    // the polite FIN, as a crashed machine's network stack might.
+    SockRef::from(&bob.out).set_linger(Some(Duration::ZERO))?;
+    drop(bob);
+    alice.wait_for("* bob left")?;
+    server.wait_for(&format!("client {bob_addr} disconnected"))?;
+    alice.say("/who")?;
+    alice.expect("* 1 in the room: alice")?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- abuse
+
+#[test]
+fn a_client_that_never_reads_does_not_stall_the_others() -> Result<()> {
+    room_outlives_a_stuck_client(Server::start(SERVER, &[])?)
+}
+
+/// Pushes at least 2 MB through the room while one client never reads: the
+/// others must hear every line, and the stuck one must be hung up on.
+fn room_outlives_a_stuck_client(mut server: Server) -> Result<()> {
+    const LINE_BYTES: usize = 1000;
+    const AT_LEAST: usize = 2 * 1024 * 1024;
+    const AT_MOST: usize = 64 * 1024 * 1024;
+    // Lines in flight: Bob waits for Alice to catch up before sending more,
+    // so Alice's queue never fills however the test's threads are scheduled.
+    const WINDOW: usize = 64;
+
+    // The stuck client asks for a small receive buffer, so that the kernel
+    // does not hide its stall by buffering megabytes for it.
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.set_recv_buffer_size(4096)?;
+    socket.connect_timeout(&server.addr.into(), TIMEOUT)?;
+    let mut stuck = Chatter::over(socket.into())?;
+    stuck.nick("stuck")?;
+    let stuck_addr = stuck.addr;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    alice.wait_for(&format!("* {} is now bob", bob.addr_name()))?;
+
+    // Alice reads everything in a thread of her own and reports progress.
+    enum Heard {
+        Line(usize),
+        StuckLeft,
+    }
+    let (heard, progress) = mpsc::channel();
+    let listener = thread::spawn(move || -> Result<usize> {
+        let mut expected = 0;
+        loop {
+            let line = alice.next_line()?;
+            if line == "bob: done" {
+                return Ok(expected);
+            } else if line == "* stuck left" {
+                let _ = heard.send(Heard::StuckLeft);
+            } else if let Some(text) = line.strip_prefix("bob: ") {
+                let number: usize = text
+                    .get(..8)
+                    .and_then(|digits| digits.parse().ok())
+                    .with_context(|| format!("no line number in {line:?}"))?;
+                ensure!(
+                    number == expected,
+                    "line {number} came when {expected} was due"
+                );
+                ensure!(text.len() == LINE_BYTES, "line {number} was cut");
+                expected += 1;
+                let _ = heard.send(Heard::Line(expected));
+            } else {
+                bail!("unexpected line {line:?}");
+            }
+        }
+    });
+
+    let (mut sent, mut received, mut bytes, mut stuck_left) = (0, 0, 0, false);
+    while bytes < AT_LEAST || !stuck_left {
+        ensure!(
+            bytes < AT_MOST,
+            "sent {bytes} bytes and the stuck client is still in the room"
+        );
+        if sent - received >= WINDOW {
+            // If the stuck client stalled the room, this is where we'd wait.
+            match progress.recv_timeout(TIMEOUT) {
+                Ok(Heard::Line(count)) => received = count,
+                Ok(Heard::StuckLeft) => stuck_left = true,
+                Err(_) => {
+                    let why = listener.join();
+                    bail!("alice stopped hearing bob after {received} of {sent} lines: {why:?}")
+                }
+            }
+            continue;
+        }
+        let line = format!("{sent:08}{}", "x".repeat(LINE_BYTES - 8));
+        bob.say(&line)?;
+        sent += 1;
+        bytes += LINE_BYTES + 1;
+        while let Ok(news) = progress.try_recv() {
+            match news {
+                Heard::Line(count) => received = count,
+                Heard::StuckLeft => stuck_left = true,
+            }
+        }
+    }
+    bob.say("done")?;
+    let heard_lines = listener
+        .join()
+        .map_err(|_| anyhow!("alice's thread panicked"))??;
+    ensure!(
+        heard_lines == sent,
+        "alice heard {heard_lines} of {sent} lines"
+    );
+    server.wait_for(&format!("client {stuck_addr} was too slow, disconnected"))?;
+    // The stuck client, when it finally reads, finds the line hung up.
+    stuck.lines_until_closed()?;
+    server.kill()?.assert_no_panic()
+}
+
+#[test]
+fn an_over_long_line_gets_an_error_and_a_disconnection() -> Result<()> {
+    let mut server = Server::start(SERVER, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    let mut flood = vec![b'a'; 100_000];
+    flood.push(b'\n');
+    // The server stops reading after 8193 bytes; if it has already hung up
+    // (and reset), our sending fails, which is fine: we check what came back.
+    let _ = bob.send_bytes(&flood);
+    let last = bob.lines_until_closed()?;
+    ensure!(
+        last == ["* line too long (max 8192 bytes), disconnecting"],
+        "bob got {last:?}"
+    );
+    alice.wait_for("* bob left")?;
+    server.wait_for("sent a line that was too long, disconnected")?;
+    // The room goes on.
+    let mut carol = Chatter::named(server.addr, "carol")?;
+    carol.say("hello")?;
+    alice.wait_for("carol: hello")?;
+    Ok(())
+}
+
+#[test]
+fn a_line_of_exactly_8192_bytes_is_fine() -> Result<()> {
+    let server = Server::start(SERVER, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    let longest = "y".repeat(8192);
+    bob.say(&longest)?;
+    alice.wait_for(&format!("bob: {longest}"))?;
+    Ok(())
+}
+
+#[test]
+fn an_endless_line_without_newline_is_cut_off() -> Result<()> {
+    // No `\n` ever: the server must not keep collecting bytes.
+    let server = Server::start(SERVER, &[])?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    let chunk = vec![b'z'; 4096];
+    for _ in 0..64 {
+        if bob.send_bytes(&chunk).is_err() {
+            break; // the server hung up (and reset) while we were still sending
+        }
+    }
+    let last = bob.lines_until_closed()?;
+    ensure!(
+        last.is_empty() || last == ["* line too long (max 8192 bytes), disconnecting"],
+        "bob got {last:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_room_turns_away_callers_beyond_max_clients() -> Result<()> {
+    let mut server = Server::start(SERVER, &["--max-clients", "2"])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    let mut third = connect(server.addr)?;
+    let reply = course_tests::read_to_close(&mut third)?;
+    ensure!(reply == b"* server full\n", "got {reply:?}");
+    server.wait_for("turned away: the room is full")?;
+    // When someone leaves, there is space again.
+    bob.say("/quit")?;
+    alice.wait_for("* bob left")?;
+    let mut carol = Chatter::named(server.addr, "carol")?;
+    carol.say("made it")?;
+    alice.wait_for("carol: made it")?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- the client
+
+#[test]
+fn client_sends_piped_lines_and_exits_at_end_of_input() -> Result<()> {
+    let server = Server::start(SERVER, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    cmd(CLIENT)?
+        .arg(server.addr_arg())
+        .write_stdin("/nick piped\nline one\nline two\n")
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("* welcome, you are 127.0.0.1:"))
+        .stdout(predicate::str::contains("* you are now piped\n"))
+        // No prompt when stdin is not a terminal.
+        .stdout(predicate::str::contains(">>").not());
+    alice.wait_for("piped: line one")?;
+    alice.expect("piped: line two")?;
+    alice.expect("* piped left")?;
+    Ok(())
+}
+
+#[test]
+fn client_reports_when_the_server_goes_away() -> Result<()> {
+    let server = Server::start(SERVER, &[])?;
+    let client = start_client(&server)?;
+    server.kill()?;
+    // Its stdin is still open: only the listening thread can notice.
+    let done = exit_with_stdin_open(client)?;
+    ensure!(done.status.code() == Some(1), "{done:?}");
+    ensure!(
+        done.stderr.trim() == "error: server closed the connection",
+        "{done:?}"
+    );
+    done.assert_no_panic()?;
+    Ok(())
+}
+
+/// Waits for a client to exit by itself while its stdin is still open.
+/// (`Proc::wait_exit` closes stdin first, and end of input alone would end
+/// the client with status 0.) Its stdout closes when it exits; if instead
+/// reading times out, `wait_exit` ends it and the caller's status check fails.
+fn exit_with_stdin_open(mut client: Proc) -> Result<course_tests::Finished> {
+    while client.next_line().is_ok() {}
+    client.wait_exit()
+}
+
+#[test]
+fn client_shows_invalid_utf8_from_the_server() -> Result<()> {
+    let plain = PlainServer::start(|mut stream| {
+        stream.write_all(&[b'o', b'k', 0xff, b'\n'])?;
+        // Wait for the client's end of input, then hang up.
+        let _ = course_tests::read_to_close(&mut stream)?;
+        Ok(Vec::new())
+    })?;
+    cmd(CLIENT)?
+        .arg(plain.addr.to_string())
+        .assert()
+        .success()
+        .stdout("ok\u{fffd}\n");
+    plain.join()?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- Ctrl-C
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_tells_everybody_then_the_server_exits() -> Result<()> {
+    let mut server = Server::start(SERVER, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = start_client(&server)?;
+    let joined = alice.next_line()?;
+    ensure!(joined.ends_with(" joined"), "alice got {joined:?}");
+    interrupt(&server.proc)?;
+    let last = alice.lines_until_closed()?;
+    ensure!(last == ["* server shutting down"], "alice got {last:?}");
+    bob.wait_for("* server shutting down")?;
+    let bob = exit_with_stdin_open(bob)?;
+    ensure!(bob.status.code() == Some(1), "{bob:?}");
+    ensure!(
+        bob.stderr.contains("server closed the connection"),
+        "{bob:?}"
+    );
+    server.wait_for("server stopped")?;
+    let done = server.wait_exit()?;
+    ensure!(done.status.success(), "{done:?}");
+    done.assert_no_panic()?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- interop
+//
+// The Python twins (lessons/lesson06-threaded-chat/python/) and the Rust
+// programs talk to each other. `cargo test -p course-tests interop` runs
+// these for every lesson.
+
+/// Runs `command` with `input` on stdin, with the suite's timeout.
+fn run_with_stdin(command: Command, input: &str) -> Result<std::process::Output> {
+    let mut command = assert_cmd::Command::from_std(command);
+    command.timeout(TIMEOUT).write_stdin(input);
+    Ok(command.output()?)
+}
+
+/// The Python twin server, started on port 0 with `extra` arguments.
+fn python_server(extra: &[&str]) -> Result<Server> {
+    let mut twin = python(LESSON, "server.py");
+    twin.arg("127.0.0.1:0").args(extra);
+    Server::start_command(twin)
+}
+
+#[test]
+fn interop_python_client_with_rust_server() -> Result<()> {
+    let server = Server::start(SERVER, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut client = python(LESSON, "client.py");
+    client.arg(server.addr_arg());
+    let done = run_with_stdin(client, "/nick py\nhello from python\n/who\n")?;
+    ensure!(done.status.success(), "python client failed: {done:?}");
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    ensure!(
+        stdout.starts_with("* welcome, you are 127.0.0.1:")
+            && stdout.contains("* you are now py\n")
+            && stdout.contains("* 2 in the room: alice, py\n"),
+        "{stdout}"
+    );
+    alice.wait_for("py: hello from python")?;
+    alice.expect("* py left")?;
+    Ok(())
+}
+
+#[test]
+fn interop_rust_client_with_python_server() -> Result<()> {
+    let mut server = python_server(&[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    cmd(CLIENT)?
+        .arg(server.addr_arg())
+        .write_stdin("/nick rusty\n/who\nhi from rust 你好\n")
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("* welcome, you are 127.0.0.1:"))
+        .stdout(predicate::str::contains("* you are now rusty\n"))
+        .stdout(predicate::str::contains("* 2 in the room: alice, rusty\n"));
+    alice.wait_for("rusty: hi from rust 你好")?;
+    alice.expect("* rusty left")?;
+    server.wait_for(" disconnected")?;
+    server.kill()?.assert_no_panic()
+}
+
+#[test]
+fn interop_python_server_keeps_the_same_rules() -> Result<()> {
+    let mut server = python_server(&["--max-clients", "2"])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    bob.say("/nick alice")?;
+    bob.expect("* the name alice is taken")?;
+    let reply = course_tests::read_to_close(&mut connect(server.addr)?)?;
+    ensure!(reply == b"* server full\n", "got {reply:?}");
+    let mut flood = vec![b'a'; 100_000];
+    flood.push(b'\n');
+    let _ = bob.send_bytes(&flood);
+    let last = bob.lines_until_closed()?;
+    ensure!(
+        last == ["* line too long (max 8192 bytes), disconnecting"],
+        "bob got {last:?}"
+    );
+    alice.wait_for("* bob left")?;
+    server.wait_for("sent a line that was too long, disconnected")?;
+    server.kill()?.assert_no_panic()
+}
+
+#[test]
+fn interop_python_server_outlives_a_stuck_client_too() -> Result<()> {
+    room_outlives_a_stuck_client(python_server(&[])?)
+}
+
+#[cfg(unix)]
+#[test]
+fn interop_python_server_says_goodbye_on_ctrl_c() -> Result<()> {
+    let mut server = python_server(&[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    interrupt(&server.proc)?;
+    let last = alice.lines_until_closed()?;
+    ensure!(last == ["* server shutting down"], "alice got {last:?}");
+    server.wait_for("server stopped")?;
+    let done = server.wait_exit()?;
+    ensure!(done.status.success(), "{done:?}");
+    Ok(())
+}
+
+/// Sends SIGINT, what Ctrl-C sends, to a process.
+#[cfg(unix)]
+fn interrupt(proc: &Proc) -> Result<()> {
+    let status = Command::new("kill")
+        .args(["-INT", &proc.id().to_string()])
+        .status()?;
+    ensure!(status.success(), "kill -INT failed");
+    Ok(())
+}
+
+// ---------------------------------------------------------------- the book's output
+//
+// The book's "Run it" output (book/output/lesson06-*.txt) comes from these
+// runs. Regenerate with
+// `UPDATE_TRANSCRIPTS=1 cargo test -p course-tests --test lesson06`.
+
+/// The client's own address, read from its welcome line.
+fn welcomed_as(client: &Proc) -> Result<String> {
+    client
+        .seen()
+        .iter()
+        .find_map(|line| line.strip_prefix("* welcome, you are "))
+        .and_then(|rest| rest.split(';').next())
+        .map(str::to_string)
+        .context("no welcome line yet")
+}
+
+/// The chapter's four-terminal story: alice and bob talk, carol asks who is
+/// there, bob quits, and Ctrl-C stops the server.
+#[cfg(target_os = "linux")]
+#[test]
+fn book_output_of_a_chat() -> Result<()> {
+    let mut server = Server::start(SERVER, &[])?;
+    let mut alice = start_client(&server)?;
+    type_line(&mut alice, "/nick alice")?;
+    alice.wait_for("* you are now alice")?;
+    let mut bob = start_client(&server)?;
+    type_line(&mut bob, "/nick bob")?;
+    bob.wait_for("* you are now bob")?;
+    alice.wait_for(" is now bob")?;
+    type_line(&mut alice, "hello bob")?;
+    bob.wait_for("alice: hello bob")?;
+    type_line(&mut bob, "你好 alice")?;
+    alice.wait_for("bob: 你好 alice")?;
+    let mut carol = start_client(&server)?;
+    alice.wait_for(" joined")?;
+    bob.wait_for(" joined")?;
+    type_line(&mut carol, "/who")?;
+    carol.wait_for("* 3 in the room")?;
+    type_line(&mut bob, "/quit")?;
+    alice.wait_for("* bob left")?;
+    carol.wait_for("* bob left")?;
+    let names = [
+        (welcomed_as(&alice)?, "127.0.0.1:50312"),
+        (welcomed_as(&bob)?, "127.0.0.1:50314"),
+        (welcomed_as(&carol)?, "127.0.0.1:50316"),
+    ];
+    let bob = bob.wait_exit()?;
+    ensure!(bob.status.success(), "bob: {bob:?}");
+    interrupt(&server.proc)?;
+    alice.wait_for("* server shutting down")?;
+    carol.wait_for("* server shutting down")?;
+    let alice = exit_with_stdin_open(alice)?;
+    let carol = exit_with_stdin_open(carol)?;
+    ensure!(alice.status.code() == Some(1), "alice: {alice:?}");
+    server.wait_for("server stopped")?;
+    let addr = server.addr;
+    let log = server.wait_exit()?.stdout;
+
+    let transcript = |name: &str, command: &str, lines: &[String], errors: &str| {
+        let mut t = Transcript::new();
+        t.show_addr_as(addr, DEFAULT_ADDR);
+        for (real, shown) in &names {
+            t.show_addr_as(real, shown);
+        }
+        t.command(command).lines(lines).output(errors).check(name)
+    };
+    transcript(
+        "lesson06-server-start",
+        "cargo run -p lesson06-server",
+        &log[..1],
+        "",
+    )?;
+    transcript(
+        "lesson06-alice",
+        r"(printf '/nick alice\n'; sleep 5; printf 'hello bob\n'; sleep 600) | cargo run -q -p lesson06-client",
+        &alice.stdout,
+        &alice.stderr,
+    )?;
+    transcript(
+        "lesson06-bob",
+        r"(printf '/nick bob\n'; sleep 5; printf '你好 alice\n'; sleep 5; printf '/quit\n') | cargo run -q -p lesson06-client",
+        &bob.stdout,
+        &bob.stderr,
+    )?;
+    transcript(
+        "lesson06-carol",
+        r"(printf '/who\n'; sleep 600) | cargo run -q -p lesson06-client",
+        &carol.stdout,
+        &carol.stderr,
+    )?;
+    transcript("lesson06-server", "cargo run -p lesson06-server", &log, "")
+}
+
+/// A client fed by a pipe, and a Python one-liner that sends a line that is
+/// far too long.
+#[cfg(target_os = "linux")]
+#[test]
+fn book_output_of_other_clients() -> Result<()> {
+    let mut server = Server::start(SERVER, &[])?;
+    let mut t = Transcript::new();
+    t.show_addr_as(server.addr, DEFAULT_ADDR);
+    let piped = cmd(CLIENT)?
+        .arg(server.addr_arg())
+        .write_stdin("hi from a pipe\n")
+        .assert()
+        .success();
+    t.command(r"printf 'hi from a pipe\n' | cargo run -q -p lesson06-client")
+        .output(&String::from_utf8_lossy(&piped.get_output().stdout));
+    server.wait_for(" disconnected")?;
+    let one_liner = r#"import socket; s = socket.create_connection(("127.0.0.1", 9006)); s.sendall(b"x" * 10000 + b"\n"); print(s.makefile().read(), end="")"#;
+    let mut py = Command::new("python3");
+    py.arg("-c")
+        .arg(one_liner.replace("9006", &server.addr.port().to_string()));
+    let py = run_with_stdin(py, "")?;
+    ensure!(py.status.success(), "python failed: {py:?}");
+    t.command(&format!("python3 -c '{one_liner}'"))
+        .output(&String::from_utf8_lossy(&py.stdout));
+    server.wait_for("too long")?;
+    let log = server.kill()?.stdout;
+    t.check("lesson06-other-clients")?;
+    Transcript::new()
+        .show_addr_as(log[0].trim_start_matches("listening on "), DEFAULT_ADDR)
+        .command("cargo run -p lesson06-server")
+        .lines(&log)
+        .check("lesson06-other-clients-server")
+}
+
+/// No server, and a full room (the server runs with `--max-clients 1` and
+/// somebody is in).
+#[cfg(target_os = "linux")]
+#[test]
+fn book_output_of_errors() -> Result<()> {
+    let mut t = Transcript::new();
+    let nobody = unused_addr()?;
+    t.show_addr_as(nobody, DEFAULT_ADDR);
+    let refused = cmd(CLIENT)?.arg(nobody.to_string()).assert().code(1);
+    t.command("cargo run -q -p lesson06-client")
+        .output(&String::from_utf8_lossy(&refused.get_output().stderr));
+
+    let server = Server::start(SERVER, &["--max-clients", "1"])?;
+    let _alice = Chatter::named(server.addr, "alice")?;
+    // Its stdin stays open, as a person's terminal would.
+    let turned_away = exit_with_stdin_open(Proc::spawn(CLIENT, &[&server.addr_arg()])?)?;
+    ensure!(turned_away.status.code() == Some(1), "{turned_away:?}");
+    let mut full = Transcript::new();
+    full.show_addr_as(server.addr, DEFAULT_ADDR)
+        .command("cargo run -q -p lesson06-client")
+        .lines(&turned_away.stdout)
+        .output(&turned_away.stderr);
+    t.check("lesson06-errors")?;
+    full.check("lesson06-full")
+}
+
+// ---------------------------------------------------------------- the exercise
+//
+// Exercise solutions (lessons/lesson06-threaded-chat/exercise1).
+
+#[test]
+fn exercise1_bot_answers_chat_lines_in_capitals() -> Result<()> {
+    let server = Server::start(SERVER, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bot = Proc::spawn(EXERCISE, &[&server.addr_arg()])?;
+    bot.wait_for("* you are now shouter")?;
+    let joined = alice.next_line()?;
+    let renamed = alice.next_line()?;
+    ensure!(
+        joined.ends_with(" joined") && renamed.ends_with(" is now shouter"),
+        "alice got {joined:?}, {renamed:?}"
+    );
+    alice.say("hello 你好")?;
+    alice.expect("shouter: HELLO 你好")?;
+    // Notices are not chat lines: bob's arrival gets no answer.
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    alice.expect(&format!("* {} joined", bob.addr_name()))?;
+    alice.expect(&format!("* {} is now bob", bob.addr_name()))?;
+    bob.say("quiet please")?;
+    alice.expect("bob: quiet please")?;
+    alice.expect("shouter: QUIET PLEASE")?;
+    bot.wait_for("bob: quiet please")?;
+    let done = bot.kill()?;
+    done.assert_no_panic()
+}
+
+#[test]
+fn exercise1_bot_explains_when_no_server_listens() -> Result<()> {
+    let addr = unused_addr()?.to_string();
+    cmd(EXERCISE)?
+        .arg(&addr)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "could not connect to {addr}"
+        )));
+    Ok(())
+}
