@@ -252,6 +252,33 @@ fn every_anchor_is_shown_in_the_book() -> Result<()> {
 }
 
 #[test]
+fn every_lesson_chapter_has_a_diagram_and_the_python_side_by_side() -> Result<()> {
+    for chapter in summary_chapters()? {
+        let name = chapter
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !name.starts_with("lesson") {
+            continue;
+        }
+        let text = fs::read_to_string(&chapter)?;
+        ensure!(
+            text.contains("```mermaid\nsequenceDiagram"),
+            "{name} has no sequence diagram"
+        );
+        ensure!(
+            text.contains("/python/server.py}}"),
+            "{name} does not show its Python server twin"
+        );
+        ensure!(
+            text.contains("<details>"),
+            "{name} has no folded exercise solution"
+        );
+    }
+    Ok(())
+}
+
+#[test]
 fn every_checked_output_and_python_twin_is_shown() -> Result<()> {
     // Whole-file includes: book/output/*.txt (real runs, see
     // tests/src/transcript.rs) and each lesson's Python twin.
