@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 
+pub mod contract;
 pub mod transcript;
 
 /// How long any single wait may take before the test fails. Generous, so a
@@ -478,4 +479,36 @@ pub fn udp_ask(
 pub fn unused_udp_addr() -> Result<SocketAddr> {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
     socket.local_addr().map_err(Into::into)
+}
+
+// Issue 5, hostile clients (tests/hostile.rs): how much memory a server uses.
+
+/// A process's memory as Linux reports it in `/proc/PID/status`.
+#[derive(Debug, Clone, Copy)]
+pub struct Memory {
+    /// `VmRSS`: the memory resident right now, in KiB.
+    pub rss_kib: u64,
+    /// `VmHWM`: the most that was ever resident (the "high water mark"), in KiB.
+    pub peak_kib: u64,
+}
+
+/// Reads the resident memory of process `pid` from `/proc/PID/status`.
+#[cfg(target_os = "linux")]
+pub fn memory(pid: u32) -> Result<Memory> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    // Lines look like `VmRSS:\t    2048 kB`.
+    let field = |name: &str| -> Result<u64> {
+        let line = status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .with_context(|| format!("no {name} in {path}"))?;
+        let kib = line.trim().trim_end_matches("kB").trim();
+        kib.parse()
+            .with_context(|| format!("{name} in {path} is not a number: {line:?}"))
+    };
+    Ok(Memory {
+        rss_kib: field("VmRSS:")?,
+        peak_kib: field("VmHWM:")?,
+    })
 }

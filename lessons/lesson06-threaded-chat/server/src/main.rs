@@ -272,7 +272,9 @@ fn talk(room: &Room, conn: &TcpStream, peer: SocketAddr) -> io::Result<&'static 
                 let help = format!("* unknown command {command}; try /nick NAME, /who or /quit");
                 send(room, &help, |to| to == peer);
             }
-            "" => {} // an empty line says nothing
+            // An empty line says nothing. (Test the whole line, not the first
+            // word: " hi" has an empty first word and is still a line.)
+            _ if text.is_empty() => {}
             _ => send(room, &format!("{name}: {text}"), |to| to != peer),
         }
     }

@@ -1,0 +1,1 @@
+//! props: written with issue 5.

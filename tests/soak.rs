@@ -1,0 +1,1 @@
+//! soak: written with issue 5.
