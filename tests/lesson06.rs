@@ -396,6 +396,18 @@ fn invalid_utf8_is_shown_lossily() -> Result<()> {
     Ok(())
 }
 
+#[test]
+fn control_characters_never_reach_the_others() -> Result<()> {
+    // An Escape sequence would be obeyed by the others' terminals: "\x1b[2J"
+    // clears the screen. The server passes on only what is safe to print.
+    let server = Server::start(SERVER, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    bob.send_bytes(b"\x1b[2Jgone\x08\x07\tstill\x7f\n")?;
+    alice.wait_for("bob: \u{fffd}[2Jgone\u{fffd}\u{fffd}\tstill\u{fffd}")?;
+    Ok(())
+}
+
 // ---------------------------------------------------------------- leaving
 
 #[test]

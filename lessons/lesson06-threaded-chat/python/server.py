@@ -115,6 +115,9 @@ def talk(conn, peer):
             return "sent a line that was too long, disconnected"
         line = line.removesuffix(b"\r")
         text = line.decode("utf-8", errors="replace")
+        # Control characters (but tab) become U+FFFD too: a terminal would obey
+        # an Escape sequence sent to the others.
+        text = "".join("\ufffd" if ord(c) < 32 and c != "\t" or 127 <= ord(c) < 160 else c for c in text)
         print(f"client {peer} said {text!r}")
         command, _, rest = text.partition(" ")
         if command == "/quit":

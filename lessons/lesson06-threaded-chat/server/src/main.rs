@@ -255,8 +255,19 @@ fn talk(room: &Room, conn: &TcpStream, peer: SocketAddr) -> io::Result<&'static 
             line.pop(); // typed on Windows, or in telnet
         }
         println!("client {peer} said {}", shared::show(&line));
-        // Invalid UTF-8 becomes `�` instead of an error.
-        let text = String::from_utf8_lossy(&line);
+        // Invalid UTF-8 becomes `�` instead of an error, and so does every
+        // control character but tab: the others' terminals would obey an
+        // Escape sequence, and one member could erase or repaint their screens.
+        let text: String = String::from_utf8_lossy(&line)
+            .chars()
+            .map(|c| {
+                if c.is_control() && c != '\t' {
+                    '\u{fffd}'
+                } else {
+                    c
+                }
+            })
+            .collect();
         // ANCHOR_END: read-line
 
         // ANCHOR: commands
