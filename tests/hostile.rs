@@ -25,11 +25,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
+use course_tests::contract::{self, Transport};
 use course_tests::transcript::Transcript;
-use course_tests::{
-    Finished, Server, TIMEOUT, cmd, connect, read_exactly, reset, udp_ask, udp_socket,
-};
-use predicates::prelude::*;
+use course_tests::{Server, TIMEOUT, cmd, connect, read_exactly, reset, udp_ask, udp_socket};
 use socket2::{Domain, Socket, Type};
 
 const LESSON01: &str = "lesson01-server";
@@ -855,13 +853,29 @@ fn witness_and_attacker(addr: SocketAddr) -> Result<(Chatter, Chatter)> {
 }
 
 /// What the room makes of `bytes` sent as chat lines: each line that is not
-/// empty and not a command, decoded lossily, in order.
+/// empty and not a command, as the others see it, in order.
 fn chat_lines_of(bytes: &[u8]) -> Vec<String> {
     bytes
         .split(|&byte| byte == b'\n')
         .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
         .filter(|line| !line.is_empty() && !line.starts_with(b"/"))
-        .map(|line| String::from_utf8_lossy(line).into_owned())
+        .map(as_the_room_shows)
+        .collect()
+}
+
+/// The text the room passes on for one line: decoded lossily, and every
+/// control character but tab turned into `�` as well, so that no member can
+/// send the others' terminals an escape code.
+fn as_the_room_shows(line: &[u8]) -> String {
+    String::from_utf8_lossy(line)
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -911,7 +925,7 @@ fn chat_invalid_utf8(server: &mut Server) -> Result<()> {
     for line in &lines {
         mallory.send(line)?;
         mallory.send(b"\n")?;
-        let want = format!("{}: {}", mallory.name, String::from_utf8_lossy(line));
+        let want = format!("{}: {}", mallory.name, as_the_room_shows(line));
         alice.expect(&want)?;
     }
     // A name that is not UTF-8 is refused like any malformed name.
@@ -1283,76 +1297,43 @@ mod memory {
 
 // ============================================================= safe defaults
 
-/// Starts server `name` on `addr`, talks to it once over loopback (so it is
-/// past its start-up, warning included), stops it, and returns the address
-/// it listened on with what it printed.
-fn start_talk_stop(name: &str, addr: &str, tcp: bool) -> Result<(SocketAddr, Finished)> {
-    let mut server = Server::start_on(name, addr, &[])?;
-    let bound = server.addr;
-    let local = SocketAddr::from(([127, 0, 0, 1], bound.port()));
-    if tcp {
-        let _caller = connect(local)?;
-        server.wait_for(" connected")?;
-    } else {
-        udp_socket()?.send_to(b"hello", local)?;
-        server.wait_for(" said ")?;
-    }
-    let done = server.kill()?;
-    done.assert_no_panic()?;
-    Ok((bound, done))
-}
-
-/// Checks that server `name` listens on loopback by default, says so in
-/// `--help`, and warns on stderr when asked to listen on every address.
-fn listens_on_loopback_by_default(name: &str, default: &str, tcp: bool) -> Result<()> {
-    cmd(name)?
-        .arg("--help")
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(format!("[default: {default}]")));
-    for (addr, warns) in [("127.0.0.1:0", false), ("0.0.0.0:0", true)] {
-        let (bound, done) = start_talk_stop(name, addr, tcp)?;
-        let warning =
-            format!("warning: listening on {bound}: other machines on the network can now connect");
-        let warned = done.stderr.lines().any(|line| line == warning);
-        ensure!(
-            warned == warns,
-            "{name} on {addr}: expected {}the warning, stderr was {:?}",
-            if warns { "" } else { "no " },
-            done.stderr
-        );
-    }
-    Ok(())
+/// Checks that server `name` prints no warning on loopback and warns once,
+/// on stderr, when asked to listen on every address. That its default is
+/// loopback (`[default: 127.0.0.1:90NN]` in `--help`) is checked by
+/// `server_prints_help` in the lesson's own test file.
+fn quiet_on_loopback_warns_elsewhere(name: &str, transport: Transport) -> Result<()> {
+    contract::server_is_quiet_on_loopback(name, transport)?;
+    contract::server_warns_on_a_public_address(name, transport)
 }
 
 #[test]
 fn lesson01_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
-    listens_on_loopback_by_default(LESSON01, "127.0.0.1:9001", true)
+    quiet_on_loopback_warns_elsewhere(LESSON01, Transport::Tcp)
 }
 
 #[test]
 fn lesson02_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
-    listens_on_loopback_by_default(LESSON02, "127.0.0.1:9002", true)
+    quiet_on_loopback_warns_elsewhere(LESSON02, Transport::Tcp)
 }
 
 #[test]
 fn lesson03_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
-    listens_on_loopback_by_default(LESSON03, "127.0.0.1:9003", true)
+    quiet_on_loopback_warns_elsewhere(LESSON03, Transport::Tcp)
 }
 
 #[test]
 fn lesson04_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
-    listens_on_loopback_by_default(LESSON04, "127.0.0.1:9004", true)
+    quiet_on_loopback_warns_elsewhere(LESSON04, Transport::Tcp)
 }
 
 #[test]
 fn lesson05_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
-    listens_on_loopback_by_default(LESSON05, "127.0.0.1:9005", false)
+    quiet_on_loopback_warns_elsewhere(LESSON05, Transport::Udp)
 }
 
 #[test]
 fn lesson06_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
-    listens_on_loopback_by_default(LESSON06, "127.0.0.1:9006", true)
+    quiet_on_loopback_warns_elsewhere(LESSON06, Transport::Tcp)
 }
 
 /// The chapter's example of the warning: `book/output/defences-public.txt`.
@@ -1360,7 +1341,7 @@ fn lesson06_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
 #[cfg(target_os = "linux")]
 #[test]
 fn book_output_of_a_server_on_a_public_address() -> Result<()> {
-    let (bound, done) = start_talk_stop(LESSON03, "0.0.0.0:0", true)?;
+    let (bound, done) = contract::start_talk_stop(LESSON03, "0.0.0.0:0", Transport::Tcp)?;
     // The port was chosen by the system; the book shows the default one.
     let shown = |text: &str| text.replace(&bound.to_string(), "0.0.0.0:9003");
     let first = done.stdout.first().context("no listening line")?;

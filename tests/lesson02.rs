@@ -4,6 +4,7 @@ use std::io::{Read, Write};
 use std::process::Command;
 
 use anyhow::{Result, ensure};
+use course_tests::contract;
 use course_tests::transcript::Transcript;
 use course_tests::{PlainServer, Server, cmd, connect, python, read_exactly, reset, unused_addr};
 use predicates::prelude::*;
@@ -15,53 +16,27 @@ const DEFAULT_ADDR: &str = "127.0.0.1:9002";
 
 #[test]
 fn server_prints_help() -> Result<()> {
-    cmd(SERVER)?
-        .arg("--help")
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("Usage: lesson02-server [ADDR]"))
-        .stdout(predicate::str::contains("127.0.0.1:9002"));
-    Ok(())
+    contract::help_works(SERVER, DEFAULT_ADDR)
 }
 
 #[test]
 fn client_prints_help() -> Result<()> {
-    cmd(CLIENT)?
-        .arg("--help")
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("Usage: lesson02-client [ADDR]"))
-        .stdout(predicate::str::contains("127.0.0.1:9002"));
-    Ok(())
+    contract::help_works(CLIENT, DEFAULT_ADDR)
 }
 
 #[test]
-fn dies_on_bad_address() -> Result<()> {
-    for bin in [SERVER, CLIENT] {
-        cmd(bin)?
-            .arg("127.0.0.1")
-            .assert()
-            .code(2)
-            .stderr(predicate::str::contains("'127.0.0.1'"))
-            .stderr(predicate::str::contains("IP:PORT"));
-    }
-    Ok(())
+fn server_dies_on_bad_address() -> Result<()> {
+    contract::bad_address_is_refused(SERVER)
+}
+
+#[test]
+fn client_dies_on_bad_address() -> Result<()> {
+    contract::bad_address_is_refused(CLIENT)
 }
 
 #[test]
 fn client_explains_when_no_server_listens() -> Result<()> {
-    let addr = unused_addr()?.to_string();
-    cmd(CLIENT)?
-        .arg(&addr)
-        .write_stdin("hello\n")
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains(format!(
-            "could not connect to {addr}"
-        )))
-        .stderr(predicate::str::contains("cargo run -p lesson02-server"))
-        .stderr(predicate::str::contains("panicked").not());
-    Ok(())
+    contract::client_explains_no_server(CLIENT, SERVER)
 }
 
 #[test]

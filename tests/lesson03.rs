@@ -6,6 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
+use course_tests::contract;
 use course_tests::transcript::Transcript;
 use course_tests::{
     Proc, Server, TIMEOUT, assert_silent, cmd, connect, python, read_exactly, read_to_close, reset,
@@ -26,46 +27,28 @@ fn exchange(stream: &mut std::net::TcpStream, message: &[u8]) -> Result<()> {
 }
 
 #[test]
-fn prints_help() -> Result<()> {
-    for (bin, usage) in [
-        (SERVER, "Usage: lesson03-server [ADDR]"),
-        (CLIENT, "Usage: lesson03-client [ADDR]"),
-    ] {
-        cmd(bin)?
-            .arg("--help")
-            .assert()
-            .success()
-            .stdout(predicate::str::contains(usage))
-            .stdout(predicate::str::contains("127.0.0.1:9003"));
-    }
-    Ok(())
+fn server_prints_help() -> Result<()> {
+    contract::help_works(SERVER, DEFAULT_ADDR)
 }
 
 #[test]
-fn dies_on_bad_address() -> Result<()> {
-    for bin in [SERVER, CLIENT] {
-        cmd(bin)?
-            .arg("localhost")
-            .assert()
-            .code(2)
-            .stderr(predicate::str::contains("'localhost'"));
-    }
-    Ok(())
+fn client_prints_help() -> Result<()> {
+    contract::help_works(CLIENT, DEFAULT_ADDR)
+}
+
+#[test]
+fn server_dies_on_bad_address() -> Result<()> {
+    contract::bad_address_is_refused(SERVER)
+}
+
+#[test]
+fn client_dies_on_bad_address() -> Result<()> {
+    contract::bad_address_is_refused(CLIENT)
 }
 
 #[test]
 fn client_explains_when_no_server_listens() -> Result<()> {
-    let addr = course_tests::unused_addr()?.to_string();
-    cmd(CLIENT)?
-        .arg(&addr)
-        .write_stdin("hi\n")
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains(format!(
-            "could not connect to {addr}"
-        )))
-        .stderr(predicate::str::contains("cargo run -p lesson03-server"));
-    Ok(())
+    contract::client_explains_no_server(CLIENT, SERVER)
 }
 
 #[test]

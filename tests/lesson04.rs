@@ -8,6 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
+use course_tests::contract;
 use course_tests::transcript::Transcript;
 use course_tests::{
     PlainServer, Proc, Server, TIMEOUT, cmd, connect, python, read_exactly, read_to_close, reset,
@@ -53,38 +54,37 @@ fn still_on_the_line(stream: &mut TcpStream, window: Duration) -> Result<bool> {
 // --- the command line -------------------------------------------------------
 
 #[test]
-fn prints_help() -> Result<()> {
-    for (bin, usage) in [
-        (SERVER, "Usage: lesson04-server [OPTIONS] [ADDR]"),
-        (CLIENT, "Usage: lesson04-client [ADDR]"),
-    ] {
-        cmd(bin)?
-            .arg("--help")
-            .assert()
-            .success()
-            .stdout(predicate::str::contains(usage))
-            .stdout(predicate::str::contains("127.0.0.1:9004"));
-    }
+fn server_prints_help() -> Result<()> {
+    contract::help_works(SERVER, DEFAULT_ADDR)
+}
+
+#[test]
+fn client_prints_help() -> Result<()> {
+    contract::help_works(CLIENT, DEFAULT_ADDR)
+}
+
+#[test]
+fn server_help_shows_the_idle_timeout_and_its_default() -> Result<()> {
     cmd(SERVER)?
         .arg("--help")
         .assert()
         .success()
+        .stdout(predicate::str::contains(
+            "Usage: lesson04-server [OPTIONS] [ADDR]",
+        ))
         .stdout(predicate::str::contains("--idle-timeout <SECS>"))
         .stdout(predicate::str::contains("[default: 60]"));
     Ok(())
 }
 
 #[test]
-fn dies_on_bad_address() -> Result<()> {
-    for bin in [SERVER, CLIENT] {
-        cmd(bin)?
-            .arg("127.0.0.1:port")
-            .assert()
-            .code(2)
-            .stdout("")
-            .stderr(predicate::str::contains("'127.0.0.1:port'"));
-    }
-    Ok(())
+fn server_dies_on_bad_address() -> Result<()> {
+    contract::bad_address_is_refused(SERVER)
+}
+
+#[test]
+fn client_dies_on_bad_address() -> Result<()> {
+    contract::bad_address_is_refused(CLIENT)
 }
 
 #[test]
@@ -104,17 +104,7 @@ fn server_refuses_a_bad_idle_timeout() -> Result<()> {
 
 #[test]
 fn client_explains_when_no_server_listens() -> Result<()> {
-    let addr = unused_addr()?.to_string();
-    cmd(CLIENT)?
-        .arg(&addr)
-        .write_stdin("hello\n")
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains(format!(
-            "could not connect to {addr}"
-        )))
-        .stderr(predicate::str::contains("cargo run -p lesson04-server"));
-    Ok(())
+    contract::client_explains_no_server(CLIENT, SERVER)
 }
 
 // --- the server tells every ending apart ----------------------------------
