@@ -22,7 +22,7 @@ for os_name in ["ubuntu-latest", "macos-latest", "windows-latest"]:
 for test in tests:
     if test not in matrix["test"]:
         problems.append(f"the matrix lacks the test file {test}")
-for job in ["lint", "lesson", "book", "publish"]:
+for job in ["lint", "lesson", "loadgen-smoke", "book", "publish"]:
     if job not in workflow["jobs"]:
         problems.append(f"no job {job}")
 if problems:

@@ -1,0 +1,304 @@
+//! `loadgen`: the load generator behind the book's "How fast is it?" appendix.
+//!
+//! It drives any lesson's echo server (TCP or UDP) or lesson 06's chat room
+//! with many clients at once, checks every reply, and reports messages per
+//! second, MB/s and latency percentiles. It also carries the baseline servers
+//! the lessons are compared with (a tokio echo server, a thread-per-connection
+//! echo server, the raw loopback ceiling), and `report` runs the whole
+//! benchmark and regenerates the chapter's tables and plots:
+//!
+//! ```text
+//! cargo run --release -p loadgen -- report
+//! ```
+//!
+//! All traffic goes to 127.0.0.1; every run is bounded in time and stops by
+//! itself.
+
+mod echo;
+mod fanout;
+mod procs;
+mod raw;
+mod render;
+mod report;
+mod results;
+mod serve;
+mod stats;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+/// Load generator and baseline servers for socket-lessons. `loadgen report`
+/// reruns the whole benchmark and rewrites the book's tables and plots.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Drive a running echo server: C clients, S-byte messages, for D seconds or N messages each
+    Run(RunArgs),
+    /// Drive a running lesson 06 chat server: K clients in the room, one sender
+    Fanout(FanoutArgs),
+    /// The raw loopback ceiling: one socket streams S-byte writes to another, no replies
+    Raw {
+        /// Bytes per write
+        #[arg(short, long, default_value_t = 64)]
+        size: usize,
+        /// How long to stream: 3, 3s or 500ms
+        #[arg(short, long, default_value = "3s", value_parser = parse_duration)]
+        duration: Duration,
+    },
+    /// Run the whole benchmark and rewrite the chapter's tables and plots
+    Report(ReportArgs),
+    /// Redraw the tables and plots from a results file, without measuring
+    Plot {
+        /// The results file `report` wrote
+        #[arg(default_value_os_t = report::default_out_dir().join("results.json"))]
+        results: PathBuf,
+        /// Where to write results.md, the other tables and the SVG plots
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Baseline: a tokio echo server (the practical ceiling for Rust)
+    ServeTokio {
+        /// Address to listen on (port 0 lets the system pick)
+        #[arg(default_value = "127.0.0.1:9101", value_parser = shared::parse_addr)]
+        addr: String,
+    },
+    /// Baseline: a thread-per-connection echo server, in the style of lesson 06
+    ServeThreads {
+        /// Address to listen on (port 0 lets the system pick)
+        #[arg(default_value = "127.0.0.1:9102", value_parser = shared::parse_addr)]
+        addr: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The server's address, e.g. 127.0.0.1:9003 (loopback only)
+    #[arg(value_parser = parse_loopback)]
+    addr: SocketAddr,
+    /// Talk UDP (one datagram per message, as lesson 05) instead of TCP
+    #[arg(long)]
+    udp: bool,
+    /// Concurrent clients
+    #[arg(short, long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    clients: u32,
+    /// Bytes per message
+    #[arg(short, long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=60_000))]
+    size: u32,
+    /// How long to run (3, 3s, 500ms); with --messages, the longest it may take
+    #[arg(short, long, default_value = "3s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Messages per client; each client hangs up after its last reply
+    #[arg(short = 'n', long)]
+    messages: Option<u64>,
+    /// A warm-up run of this length first, not counted
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// The server's process id, to report its CPU time, memory and thread count
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Write the results as JSON to this file
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct FanoutArgs {
+    /// The chat server's address, e.g. 127.0.0.1:9006 (loopback only)
+    #[arg(value_parser = parse_loopback)]
+    addr: SocketAddr,
+    /// Clients in the room (one of them sends)
+    #[arg(short = 'k', long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(2..=10_000))]
+    clients: u32,
+    /// Lines the sender sends, one at a time
+    #[arg(short = 'n', long, default_value_t = 200)]
+    messages: u64,
+    /// The server's process id, to report its memory and thread count
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Write the results as JSON to this file
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    /// A tiny setting (well under a second per scenario) to check that everything works; figures mean nothing
+    #[arg(long)]
+    smoke: bool,
+    /// Where to write results.json, the tables and the plots (default: the book's perf/ folder; with --smoke, a temporary folder)
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Measured runs per scenario (the median is reported)
+    #[arg(long)]
+    runs: Option<usize>,
+    /// Length of one measured run (3, 3s, 500ms)
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Skip timing a clean release build of loadgen (it takes about a minute)
+    #[arg(long)]
+    no_build_time: bool,
+}
+
+fn main() -> ExitCode {
+    let cli: Cli = shared::parse_args();
+    shared::exit_status(dispatch(cli.command))
+}
+
+fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run(args) => run(args),
+        Command::Fanout(args) => run_fanout(args),
+        Command::Raw { size, duration } => {
+            let stats = raw::stream(size, duration)?;
+            println!(
+                "raw loopback: {} writes of {size} bytes in {:.2} s: {} writes/s, {:.1} MB/s",
+                stats.messages,
+                stats.seconds,
+                render::thousands(stats.msgs_per_s),
+                stats.mb_per_s
+            );
+            Ok(())
+        }
+        Command::Report(args) => report::report(&args),
+        Command::Plot { results, out } => {
+            let text = std::fs::read_to_string(&results)
+                .with_context(|| format!("reading {}", results.display()))?;
+            let results_data: results::Results = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a results file", results.display()))?;
+            let dir = match out {
+                Some(dir) => dir,
+                None => results
+                    .parent()
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from(".")),
+            };
+            render::write_all(&results_data, &dir)
+        }
+        Command::ServeTokio { addr } => serve::tokio_echo(&addr),
+        Command::ServeThreads { addr } => serve::thread_echo(&addr),
+    }
+}
+
+/// `loadgen run`: one load run against a server somebody else started.
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let spec = echo::Spec {
+        label: format!("{} {}", if args.udp { "udp" } else { "tcp" }, args.addr),
+        addr: args.addr,
+        udp: args.udp,
+        clients: args.clients as usize,
+        size: args.size as usize,
+        duration: args.duration,
+        messages: args.messages,
+        pid: args.pid,
+        progress: true,
+    };
+    let runtime = echo::runtime()?;
+    if !args.warmup.is_zero() {
+        let warm = echo::Spec {
+            duration: args.warmup,
+            messages: None,
+            label: format!("{} (warm-up)", spec.label),
+            ..spec.clone()
+        };
+        runtime.block_on(echo::run(&warm))?;
+    }
+    let stats = runtime.block_on(echo::run(&spec))?;
+    println!("{}", render::run_summary(&stats));
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&stats)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if stats.wrong > 0 || stats.broken > 0 {
+        bail!(
+            "{} wrong replies, {} connections broken: {}",
+            stats.wrong,
+            stats.broken,
+            stats.first_error.as_deref().unwrap_or("no detail")
+        );
+    }
+    Ok(())
+}
+
+/// `loadgen fanout`: one chat fan-out run against a running lesson 06 server.
+fn run_fanout(args: FanoutArgs) -> anyhow::Result<()> {
+    let runtime = echo::runtime()?;
+    let stats = runtime.block_on(fanout::run(&fanout::Spec {
+        addr: args.addr,
+        clients: args.clients as usize,
+        messages: args.messages,
+        pid: args.pid,
+        progress: true,
+    }))?;
+    println!("{}", render::fanout_summary(&stats));
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&stats)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(err) = &stats.first_error {
+        bail!("{err}");
+    }
+    Ok(())
+}
+
+/// Accepts `3`, `3s`, `2.5s` or `500ms`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("expected seconds like 3, 3s or 500ms, got {text:?}");
+    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 0.001)
+    } else if let Some(s) = text.strip_suffix('s') {
+        (s, 1.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number.trim().parse().map_err(|_| bad())?;
+    if !value.is_finite() || value < 0.0 || value * scale > 3600.0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(value * scale))
+}
+
+/// The load generator sends only to this machine: the address must be loopback.
+fn parse_loopback(text: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = text
+        .parse()
+        .map_err(|_| format!("expected IP:PORT, e.g. 127.0.0.1:9003, got {text:?}"))?;
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "{addr} is not a loopback address: loadgen only loads servers on this machine (127.0.0.1 or [::1])"
+        ));
+    }
+    Ok(addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_three_forms() {
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("2.5s"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn only_loopback_is_a_target() {
+        assert!(parse_loopback("127.0.0.1:9003").is_ok());
+        assert!(parse_loopback("[::1]:9003").is_ok());
+        assert!(parse_loopback("10.0.0.1:9003").is_err());
+        assert!(parse_loopback("localhost:9003").is_err());
+    }
+}

@@ -1,0 +1,808 @@
+//! Tables (Markdown) and plots (SVG) drawn from a results file.
+//!
+//! `write_all` writes the files the book includes from `book/src/perf/`:
+//! `machine.md`, `echo.md`, `cost.md`, `sessions.md`, `fanout.md`,
+//! `targets.md`, and
+//! the plots `throughput.svg`, `waiting.svg` and `fanout.svg`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, anyhow};
+use plotters::prelude::*;
+
+use crate::echo::RunStats;
+use crate::fanout::FanoutStats;
+use crate::results::{Entry, Results, Summary};
+
+/// `1234567.8` → `1,234,568`.
+pub fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Microseconds as a readable time: `87 µs`, `1.52 ms`, `7.10 s`.
+pub fn micros(us: Option<u64>) -> String {
+    match us {
+        None => "–".into(),
+        Some(us) if us < 1000 => format!("{us} µs"),
+        Some(us) if us < 1_000_000 => format!("{:.2} ms", us as f64 / 1e3),
+        Some(us) => format!("{:.2} s", us as f64 / 1e6),
+    }
+}
+
+fn millis(ms: Option<f64>) -> String {
+    micros(ms.map(|ms| (ms * 1000.0).round() as u64))
+}
+
+/// Resident memory in MB (10^6 bytes).
+pub fn rss(kb: Option<u64>) -> String {
+    kb.map_or("–".into(), |kb| {
+        format!("{:.1} MB", kb as f64 * 1024.0 / 1e6)
+    })
+}
+
+fn count(n: Option<u64>) -> String {
+    n.map_or("–".into(), |n| n.to_string())
+}
+
+/// One run, for `loadgen run`.
+pub fn run_summary(s: &RunStats) -> String {
+    let lat = s.latency;
+    let mut text = format!(
+        "{} msgs/s, {:.2} MB/s; latency p50 {}, p99 {}, max {}; {} of {} clients served",
+        thousands(s.msgs_per_s),
+        s.mb_per_s,
+        micros(lat.map(|l| l.p50_us)),
+        micros(lat.map(|l| l.p99_us)),
+        micros(lat.map(|l| l.max_us)),
+        s.served,
+        s.clients,
+    );
+    if s.never_connected > 0 {
+        let _ = write!(text, "; {} never got a connection", s.never_connected);
+    }
+    if s.waiting > 0 {
+        let _ = write!(text, "; {} still waiting for a reply at the end", s.waiting);
+    }
+    if s.lost + s.late > 0 {
+        let _ = write!(text, "; {} datagrams lost, {} late", s.lost, s.late);
+    }
+    if let (Some(first), Some(last)) = (
+        s.first_reply_ms.first().copied().flatten(),
+        s.first_reply_ms.iter().rev().find_map(|t| *t),
+    ) {
+        let _ = write!(
+            text,
+            "; first replies after {} to {}",
+            millis(Some(first)),
+            millis(Some(last))
+        );
+    }
+    if let (Some(user), Some(system)) = (s.server_user_s, s.server_system_s) {
+        let per = |cpu: f64| cpu * 1e6 / s.messages.max(1) as f64;
+        let _ = write!(
+            text,
+            "; server CPU per message {:.1} µs in the program + {:.1} µs in the kernel",
+            per(user),
+            per(system)
+        );
+    }
+    if let Some(cpu) = s.loadgen_cpu_s {
+        let _ = write!(
+            text,
+            "; loadgen used {:.2} cores",
+            cpu / s.seconds.max(1e-9)
+        );
+    }
+    if let Some(rss_kb) = s.server_rss_kb {
+        let _ = write!(
+            text,
+            "; server {} resident, {} threads",
+            rss(Some(rss_kb)),
+            count(s.server_threads)
+        );
+    }
+    if s.wrong > 0 || s.broken > 0 {
+        let _ = write!(
+            text,
+            "\nERRORS: {} wrong replies, {} broken connections; first: {}",
+            s.wrong,
+            s.broken,
+            s.first_error.as_deref().unwrap_or("?")
+        );
+    }
+    text
+}
+
+/// One fan-out run, for `loadgen fanout`.
+pub fn fanout_summary(s: &FanoutStats) -> String {
+    let lat = s.latency;
+    format!(
+        "{} clients joined in {:.0} ms; {} lines to {} receivers: {} deliveries, {} missing; latency p50 {}, p99 {}, max {}; server {} resident, {} threads",
+        s.clients,
+        s.join_ms,
+        s.messages,
+        s.clients.saturating_sub(1),
+        s.deliveries,
+        s.missing,
+        micros(lat.map(|l| l.p50_us)),
+        micros(lat.map(|l| l.p99_us)),
+        micros(lat.map(|l| l.max_us)),
+        rss(s.server_rss_kb),
+        count(s.server_threads),
+    )
+}
+
+/// The machine and the method, as a list.
+pub fn machine_list(r: &Results) -> String {
+    let m = &r.machine;
+    let s = &r.settings;
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "- **Machine:** {} ({} cores), {} GiB of memory, {}",
+        m.cpu, m.cores, m.memory_gib, m.os
+    );
+    let _ = writeln!(
+        text,
+        "- **Software:** {}, {}; loadgen and the lesson servers are {}s",
+        m.rustc,
+        m.python.as_deref().unwrap_or("no Python"),
+        m.profile
+    );
+    let _ = write!(
+        text,
+        "- **Run on:** {} (UTC); load average (1, 5, 15 minutes) before the run {}",
+        m.date, m.load_before
+    );
+    if !m.load_after.is_empty() {
+        let _ = write!(text, ", after it {}", m.load_after);
+    }
+    text.push('\n');
+    let _ = writeln!(
+        text,
+        "- **Echo load:** {} clients, {}-byte messages; per server a {} s warm-up, then {} runs of {} s; the median run's figures",
+        s.clients, s.size, s.warmup_s, s.runs, s.duration_s
+    );
+    let _ = writeln!(
+        text,
+        "- **Sessions:** {} clients start at once, each sends {} messages and hangs up; at most {} s; {} runs",
+        s.clients, s.session_messages, s.session_deadline_s, s.runs
+    );
+    let _ = writeln!(
+        text,
+        "- **Chat fan-out:** rooms of {} clients, {} lines from one sender, {} runs each on a fresh server",
+        s.fanout_clients
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        s.fanout_messages,
+        s.fanout_runs
+    );
+    if s.smoke {
+        text.push_str("- **Smoke setting:** far too short to mean anything; run `cargo run --release -p loadgen -- report` for real figures\n");
+    }
+    text
+}
+
+/// The TCP and UDP echo tables.
+pub fn echo_table(entries: &[Entry], r: &Results) -> String {
+    let tokio = r
+        .echo_entry("tokio")
+        .map(|s| s.msgs_per_s)
+        .filter(|&v| v > 0.0);
+    let mut text = String::from(
+        "| server | messages/s | MB/s | vs tokio | latency p50 / p99 / max | clients served |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    for e in entries {
+        let Some(s) = &e.summary else {
+            let _ = writeln!(
+                text,
+                "| {} | not measured: {} | | | | |",
+                e.label,
+                e.missing.as_deref().unwrap_or("?")
+            );
+            continue;
+        };
+        let latency = if s.p50_us.is_some() {
+            format!(
+                "{} / {} / {}",
+                micros(s.p50_us),
+                micros(s.p99_us),
+                micros(s.max_us)
+            )
+        } else {
+            "–".into()
+        };
+        let ratio = tokio.map_or("–".into(), |t| format!("{:.2}×", s.msgs_per_s / t));
+        let served = if e.kind == "ceiling" {
+            "–".to_string()
+        } else {
+            format!("{} of {}", s.served, s.clients)
+        };
+        let _ = writeln!(
+            text,
+            "| {} | {} | {:.2} | {} | {} | {} |",
+            e.label,
+            thousands(s.msgs_per_s),
+            s.mb_per_s,
+            ratio,
+            latency,
+            served,
+        );
+    }
+    let problems = problems(entries);
+    if !problems.is_empty() {
+        text.push('\n');
+        text.push_str(&problems);
+    }
+    text
+}
+
+/// What each server spent: CPU per message (in the program and in the
+/// kernel), cores used by the server and by the load generator, memory and
+/// threads.
+pub fn cost_table(entries: &[Entry]) -> String {
+    let mut text = String::from(
+        "| server | server CPU per message: program + kernel | cores used: server + loadgen | server memory | threads |\n\
+         | --- | ---: | ---: | ---: | ---: |\n",
+    );
+    for e in entries {
+        let Some(s) = &e.summary else { continue };
+        let cpu = match (s.server_user_us_per_msg, s.server_system_us_per_msg) {
+            (Some(user), Some(system)) => format!("{user:.1} + {system:.1} µs"),
+            _ => "–".into(),
+        };
+        let used = match (s.server_cores, s.loadgen_cores) {
+            (Some(server), Some(me)) => format!("{server:.2} + {me:.2}"),
+            (None, Some(me)) => format!("{me:.2} (one process)"),
+            _ => "–".into(),
+        };
+        let _ = writeln!(
+            text,
+            "| {} | {} | {} | {} | {} |",
+            e.label,
+            cpu,
+            used,
+            rss(s.server_rss_kb),
+            count(s.server_threads),
+        );
+    }
+    text
+}
+
+/// Lines about wrong replies, broken connections and lost datagrams.
+fn problems(entries: &[Entry]) -> String {
+    let mut text = String::new();
+    for e in entries {
+        let Some(s) = &e.summary else { continue };
+        if s.wrong > 0 || s.broken > 0 {
+            let _ = writeln!(
+                text,
+                "- {}: {} wrong replies, {} broken connections over all runs (first: {})",
+                e.label,
+                s.wrong,
+                s.broken,
+                s.first_error.as_deref().unwrap_or("?")
+            );
+        }
+        if s.lost > 0 {
+            let _ = writeln!(
+                text,
+                "- {}: {} datagrams lost (median run)",
+                e.label, s.lost
+            );
+        }
+    }
+    text
+}
+
+pub fn sessions_table(r: &Results) -> String {
+    let mut text = String::from(
+        "| server | first reply: median client | last client | all clients done | served |\n\
+         | --- | ---: | ---: | ---: | ---: |\n",
+    );
+    for e in &r.sessions {
+        let Some(s) = &e.summary else {
+            let _ = writeln!(
+                text,
+                "| {} | not measured: {} | | | |",
+                e.label,
+                e.missing.as_deref().unwrap_or("?")
+            );
+            continue;
+        };
+        let done = match s.all_done_ms {
+            Some(ms) => millis(Some(ms)),
+            None => format!("not within {} s", r.settings.session_deadline_s),
+        };
+        let _ = writeln!(
+            text,
+            "| {} | {} | {} | {} | {} of {} |",
+            e.label,
+            millis(s.first_reply_median_ms),
+            millis(s.first_reply_last_ms),
+            done,
+            s.served,
+            s.clients,
+        );
+    }
+    let problems = problems(&r.sessions);
+    if !problems.is_empty() {
+        text.push('\n');
+        text.push_str(&problems);
+    }
+    text
+}
+
+pub fn fanout_table(r: &Results) -> String {
+    let mut text = String::from(
+        "| room | delivery p50 / p99 / max | all joined after | missing | server memory | threads |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    for f in &r.fanout {
+        let Some(s) = &f.summary else {
+            let _ = writeln!(
+                text,
+                "| {} clients | not measured: {} | | | | |",
+                f.clients,
+                f.missing.as_deref().unwrap_or("?")
+            );
+            continue;
+        };
+        let _ = writeln!(
+            text,
+            "| {} clients | {} / {} / {} | {} | {} | {} | {} |",
+            f.clients,
+            micros(s.p50_us),
+            micros(s.p99_us),
+            micros(s.max_us),
+            millis(Some(s.join_ms)),
+            s.missing,
+            rss(s.server_rss_kb),
+            count(s.server_threads),
+        );
+    }
+    text
+}
+
+/// The figures the chapter's text talks about, as sentences, so that the
+/// text and the tables always come from the same run.
+pub fn key_figures(r: &Results) -> String {
+    let mut text = String::new();
+    let echo = |key: &str| r.echo_entry(key);
+    let session = |key: &str| {
+        r.sessions
+            .iter()
+            .find(|e| e.key == key)
+            .and_then(|e| e.summary.as_ref())
+    };
+    let rate = |s: &Summary| thousands(s.msgs_per_s);
+    let c = r.settings.clients;
+    if let (Some(raw), Some(tokio)) = (echo("raw"), echo("tokio")) {
+        let _ = writeln!(
+            text,
+            "- **Ceilings.** Raw loopback moved {} messages/s one way; the tokio echo server answered {} messages/s, {:.0}% of that.",
+            rate(raw),
+            rate(tokio),
+            100.0 * tokio.msgs_per_s / raw.msgs_per_s.max(1.0)
+        );
+    }
+    if let (Some(threads), Some(tokio)) = (echo("threads"), echo("tokio")) {
+        let per = |s: &Summary| {
+            s.server_user_us_per_msg
+                .zip(s.server_system_us_per_msg)
+                .map(|(u, k)| u + k)
+        };
+        let _ = write!(
+            text,
+            "- **A thread per client.** {} messages/s, {:.2}× tokio, with {} threads and {} resident",
+            rate(threads),
+            threads.msgs_per_s / tokio.msgs_per_s.max(1.0),
+            count(threads.server_threads),
+            rss(threads.server_rss_kb)
+        );
+        if let (Some(t), Some(k)) = (per(threads), per(tokio)) {
+            let _ = write!(
+                text,
+                "; each message cost the server {t:.1} µs of CPU against tokio's {k:.1} µs"
+            );
+        }
+        text.push_str(".\n");
+    }
+    if let (Some(threads), Some(py)) = (echo("threads"), echo("py-threading")) {
+        let _ = writeln!(
+            text,
+            "- **Rust against Python, both a thread per client.** {} against {} messages/s: {:.1}×. Per message the Python server spent {} in the interpreter and {} in the kernel; the Rust one {} and {}.",
+            rate(threads),
+            rate(py),
+            threads.msgs_per_s / py.msgs_per_s.max(1.0),
+            us(py.server_user_us_per_msg),
+            us(py.server_system_us_per_msg),
+            us(threads.server_user_us_per_msg),
+            us(threads.server_system_us_per_msg),
+        );
+    }
+    if let Some(seq) = echo("lesson03") {
+        let _ = writeln!(
+            text,
+            "- **The sequential server under {c} clients at once.** In each {} s run it served {} of {c} clients ({} messages/s, all for the first client it picked up); the others waited the whole time, in the queue or retrying to get into it.",
+            r.settings.duration_s,
+            seq.served,
+            rate(seq)
+        );
+    }
+    if let (Some(logged), Some(silent), Some(py)) = (
+        echo("lesson03"),
+        echo("lesson03-silent"),
+        echo("py-sequential"),
+    ) {
+        let _ = writeln!(
+            text,
+            "- **The price of a log line.** Lesson 03 writing its `said` line for every message into a pipe: {} messages/s; the same server with its output going to `/dev/null`: {} messages/s ({:.1}×). Its Python twin, whose `print` collects lines before writing them: {} messages/s.",
+            rate(logged),
+            rate(silent),
+            silent.msgs_per_s / logged.msgs_per_s.max(1.0),
+            rate(py)
+        );
+    }
+    if let (Some(seq), Some(threads)) = (session("lesson03"), session("threads")) {
+        let _ = writeln!(
+            text,
+            "- **What the sequential server does to the {c}th client.** With {c} clients of {} messages each, the median client waited {} for its first reply and the last one {}; every client was done after {}. A thread per client had them all done after {}.",
+            r.settings.session_messages,
+            millis(seq.first_reply_median_ms),
+            millis(seq.first_reply_last_ms),
+            seq.all_done_ms.map_or_else(
+                || format!("more than {} s", r.settings.session_deadline_s),
+                |ms| millis(Some(ms))
+            ),
+            millis(threads.all_done_ms),
+        );
+    }
+    if let Some(f) = r
+        .fanout
+        .iter()
+        .filter(|f| f.summary.is_some())
+        .max_by_key(|f| f.clients)
+    {
+        if let Some(s) = &f.summary {
+            let _ = writeln!(
+                text,
+                "- **The chat room with {} clients.** One line reached all {} others with a median delay of {} and a p99 of {}; the server ran {} threads in {}.",
+                f.clients,
+                f.clients - 1,
+                micros(s.p50_us),
+                micros(s.p99_us),
+                count(s.server_threads),
+                rss(s.server_rss_kb)
+            );
+        }
+    }
+    text
+}
+
+fn us(v: Option<f64>) -> String {
+    v.map_or("–".into(), |us| format!("{us:.1} µs"))
+}
+
+pub fn targets_table(r: &Results) -> String {
+    let mut text = String::from("| target | wanted | measured | |\n| --- | --- | --- | --- |\n");
+    for t in &r.targets {
+        let verdict = match t.met {
+            Some(true) => "met",
+            Some(false) => "**missed**",
+            None => "not run",
+        };
+        let _ = writeln!(
+            text,
+            "| {} | {} | {} | {} |",
+            t.target, t.wanted, t.measured, verdict
+        );
+    }
+    if let Some(b) = &r.build {
+        let _ = writeln!(text, "\nBuild timed with `{}`.", b.command);
+    }
+    text
+}
+
+/// Writes every table and plot into `dir`.
+pub fn write_all(r: &Results, dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let note = "<!-- generated by `cargo run --release -p loadgen -- report`; do not edit -->\n\n";
+    let write = |name: &str, body: String| -> anyhow::Result<()> {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("{note}{body}"))
+            .with_context(|| format!("writing {}", path.display()))
+    };
+    write("machine.md", machine_list(r))?;
+    let mut echo = echo_table(&r.echo, r);
+    if !r.udp.is_empty() {
+        echo.push_str("\nUDP, the same load (one datagram per message):\n\n");
+        echo.push_str(&echo_table(&r.udp, r));
+    }
+    write("echo.md", echo)?;
+    let all: Vec<Entry> = r.echo.iter().chain(&r.udp).cloned().collect();
+    write("cost.md", cost_table(&all))?;
+    write("sessions.md", sessions_table(r))?;
+    write("fanout.md", fanout_table(r))?;
+    write("targets.md", targets_table(r))?;
+    write("key-figures.md", key_figures(r))?;
+    throughput_plot(r, &dir.join("throughput.svg"))?;
+    waiting_plot(r, &dir.join("waiting.svg"))?;
+    fanout_plot(r, &dir.join("fanout.svg"))?;
+    Ok(())
+}
+
+fn plot_err<E: std::fmt::Debug>(err: E) -> anyhow::Error {
+    anyhow!("drawing a plot failed: {err:?}")
+}
+
+/// The colour of a kind of server in every plot.
+fn colour(kind: &str) -> RGBColor {
+    match kind {
+        "ceiling" => RGBColor(120, 120, 120),
+        "baseline" => RGBColor(31, 119, 180),
+        "lesson" => RGBColor(214, 96, 39),
+        _ => RGBColor(44, 160, 44), // python
+    }
+}
+
+/// Horizontal bars: messages per second of every TCP echo server.
+fn throughput_plot(r: &Results, path: &Path) -> anyhow::Result<()> {
+    let bars: Vec<(&Entry, f64)> = r
+        .echo
+        .iter()
+        .filter_map(|e| e.summary.as_ref().map(|s| (e, s.msgs_per_s)))
+        .collect();
+    let height = 90 + 46 * bars.len().max(1) as u32;
+    let root = SVGBackend::new(path, (820, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let top = bars.iter().map(|(_, v)| *v).fold(1.0, f64::max);
+    let title = format!(
+        "TCP echo, {} clients, {}-byte messages: messages per second",
+        r.settings.clients, r.settings.size
+    );
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(14)
+        .x_label_area_size(32)
+        .y_label_area_size(8)
+        .build_cartesian_2d(0.0..top * 1.55, 0.0..bars.len().max(1) as f64)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .disable_y_axis()
+        .x_labels(6)
+        .x_label_formatter(&|v| thousands(*v))
+        .x_label_style(("sans-serif", 12))
+        .draw()
+        .map_err(plot_err)?;
+    let tokio = r
+        .echo_entry("tokio")
+        .map(|s| s.msgs_per_s)
+        .filter(|&v| v > 0.0);
+    for (i, (entry, value)) in bars.iter().enumerate() {
+        // The first bar at the top.
+        let y = (bars.len() - 1 - i) as f64;
+        let style = colour(&entry.kind).filled();
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(0.0, y + 0.18), (*value, y + 0.82)],
+                style,
+            )))
+            .map_err(plot_err)?;
+        let ratio = tokio.map_or(String::new(), |t| format!(" ({:.2}× tokio)", value / t));
+        let label = format!("{}: {}{}", entry.label, thousands(*value), ratio);
+        chart
+            .draw_series(std::iter::once(Text::new(
+                label,
+                (*value + top * 0.01, y + 0.62),
+                ("sans-serif", 13),
+            )))
+            .map_err(plot_err)?;
+    }
+    root.present().map_err(plot_err)?;
+    Ok(())
+}
+
+/// Sessions: each client's wait for its first reply, clients sorted by wait.
+fn waiting_plot(r: &Results, path: &Path) -> anyhow::Result<()> {
+    let root = SVGBackend::new(path, (820, 440)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    // The median run (by the last client's wait) of every server.
+    let series: Vec<(&Entry, Vec<(f64, f64)>)> = r
+        .sessions
+        .iter()
+        .filter_map(|e| {
+            let run = median_run(&e.runs)?;
+            let points = run
+                .first_reply_ms
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| t.map(|ms| ((i + 1) as f64, ms.max(0.01))))
+                .collect();
+            Some((e, points))
+        })
+        .collect();
+    let clients = r.settings.clients.max(2) as f64;
+    let top = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|&(_, ms)| ms))
+        .fold(10.0, f64::max);
+    let bottom = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|&(_, ms)| ms))
+        .fold(top, f64::min)
+        / 2.0;
+    let title = format!(
+        "{} clients at once, {} messages each: when does each get its first reply?",
+        r.settings.clients, r.settings.session_messages
+    );
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 17))
+        .margin(14)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        // Room above the lines for the legend.
+        .build_cartesian_2d(1.0..clients, (bottom..top * 40.0).log_scale())
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("clients, in the order they got their first reply")
+        .y_desc("wait (ms, log scale)")
+        .y_label_formatter(&|v| format!("{v}"))
+        .x_labels((clients as usize).min(11))
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .label_style(("sans-serif", 12))
+        .draw()
+        .map_err(plot_err)?;
+    let palette = [
+        RGBColor(31, 119, 180),
+        RGBColor(23, 190, 207),
+        RGBColor(214, 96, 39),
+        RGBColor(44, 160, 44),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+    ];
+    for (i, (entry, points)) in series.iter().enumerate() {
+        let c = palette[i % palette.len()];
+        chart
+            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
+            .map_err(plot_err)?
+            .label(entry.label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 12))
+        .draw()
+        .map_err(plot_err)?;
+    root.present().map_err(plot_err)?;
+    Ok(())
+}
+
+/// The run whose last first reply is the median one.
+fn median_run(runs: &[RunStats]) -> Option<&RunStats> {
+    let mut sorted: Vec<&RunStats> = runs.iter().collect();
+    let key = |r: &RunStats| {
+        r.first_reply_ms
+            .iter()
+            .rev()
+            .find_map(|t| *t)
+            .unwrap_or(f64::INFINITY)
+    };
+    sorted.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    sorted.get(sorted.len().checked_sub(1)? / 2).copied()
+}
+
+/// Chat fan-out: delivery latency against the size of the room.
+fn fanout_plot(r: &Results, path: &Path) -> anyhow::Result<()> {
+    let root = SVGBackend::new(path, (820, 400)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let points: Vec<(f64, f64, f64, String)> = r
+        .fanout
+        .iter()
+        .filter_map(|f| {
+            let s = f.summary.as_ref()?;
+            let label = format!(
+                "server: {}, {} threads",
+                rss(s.server_rss_kb),
+                count(s.server_threads)
+            );
+            Some((
+                f.clients as f64,
+                s.p50_us? as f64 / 1000.0,
+                s.p99_us? as f64 / 1000.0,
+                label,
+            ))
+        })
+        .collect();
+    let max_k = points.iter().map(|p| p.0).fold(10.0, f64::max);
+    let top = points.iter().map(|p| p.2).fold(1.0, f64::max);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Lesson 06 chat room: one line to everybody, delivery latency",
+            ("sans-serif", 17),
+        )
+        .margin(14)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        // Room on the right for the labels.
+        .build_cartesian_2d((2.0..max_k * 8.0).log_scale(), 0.0..top * 1.25)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("clients in the room (log scale)")
+        .y_desc("ms")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .label_style(("sans-serif", 12))
+        .draw()
+        .map_err(plot_err)?;
+    let blue = RGBColor(31, 119, 180);
+    let orange = RGBColor(214, 96, 39);
+    for (name, colour, pick) in [("p50", blue, 1usize), ("p99", orange, 2usize)] {
+        let line: Vec<(f64, f64)> = points
+            .iter()
+            .map(|p| (p.0, if pick == 1 { p.1 } else { p.2 }))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(line.clone(), colour.stroke_width(2)))
+            .map_err(plot_err)?
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
+            });
+        chart
+            .draw_series(line.iter().map(|&p| Circle::new(p, 4, colour.filled())))
+            .map_err(plot_err)?;
+    }
+    chart
+        .draw_series(points.iter().map(|p| {
+            Text::new(
+                p.3.clone(),
+                (p.0 * 1.12, p.2 + top * 0.06),
+                ("sans-serif", 12),
+            )
+        }))
+        .map_err(plot_err)?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 12))
+        .draw()
+        .map_err(plot_err)?;
+    root.present().map_err(plot_err)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(thousands(1_234_567.8), "1,234,568");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(micros(Some(87)), "87 µs");
+        assert_eq!(micros(Some(1520)), "1.52 ms");
+        assert_eq!(micros(Some(7_100_000)), "7.10 s");
+        assert_eq!(micros(None), "–");
+    }
+}

@@ -1,0 +1,654 @@
+//! `loadgen report`: the whole benchmark, one command.
+//!
+//! It builds the lesson servers (release, when loadgen itself is a release
+//! build), starts every server under test on 127.0.0.1:0, one at a time, and
+//! for each scenario does a warm-up run, then several measured runs, keeping
+//! the median of each figure. The results go to `results.json`, and the
+//! tables and plots the book shows are drawn from that file.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+
+use crate::ReportArgs;
+use crate::echo::{self, RunStats};
+use crate::fanout;
+use crate::procs::{self, Server};
+use crate::raw;
+use crate::render;
+use crate::results::{
+    BuildTime, Entry, FanoutEntry, FanoutSummary, Machine, Results, Settings, Summary,
+};
+
+/// Where the book keeps the generated tables and plots.
+pub fn default_out_dir() -> PathBuf {
+    procs::workspace_dir().join("book").join("src").join("perf")
+}
+
+/// How a server under test is started.
+#[derive(Clone)]
+enum Launch {
+    /// No server: the raw loopback stream.
+    Raw,
+    /// This binary, with a `serve-...` subcommand.
+    Loadgen(&'static str),
+    /// A lesson binary, by package name, with extra arguments.
+    Lesson(&'static str, Vec<&'static str>),
+    /// A Python script, relative to the workspace.
+    Python(&'static str),
+    /// A lesson binary whose log goes to /dev/null instead of to us.
+    Silent(&'static str),
+}
+
+#[derive(Clone)]
+struct Candidate {
+    key: &'static str,
+    label: &'static str,
+    kind: &'static str,
+    launch: Launch,
+}
+
+fn candidate(
+    key: &'static str,
+    label: &'static str,
+    kind: &'static str,
+    launch: Launch,
+) -> Candidate {
+    Candidate {
+        key,
+        label,
+        kind,
+        launch,
+    }
+}
+
+const PY_SEQUENTIAL: &str = "lessons/lesson03-connection-loop/python/server.py";
+const PY_THREADING: &str = "tests/loadgen/python/threading_server.py";
+const PY_UDP: &str = "lessons/lesson05-udp/python/server.py";
+const LESSONS: [&str; 4] = [
+    "lesson03-server",
+    "lesson04-server",
+    "lesson05-server",
+    "lesson06-server",
+];
+
+/// Everything the runs need to start servers.
+struct Env {
+    me: PathBuf,
+    lessons: Vec<(String, Result<PathBuf, String>)>,
+    python: Option<PathBuf>,
+}
+
+impl Env {
+    /// The program and arguments for `launch`, or why it cannot run.
+    fn command(&self, launch: &Launch) -> Result<(PathBuf, Vec<OsString>), String> {
+        let port0: OsString = "127.0.0.1:0".into();
+        match launch {
+            Launch::Raw => Err("the raw stream has no server".into()),
+            Launch::Loadgen(sub) => Ok((self.me.clone(), vec![(*sub).into(), port0])),
+            Launch::Lesson(name, extra) => {
+                let path = self
+                    .lessons
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, p)| p.clone())
+                    .unwrap_or_else(|| Err(format!("{name} was not built")))?;
+                let mut args = vec![port0];
+                args.extend(extra.iter().map(OsString::from));
+                Ok((path, args))
+            }
+            Launch::Silent(_) => Err("a silent server is started by start_silent".into()),
+            Launch::Python(script) => {
+                let python = self
+                    .python
+                    .clone()
+                    .ok_or_else(|| "python3 is not installed".to_string())?;
+                let path = procs::workspace_dir().join(script);
+                if !path.is_file() {
+                    return Err(format!("{script} does not exist yet"));
+                }
+                Ok((python, vec![path.into_os_string(), port0]))
+            }
+        }
+    }
+}
+
+pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
+    let settings = settings(args);
+    // A smoke run must never overwrite the book's real figures.
+    let out = args.out.clone().unwrap_or_else(|| {
+        if settings.smoke {
+            std::env::temp_dir().join("loadgen-smoke")
+        } else {
+            default_out_dir()
+        }
+    });
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let mode = if settings.smoke { "smoke" } else { "full" };
+    eprintln!(
+        "== loadgen report ({mode} setting), results to {}",
+        out.display()
+    );
+
+    let load_before = load_average();
+    let build = if settings.smoke || args.no_build_time {
+        None
+    } else {
+        Some(time_clean_build())
+    };
+
+    eprintln!("== building the lesson servers ({})", profile());
+    let lessons = LESSONS
+        .iter()
+        .map(|name| {
+            let built = procs::build_binaries(&[name])
+                .map_err(|err| format!("{err:#}"))
+                .and_then(|mut map| map.remove(*name).ok_or_else(|| format!("{name} not built")));
+            if let Err(err) = &built {
+                eprintln!("   {name}: {err}");
+            }
+            (name.to_string(), built)
+        })
+        .collect();
+    let python = procs::python();
+    let env = Env {
+        me: std::env::current_exe().context("where is this program?")?,
+        lessons,
+        python: python.as_ref().map(|(path, _)| path.clone()),
+    };
+    let mut results = Results {
+        machine: machine(python.map(|(_, v)| v), load_before),
+        settings: settings.clone(),
+        build,
+        ..Results::default()
+    };
+    let runtime = echo::runtime()?;
+
+    let tcp = [
+        candidate("raw", "raw loopback, no replies", "ceiling", Launch::Raw),
+        candidate(
+            "tokio",
+            "tokio echo",
+            "baseline",
+            Launch::Loadgen("serve-tokio"),
+        ),
+        candidate(
+            "threads",
+            "thread per connection",
+            "baseline",
+            Launch::Loadgen("serve-threads"),
+        ),
+        candidate(
+            "lesson03",
+            "lesson 03, sequential",
+            "lesson",
+            Launch::Lesson("lesson03-server", vec![]),
+        ),
+        candidate(
+            "lesson03-silent",
+            "lesson 03, log to /dev/null",
+            "lesson",
+            Launch::Silent("lesson03-server"),
+        ),
+        candidate(
+            "lesson04",
+            "lesson 04, sequential",
+            "lesson",
+            Launch::Lesson("lesson04-server", vec![]),
+        ),
+        candidate(
+            "py-sequential",
+            "Python, sequential (lesson 03 twin)",
+            "python",
+            Launch::Python(PY_SEQUENTIAL),
+        ),
+        candidate(
+            "py-threading",
+            "Python ThreadingTCPServer",
+            "python",
+            Launch::Python(PY_THREADING),
+        ),
+    ];
+    let load = echo::Spec {
+        label: String::new(),
+        addr: "127.0.0.1:0".parse()?,
+        udp: false,
+        clients: settings.clients,
+        size: settings.size,
+        duration: Duration::from_secs_f64(settings.duration_s),
+        messages: None,
+        pid: None,
+        progress: !settings.smoke,
+    };
+    eprintln!(
+        "== TCP echo: {} clients, {}-byte messages, {} runs of {} s after a {} s warm-up",
+        settings.clients, settings.size, settings.runs, settings.duration_s, settings.warmup_s
+    );
+    let all: Vec<&Candidate> = tcp.iter().collect();
+    results.echo = measure_group(&runtime, &env, &all, &load, &settings);
+
+    let udp = [
+        candidate(
+            "lesson05",
+            "lesson 05, UDP",
+            "lesson",
+            Launch::Lesson("lesson05-server", vec![]),
+        ),
+        candidate(
+            "py-udp",
+            "Python, UDP (lesson 05 twin)",
+            "python",
+            Launch::Python(PY_UDP),
+        ),
+    ];
+    eprintln!("== UDP echo, the same load");
+    let udp_load = echo::Spec {
+        udp: true,
+        ..load.clone()
+    };
+    let all: Vec<&Candidate> = udp.iter().collect();
+    results.udp = measure_group(&runtime, &env, &all, &udp_load, &settings);
+
+    eprintln!(
+        "== sessions: {} clients start at once, each sends {} messages and hangs up (at most {} s)",
+        settings.clients, settings.session_messages, settings.session_deadline_s
+    );
+    let session_load = echo::Spec {
+        messages: Some(settings.session_messages),
+        duration: Duration::from_secs_f64(settings.session_deadline_s),
+        ..load.clone()
+    };
+    let session_settings = Settings {
+        warmup_s: 0.0,
+        ..settings.clone()
+    };
+    let some: Vec<&Candidate> = tcp
+        .iter()
+        .filter(|c| {
+            [
+                "tokio",
+                "threads",
+                "lesson03",
+                "py-sequential",
+                "py-threading",
+            ]
+            .contains(&c.key)
+        })
+        .collect();
+    results.sessions = measure_group(&runtime, &env, &some, &session_load, &session_settings);
+
+    eprintln!(
+        "== chat fan-out: lesson 06, {} runs of {} lines per room size",
+        settings.fanout_runs, settings.fanout_messages
+    );
+    for &k in &settings.fanout_clients {
+        results
+            .fanout
+            .push(measure_fanout(&runtime, &env, k, &settings));
+    }
+
+    results.machine.load_after = load_average();
+    results.targets = results.check_targets();
+    let json = out.join("results.json");
+    std::fs::write(&json, serde_json::to_string_pretty(&results)? + "\n")
+        .with_context(|| format!("writing {}", json.display()))?;
+    render::write_all(&results, &out)?;
+    println!("{}", render::echo_table(&results.echo, &results));
+    println!("{}", render::targets_table(&results));
+    println!("results, tables and plots written to {}", out.display());
+    let wrong: u64 = results
+        .echo
+        .iter()
+        .chain(&results.udp)
+        .chain(&results.sessions)
+        .filter_map(|e| e.summary.as_ref())
+        .map(|s| s.wrong)
+        .sum();
+    anyhow::ensure!(wrong == 0, "{wrong} replies were wrong: see the tables");
+    Ok(())
+}
+
+fn settings(args: &ReportArgs) -> Settings {
+    let full = Settings {
+        smoke: false,
+        clients: 50,
+        size: 64,
+        duration_s: 3.0,
+        warmup_s: 1.0,
+        runs: 5,
+        session_messages: 100,
+        session_deadline_s: 20.0,
+        fanout_clients: vec![10, 100, 500],
+        fanout_messages: 200,
+        fanout_runs: 5,
+    };
+    let mut s = if args.smoke {
+        Settings {
+            smoke: true,
+            clients: 4,
+            duration_s: 0.15,
+            warmup_s: 0.0,
+            runs: 1,
+            session_messages: 20,
+            session_deadline_s: 2.0,
+            fanout_clients: vec![5],
+            fanout_messages: 10,
+            fanout_runs: 1,
+            ..full
+        }
+    } else {
+        full
+    };
+    if let Some(runs) = args.runs {
+        s.runs = runs.max(1);
+        s.fanout_runs = runs.max(1);
+    }
+    if let Some(d) = args.duration {
+        s.duration_s = d.as_secs_f64();
+    }
+    s
+}
+
+/// One server of a group being measured: its process, its runs so far, and
+/// why it dropped out, if it did.
+struct Subject<'a> {
+    c: &'a Candidate,
+    server: Option<Server>,
+    runs: Vec<RunStats>,
+    failed: Option<String>,
+}
+
+/// Starts every candidate's server, warms each up, then measures them in
+/// turns: run 1 of every server, then run 2 of every server, and so on.
+/// Interleaving the runs spreads whatever else the machine is doing over all
+/// the servers alike, instead of letting it fall on one of them.
+fn measure_group(
+    runtime: &tokio::runtime::Runtime,
+    env: &Env,
+    candidates: &[&Candidate],
+    load: &echo::Spec,
+    settings: &Settings,
+) -> Vec<Entry> {
+    let mut subjects: Vec<Subject> = candidates
+        .iter()
+        .map(|&c| {
+            let mut subject = Subject {
+                c,
+                server: None,
+                runs: Vec::new(),
+                failed: None,
+            };
+            if !matches!(c.launch, Launch::Raw) {
+                let started = match &c.launch {
+                    Launch::Silent(name) => {
+                        env.command(&Launch::Lesson(name, vec![]))
+                            .and_then(|(program, _)| {
+                                Server::start_silent(&program).map_err(|e| format!("{e:#}"))
+                            })
+                    }
+                    launch => env.command(launch).and_then(|(program, args)| {
+                        Server::start(&program, &args).map_err(|e| format!("{e:#}"))
+                    }),
+                };
+                match started {
+                    Ok(server) => subject.server = Some(server),
+                    Err(why) => subject.failed = Some(why),
+                }
+            }
+            subject
+        })
+        .collect();
+    let warmup = Duration::from_secs_f64(settings.warmup_s);
+    if !warmup.is_zero() {
+        for subject in subjects.iter_mut().filter(|s| s.failed.is_none()) {
+            if let Err(why) = one_run(runtime, subject, load, Some(warmup)) {
+                subject.failed = Some(why);
+            }
+        }
+    }
+    for run in 1..=settings.runs {
+        if !settings.smoke {
+            eprintln!("   run {run} of {}", settings.runs);
+        }
+        for subject in subjects.iter_mut().filter(|s| s.failed.is_none()) {
+            match one_run(runtime, subject, load, None) {
+                Ok(stats) => subject.runs.push(stats),
+                Err(why) => subject.failed = Some(why),
+            }
+        }
+    }
+    subjects.into_iter().map(entry).collect()
+}
+
+/// One run (or, with `warmup`, the warm-up) of one server.
+fn one_run(
+    runtime: &tokio::runtime::Runtime,
+    subject: &Subject,
+    load: &echo::Spec,
+    warmup: Option<Duration>,
+) -> Result<RunStats, String> {
+    let Some(server) = &subject.server else {
+        // The raw loopback stream needs no server.
+        let length = warmup.unwrap_or(load.duration);
+        return raw::stream(load.size, length).map_err(|e| format!("{e:#}"));
+    };
+    let mut spec = echo::Spec {
+        label: subject.c.label.to_string(),
+        addr: server.addr,
+        pid: Some(server.pid()),
+        ..load.clone()
+    };
+    if let Some(length) = warmup {
+        spec.duration = length;
+        spec.messages = None;
+        spec.progress = false;
+    }
+    runtime
+        .block_on(echo::run(&spec))
+        .map_err(|e| format!("{e:#}"))
+}
+
+/// The entry for the tables; stops the subject's server.
+fn entry(subject: Subject) -> Entry {
+    let c = subject.c;
+    let mut entry = Entry {
+        key: c.key.into(),
+        label: c.label.into(),
+        kind: c.kind.into(),
+        ..Entry::default()
+    };
+    if let Some(why) = subject.failed {
+        eprintln!("   {:<38} not measured: {why}", c.label);
+        entry.missing = Some(why);
+        return entry;
+    }
+    entry.summary = Summary::of(&subject.runs);
+    entry.runs = subject.runs;
+    if let Some(s) = &entry.summary {
+        eprintln!(
+            "   {:<38} {:>9} msgs/s  p99 {:>8}  served {}/{}{}",
+            c.label,
+            render::thousands(s.msgs_per_s),
+            render::micros(s.p99_us),
+            s.served,
+            s.clients,
+            s.first_error
+                .as_deref()
+                .map(|e| format!("  ({e})"))
+                .unwrap_or_default()
+        );
+    }
+    entry
+}
+
+/// Lesson 06's room with `k` clients: a fresh server for every run, so the
+/// memory figure is that of one room of `k`.
+fn measure_fanout(
+    runtime: &tokio::runtime::Runtime,
+    env: &Env,
+    k: usize,
+    settings: &Settings,
+) -> FanoutEntry {
+    let mut entry = FanoutEntry {
+        label: format!("lesson 06, {k} clients"),
+        clients: k,
+        ..FanoutEntry::default()
+    };
+    let max_clients = (k + 100).to_string();
+    let launch = Launch::Lesson("lesson06-server", vec!["--max-clients"]);
+    let result = (|| -> Result<Vec<fanout::FanoutStats>, String> {
+        let (program, mut args) = env.command(&launch)?;
+        args.push(max_clients.clone().into());
+        let mut runs = Vec::new();
+        for _ in 0..settings.fanout_runs {
+            let server = Server::start(&program, &args).map_err(|e| format!("{e:#}"))?;
+            let spec = fanout::Spec {
+                addr: server.addr,
+                clients: k,
+                messages: settings.fanout_messages,
+                pid: Some(server.pid()),
+                progress: !settings.smoke && k >= 100,
+            };
+            runs.push(
+                runtime
+                    .block_on(fanout::run(&spec))
+                    .map_err(|e| format!("{e:#}"))?,
+            );
+            drop(server);
+        }
+        Ok(runs)
+    })();
+    match result {
+        Ok(runs) => {
+            entry.summary = FanoutSummary::of(&runs);
+            entry.runs = runs;
+            if let Some(s) = &entry.summary {
+                eprintln!(
+                    "   {:<38} p50 {:>8}  p99 {:>8}  RSS {}  threads {}",
+                    entry.label,
+                    render::micros(s.p50_us),
+                    render::micros(s.p99_us),
+                    render::rss(s.server_rss_kb),
+                    s.server_threads.map_or("?".into(), |t| t.to_string())
+                );
+            }
+        }
+        Err(why) => {
+            eprintln!("   {:<38} not measured: {why}", entry.label);
+            entry.missing = Some(why);
+        }
+    }
+    entry
+}
+
+/// The 1, 5 and 15 minute load averages, from `/proc/loadavg`.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn profile() -> &'static str {
+    if cfg!(debug_assertions) {
+        "debug build"
+    } else {
+        "release build"
+    }
+}
+
+/// Times `cargo build --release -p loadgen` into an empty target folder: the
+/// "release build from clean" target. The crates themselves are not
+/// downloaded again (cargo keeps them in its own cache).
+fn time_clean_build() -> BuildTime {
+    let target = std::env::temp_dir().join(format!("loadgen-clean-build-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&target);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = procs::workspace_dir().join("Cargo.toml");
+    eprintln!(
+        "== timing a clean release build of loadgen (CARGO_TARGET_DIR={})",
+        target.display()
+    );
+    let start = Instant::now();
+    let status = Command::new(&cargo)
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "loadgen",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .env("CARGO_TARGET_DIR", &target)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status();
+    let seconds = start.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&target);
+    let ok = status.is_ok_and(|s| s.success());
+    eprintln!("   {seconds:.1} s{}", if ok { "" } else { " (FAILED)" });
+    BuildTime {
+        command: "CARGO_TARGET_DIR=<empty folder> cargo build --release -p loadgen".into(),
+        seconds,
+        ok,
+    }
+}
+
+fn machine(python: Option<String>, load_before: String) -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|rest| rest.split_once(':'))
+        .map(|(_, name)| name.trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory_kb: f64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|k| format!("Linux {}", k.trim()))
+        .unwrap_or_else(|_| std::env::consts::OS.to_string());
+    let rustc = Command::new(std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()))
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    Machine {
+        cpu,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        memory_gib: (memory_kb / 1024.0 / 1024.0 * 10.0).round() / 10.0,
+        os: kernel,
+        rustc,
+        python,
+        date: today(),
+        load_before,
+        load_after: String::new(),
+        profile: profile().into(),
+    }
+}
+
+/// Today's UTC date as YYYY-MM-DD (Howard Hinnant's civil-from-days).
+fn today() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let z = (secs / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}

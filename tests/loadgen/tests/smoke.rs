@@ -1,0 +1,258 @@
+//! The smoke run CI keeps alive: the load generator, its baselines and the
+//! whole `report` pipeline, in a setting so small that it takes a second or
+//! two. These tests check that every reply is checked and every file is
+//! written; they never assert a figure (figures depend on the machine).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+
+const LOADGEN: &str = env!("CARGO_BIN_EXE_loadgen");
+
+/// The longest any one step may take. The report step may have to build the
+/// lesson servers first, hence the generous limit.
+const TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A server started by the test; killed and reaped on drop.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Result<Server> {
+        let mut child = Command::new(LOADGEN)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting loadgen")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .context("no listening line")?;
+        let mut server = Server {
+            child,
+            addr: "127.0.0.1:0".parse()?,
+        };
+        server.addr = line
+            .trim_end()
+            .strip_prefix("listening on ")
+            .with_context(|| format!("first line was {line:?}"))?
+            .parse()?;
+        Ok(server)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs loadgen with `args` to the end (or kills it after [`TIMEOUT`]).
+fn run(args: &[&str]) -> Result<Output> {
+    let mut child = Command::new(LOADGEN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting loadgen")?;
+    let mut stdout = child.stdout.take().context("no stdout")?;
+    let mut stderr = child.stderr.take().context("no stderr")?;
+    let out = thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err = thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("loadgen {args:?} still running after {TIMEOUT:?}");
+        }
+        // Polling for the exit; the event we wait for is the exit itself.
+        thread::sleep(Duration::from_millis(20));
+    };
+    Ok(Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
+}
+
+/// A fresh, empty folder for one test's files.
+fn scratch(name: &str) -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("loadgen-smoke-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn json(path: &PathBuf) -> Result<serde_json::Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+}
+
+#[test]
+fn checks_every_reply_of_the_tokio_baseline() -> Result<()> {
+    let server = Server::start(&["serve-tokio", "127.0.0.1:0"])?;
+    let dir = scratch("tokio")?;
+    let file = dir.join("run.json");
+    let addr = server.addr.to_string();
+    let output = run(&[
+        "run",
+        &addr,
+        "--clients",
+        "4",
+        "--duration",
+        "1s",
+        "--json",
+        file.to_str().context("path")?,
+    ])?;
+    ensure!(
+        output.status.success(),
+        "loadgen run failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stats = json(&file)?;
+    ensure!(stats["messages"].as_u64() > Some(0), "no replies: {stats}");
+    ensure!(stats["wrong"] == 0 && stats["broken"] == 0, "{stats}");
+    ensure!(stats["served"] == 4, "not every client was served: {stats}");
+    std::fs::remove_dir_all(dir)?;
+    Ok(())
+}
+
+#[test]
+fn checks_every_reply_of_the_thread_baseline_with_a_message_count() -> Result<()> {
+    let server = Server::start(&["serve-threads", "127.0.0.1:0"])?;
+    let addr = server.addr.to_string();
+    let output = run(&[
+        "run", &addr, "-c", "3", "-n", "50", "-s", "1000", "-d", "30s",
+    ])?;
+    ensure!(
+        output.status.success(),
+        "loadgen run failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary = String::from_utf8_lossy(&output.stdout);
+    ensure!(summary.contains("3 of 3 clients served"), "{summary}");
+    Ok(())
+}
+
+#[test]
+fn fails_on_a_server_that_does_not_upper_case() -> Result<()> {
+    // A plain echo: sends the bytes back unchanged, which is wrong here.
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?.to_string();
+    thread::spawn(move || {
+        for conn in listener.incoming().take(2) {
+            let Ok(mut conn) = conn else { continue };
+            thread::spawn(move || {
+                let mut buf = [0u8; 1024];
+                while let Ok(n @ 1..) = conn.read(&mut buf) {
+                    if conn.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let output = run(&["run", &addr, "-c", "2", "-d", "1s"])?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(!output.status.success(), "a wrong echo passed: {stderr}");
+    ensure!(stderr.contains("wrong repl"), "{stderr}");
+    Ok(())
+}
+
+#[test]
+fn refuses_to_load_another_machine() -> Result<()> {
+    let output = run(&["run", "192.0.2.1:9003", "-d", "1s"])?;
+    ensure!(output.status.code() == Some(2), "{output:?}");
+    ensure!(String::from_utf8_lossy(&output.stderr).contains("loopback"));
+    Ok(())
+}
+
+#[test]
+fn report_smoke_runs_every_scenario_and_draws_the_plots() -> Result<()> {
+    let dir = scratch("report")?;
+    let output = run(&["report", "--smoke", "--out", dir.to_str().context("path")?])?;
+    ensure!(
+        output.status.success(),
+        "loadgen report --smoke failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results = json(&dir.join("results.json"))?;
+    // The Rust servers are always there; a Python twin may be missing, and
+    // then it must say why.
+    for section in ["echo", "udp", "sessions"] {
+        for entry in results[section].as_array().context("no section")? {
+            let key = entry["key"].as_str().unwrap_or("?");
+            if entry["kind"] == "python" && entry["missing"].is_string() {
+                continue;
+            }
+            ensure!(
+                entry["missing"].is_null(),
+                "{section}/{key} was not measured: {}",
+                entry["missing"]
+            );
+            let summary = &entry["summary"];
+            ensure!(
+                summary["wrong"] == 0 && summary["broken"] == 0,
+                "{section}/{key}: {summary}"
+            );
+        }
+    }
+    let fanout = &results["fanout"][0];
+    ensure!(fanout["missing"].is_null(), "fan-out failed: {fanout}");
+    ensure!(fanout["summary"]["missing"] == 0, "{fanout}");
+    for table in [
+        "machine.md",
+        "echo.md",
+        "sessions.md",
+        "fanout.md",
+        "targets.md",
+        "key-figures.md",
+    ] {
+        let text = std::fs::read_to_string(dir.join(table))?;
+        ensure!(text.contains("generated by"), "{table}: {text}");
+    }
+    for plot in ["throughput.svg", "waiting.svg", "fanout.svg"] {
+        let svg = std::fs::read_to_string(dir.join(plot))?;
+        ensure!(svg.starts_with("<svg") && svg.contains("</svg>"), "{plot}");
+    }
+    // `plot` redraws the same files from the JSON alone.
+    let redraw = run(&["plot", dir.join("results.json").to_str().context("path")?])?;
+    ensure!(
+        redraw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&redraw.stderr)
+    );
+    std::fs::remove_dir_all(dir)?;
+    Ok(())
+}
