@@ -1,4 +1,4 @@
-//! Hostile clients (issue 5): every server that keeps running (lessons 03 to
+//! Hostile clients: every server that keeps running (lessons 03 to
 //! 06) is attacked the way a broken or malicious client would attack it.
 //! After each attack a normal client must still be answered correctly, and
 //! nothing the server printed may contain a panic.
@@ -18,16 +18,20 @@
 //! --test hostile`. `HOSTILE_NOISE_KIB` (default 256) sets how much random
 //! data each random-bytes attack sends to an echo server or as datagrams.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
+use course_tests::chat::{MAX_LINE, TOO_LONG};
 use course_tests::contract::{self, Transport};
 use course_tests::transcript::Transcript;
-use course_tests::{Server, TIMEOUT, cmd, connect, read_exactly, reset, udp_ask, udp_socket};
+use course_tests::{
+    Chatter, Rng, Server, TIMEOUT, cmd, connect, env_number, read_exactly, reset, udp_ask,
+    udp_socket,
+};
 use socket2::{Domain, Socket, Type};
 
 const LESSON01: &str = "lesson01-server";
@@ -52,44 +56,20 @@ const CYCLES: usize = 1_000;
 /// longer), so we give up on them early and count.
 const CONNECT_BOUND: Duration = Duration::from_millis(500);
 
-/// Lesson 06's longest line and its answer to a longer one.
-const MAX_LINE: usize = 8192;
-const TOO_LONG: &str = "* line too long (max 8192 bytes), disconnecting";
-
 /// The largest datagram IPv4 can carry: 65,535 minus the IP and UDP headers.
 const MAX_DATAGRAM: usize = 65_507;
 
-/// The seed of the random bytes; `HOSTILE_SEED` changes it.
-fn seed() -> u64 {
-    std::env::var("HOSTILE_SEED")
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .unwrap_or(0x5eed_2024_0005)
+/// The random bytes of the attacks, the same in every run unless
+/// `HOSTILE_SEED` asks for others.
+fn random_bytes(len: usize) -> Result<Vec<u8>> {
+    let seed = env_number("HOSTILE_SEED", 0x5eed_2024_0005)?;
+    Ok(Rng::new(seed).bytes(len))
 }
 
-/// How many KiB of random data the random-bytes attacks send
-/// (`HOSTILE_NOISE_KIB`, default 256).
-fn noise_len() -> usize {
-    std::env::var("HOSTILE_NOISE_KIB")
-        .ok()
-        .and_then(|text| text.parse::<usize>().ok())
-        .unwrap_or(256)
-        * 1024
-}
-
-/// `len` bytes from a small seeded generator (xorshift64*): every byte value
-/// appears, and the same seed always gives the same bytes.
-fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed | 1; // xorshift must never start at 0
-    let mut bytes = Vec::with_capacity(len + 8);
-    while bytes.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        bytes.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    bytes.truncate(len);
-    bytes
+/// How many bytes of random data the random-bytes attacks send
+/// (`HOSTILE_NOISE_KIB`, default 256 KiB).
+fn noise_len() -> Result<usize> {
+    Ok(env_number("HOSTILE_NOISE_KIB", 256)? as usize * 1024)
 }
 
 /// `len` bytes of lower-case text and Chinese, no newline: upper-casing
@@ -304,7 +284,7 @@ fn echo_is_healthy(echo: Echo) -> Result<()> {
 }
 
 fn echo_random_bytes(echo: &mut Echo) -> Result<()> {
-    let data = echo.data(random_bytes(seed(), noise_len()));
+    let data = echo.data(random_bytes(noise_len()?)?);
     let conn = connect(echo.addr())?;
     let reply = send_while_reading(&conn, &data, false, || Ok(()))?;
     ensure_upper(&reply, &data)
@@ -506,7 +486,7 @@ fn udp_echoes(socket: &UdpSocket, server: SocketAddr, datagram: &[u8]) -> Result
 
 fn udp_random_bytes(server: &mut Server) -> Result<()> {
     let socket = udp_socket_to(server.addr)?;
-    let noise = random_bytes(seed(), noise_len());
+    let noise = random_bytes(noise_len()?)?;
     // Datagrams of many sizes, the largest included, cut from the noise.
     let mut rest = &noise[..];
     for len in [1, 2, 3, 100, 1000, 1472, 9000, MAX_DATAGRAM]
@@ -669,151 +649,6 @@ fn lesson05_survives_a_10_mb_flood_of_the_largest_datagrams() -> Result<()> {
 // in the room together: the witness checks that the room goes on, and that
 // it hears exactly what it should.
 
-/// A chat client played by the test, reading with the socket's timeout.
-struct Chatter {
-    input: BufReader<TcpStream>,
-    output: TcpStream,
-    /// The name the room knows us by: our address until we choose one.
-    name: String,
-}
-
-impl Chatter {
-    /// Connects and reads the welcome: after it, we are in the room.
-    fn join(addr: SocketAddr) -> Result<Chatter> {
-        Chatter::over(connect(addr)?)
-    }
-
-    /// Like `join`, over a connection made by the caller.
-    fn over(stream: TcpStream) -> Result<Chatter> {
-        let mut chatter = Chatter::connected(stream)?;
-        let first = chatter.line()?;
-        chatter.check_welcome(&first)?;
-        Ok(chatter)
-    }
-
-    /// Joins as soon as there is room. Right after an attack the room may
-    /// still be full of attackers whose threads have not yet taken them out:
-    /// then the server says `* server full` and hangs up, and we call again.
-    fn join_when_there_is_room(addr: SocketAddr) -> Result<Chatter> {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let mut chatter = Chatter::connected(connect(addr)?)?;
-            let first = chatter.line()?;
-            if first == "* server full" && Instant::now() < deadline {
-                continue;
-            }
-            chatter.check_welcome(&first)?;
-            return Ok(chatter);
-        }
-    }
-
-    /// A chatter on `stream`, before the welcome is read.
-    fn connected(stream: TcpStream) -> Result<Chatter> {
-        stream.set_read_timeout(Some(TIMEOUT))?;
-        stream.set_write_timeout(Some(TIMEOUT))?;
-        let name = stream.local_addr()?.to_string();
-        let output = stream.try_clone()?;
-        Ok(Chatter {
-            input: BufReader::new(stream),
-            output,
-            name,
-        })
-    }
-
-    fn check_welcome(&self, first: &str) -> Result<()> {
-        let expected = format!("* welcome, you are {};", self.name);
-        ensure!(first.starts_with(&expected), "got {first:?}");
-        Ok(())
-    }
-
-    /// Joins and takes `name`.
-    fn named(addr: SocketAddr, name: &str) -> Result<Chatter> {
-        Chatter::join(addr)?.renamed(name)
-    }
-
-    /// Takes `name`.
-    fn renamed(mut self, name: &str) -> Result<Chatter> {
-        self.say(&format!("/nick {name}"))?;
-        self.wait_for(&format!("* you are now {name}"))?;
-        self.name = name.to_string();
-        Ok(self)
-    }
-
-    fn say(&mut self, text: &str) -> Result<()> {
-        self.send(format!("{text}\n").as_bytes())
-    }
-
-    fn send(&mut self, bytes: &[u8]) -> Result<()> {
-        self.output
-            .write_all(bytes)
-            .context("sending to the chat server")
-    }
-
-    /// The next line, without its `\n`. Whatever a client sent, the server
-    /// only ever sends valid UTF-8: anything else fails the test.
-    fn line(&mut self) -> Result<String> {
-        let mut raw = Vec::new();
-        let n = self
-            .input
-            .read_until(b'\n', &mut raw)
-            .context("waiting for a line from the chat server")?;
-        ensure!(n > 0, "the server closed the connection");
-        ensure!(raw.pop() == Some(b'\n'), "a line without its \\n: {raw:?}");
-        String::from_utf8(raw).map_err(|err| anyhow!("the server sent invalid UTF-8: {err}"))
-    }
-
-    /// Checks that the very next line is `expected`.
-    fn expect(&mut self, expected: &str) -> Result<()> {
-        let line = self.line()?;
-        ensure!(line == expected, "expected {expected:?}, got {line:?}");
-        Ok(())
-    }
-
-    /// Reads until the line `expected`; returns the lines before it.
-    fn wait_for(&mut self, expected: &str) -> Result<Vec<String>> {
-        let deadline = Instant::now() + TIMEOUT;
-        let mut before = Vec::new();
-        while Instant::now() < deadline {
-            let line = self
-                .line()
-                .with_context(|| format!("waiting for {expected:?} after {before:?}"))?;
-            if line == expected {
-                return Ok(before);
-            }
-            before.push(line);
-        }
-        bail!("no {expected:?} within {TIMEOUT:?}; got {before:?}")
-    }
-
-    /// Asks `/who` and returns the answer, skipping other lines.
-    fn who(&mut self) -> Result<String> {
-        self.say("/who")?;
-        let deadline = Instant::now() + TIMEOUT;
-        while Instant::now() < deadline {
-            let line = self.line()?;
-            if line.starts_with("* ") && line.contains(" in the room: ") {
-                return Ok(line);
-            }
-        }
-        bail!("no answer to /who within {TIMEOUT:?}")
-    }
-
-    /// Reads until the server hangs up (end of stream, or a reset when it
-    /// closed with our bytes unread) and returns the lines that came first.
-    fn lines_until_closed(&mut self) -> Result<Vec<String>> {
-        let mut lines = Vec::new();
-        loop {
-            let mut raw = Vec::new();
-            match self.input.read_until(b'\n', &mut raw) {
-                Ok(0) => return Ok(lines),
-                Ok(_) => lines.push(String::from_utf8_lossy(&raw).trim_end().to_string()),
-                Err(err) if err.kind() == io::ErrorKind::ConnectionReset => return Ok(lines),
-                Err(err) => return Err(err).context("waiting for the server to hang up"),
-            }
-        }
-    }
-}
-
 /// Starts lesson 06's server, runs `attack` on it, then checks its health.
 fn chat_survives(attack: fn(&mut Server) -> Result<()>) -> Result<()> {
     let mut server = Server::start(LESSON06, &[])?;
@@ -883,7 +718,7 @@ fn chat_random_bytes(server: &mut Server) -> Result<()> {
     let (mut alice, mut mallory) = witness_and_attacker(server.addr)?;
     // 16 KiB: about 64 lines, well inside alice's 256-line queue even if her
     // writer thread is slow to be scheduled.
-    let mut noise = random_bytes(seed(), 16 * 1024);
+    let mut noise = random_bytes(16 * 1024)?;
     noise.push(b'\n');
     let longest = noise.split(|&b| b == b'\n').map(<[u8]>::len).max();
     ensure!(
@@ -986,6 +821,7 @@ fn chat_reset_mid_message(server: &mut Server) -> Result<()> {
         input,
         output,
         name,
+        ..
     } = mallory;
     drop(input); // our other handle on the socket, or it would stay open
     reset(output)?;

@@ -1,21 +1,23 @@
 //! Lesson 06: a threaded chat room, and a client that listens while it talks.
 //!
 //! Most tests play the chat clients themselves with plain sockets (the
-//! `Chatter` below), so they can do what a real client never would: stop
+//! kit's `Chatter`), so they can do what a real client never would: stop
 //! reading, reset, send garbage. The real lesson06-client is used where its
 //! own behaviour is the point.
 
-use std::io::{self, BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
 use std::process::Command;
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use course_tests::contract;
+use course_tests::tools::PYTHON3;
 use course_tests::transcript::Transcript;
-use course_tests::{PlainServer, Proc, Server, TIMEOUT, cmd, connect, python, unused_addr};
+use course_tests::{
+    Chatter, PlainServer, Proc, Server, TIMEOUT, cmd, connect, python, run_with_stdin, unused_addr,
+};
 use predicates::prelude::*;
 use socket2::{Domain, SockRef, Socket, Type};
 
@@ -24,118 +26,6 @@ const CLIENT: &str = "lesson06-client";
 const EXERCISE: &str = "lesson06-exercise1";
 const LESSON: &str = "lesson06-threaded-chat";
 const DEFAULT_ADDR: &str = "127.0.0.1:9006";
-
-/// A chat client played by the test: a plain socket whose lines are read
-/// with the socket's read timeout, so no wait can hang the test.
-struct Chatter {
-    lines: BufReader<TcpStream>,
-    out: TcpStream,
-    /// Our address, which is also our name until we pick one.
-    addr: SocketAddr,
-}
-
-impl Chatter {
-    /// Connects to the room and reads the welcome line: after it, the server
-    /// has us in its room.
-    fn join(server: SocketAddr) -> Result<Chatter> {
-        Chatter::over(connect(server)?)
-    }
-
-    /// Like `join`, over a connection the test made itself.
-    fn over(stream: TcpStream) -> Result<Chatter> {
-        stream.set_read_timeout(Some(TIMEOUT))?;
-        stream.set_write_timeout(Some(TIMEOUT))?;
-        let addr = stream.local_addr()?;
-        let out = stream.try_clone()?;
-        let mut chatter = Chatter {
-            lines: BufReader::new(stream),
-            out,
-            addr,
-        };
-        let welcome = chatter.next_line()?;
-        ensure!(
-            welcome.starts_with(&format!("* welcome, you are {addr};")),
-            "expected the welcome line, got {welcome:?}"
-        );
-        Ok(chatter)
-    }
-
-    /// Joins and takes a name.
-    fn named(server: SocketAddr, name: &str) -> Result<Chatter> {
-        let mut chatter = Chatter::join(server)?;
-        chatter.nick(name)?;
-        Ok(chatter)
-    }
-
-    /// The name the room knows us by before `/nick`.
-    fn addr_name(&self) -> String {
-        self.addr.to_string()
-    }
-
-    fn say(&mut self, text: &str) -> Result<()> {
-        self.send_bytes(format!("{text}\n").as_bytes())
-    }
-
-    fn send_bytes(&mut self, bytes: &[u8]) -> Result<()> {
-        self.out.write_all(bytes).context("sending to the server")
-    }
-
-    fn nick(&mut self, name: &str) -> Result<()> {
-        self.say(&format!("/nick {name}"))?;
-        self.expect(&format!("* you are now {name}"))
-    }
-
-    /// The next line from the server, without its `\n`.
-    fn next_line(&mut self) -> Result<String> {
-        let mut line = Vec::new();
-        let n = self
-            .lines
-            .read_until(b'\n', &mut line)
-            .context("waiting for a line from the server")?;
-        ensure!(n > 0, "the server closed the connection");
-        ensure!(line.ends_with(b"\n"), "a line without its \\n: {line:?}");
-        line.pop();
-        Ok(String::from_utf8_lossy(&line).into_owned())
-    }
-
-    /// Checks that the very next line is `expected`.
-    fn expect(&mut self, expected: &str) -> Result<()> {
-        let line = self.next_line()?;
-        ensure!(line == expected, "expected {expected:?}, got {line:?}");
-        Ok(())
-    }
-
-    /// Skips lines until one equals `expected`.
-    fn wait_for(&mut self, expected: &str) -> Result<()> {
-        let deadline = Instant::now() + TIMEOUT;
-        let mut skipped = Vec::new();
-        while Instant::now() < deadline {
-            let line = self
-                .next_line()
-                .with_context(|| format!("waiting for {expected:?}; skipped {skipped:?}"))?;
-            if line == expected {
-                return Ok(());
-            }
-            skipped.push(line);
-        }
-        bail!("no {expected:?} within {TIMEOUT:?}; skipped {skipped:?}")
-    }
-
-    /// Reads until the server hangs up (end of stream, or a reset after it
-    /// closed with our bytes unread) and returns the lines that came first.
-    fn lines_until_closed(&mut self) -> Result<Vec<String>> {
-        let mut lines = Vec::new();
-        loop {
-            let mut line = Vec::new();
-            match self.lines.read_until(b'\n', &mut line) {
-                Ok(0) => return Ok(lines),
-                Ok(_) => lines.push(String::from_utf8_lossy(&line).trim_end().to_string()),
-                Err(err) if err.kind() == io::ErrorKind::ConnectionReset => return Ok(lines),
-                Err(err) => return Err(err).context("waiting for the server to hang up"),
-            }
-        }
-    }
-}
 
 /// A lesson06-client process, with a helper to type into it.
 fn start_client(server: &Server) -> Result<Proc> {
@@ -278,9 +168,9 @@ fn newcomers_are_named_by_address_and_announced() -> Result<()> {
     let server = Server::start(SERVER, &[])?;
     let mut alice = Chatter::named(server.addr, "alice")?;
     let mut other = Chatter::join(server.addr)?;
-    alice.expect(&format!("* {} joined", other.addr_name()))?;
+    alice.expect(&format!("* {} joined", other.addr))?;
     other.say("hi")?;
-    alice.expect(&format!("{}: hi", other.addr_name()))?;
+    alice.expect(&format!("{}: hi", other.addr))?;
     Ok(())
 }
 
@@ -289,7 +179,7 @@ fn nick_renames_and_tells_the_others() -> Result<()> {
     let mut server = Server::start(SERVER, &[])?;
     let mut alice = Chatter::named(server.addr, "alice")?;
     let mut bob = Chatter::join(server.addr)?;
-    let old = bob.addr_name();
+    let old = bob.addr;
     alice.expect(&format!("* {old} joined"))?;
     bob.nick("bob")?;
     alice.expect(&format!("* {old} is now bob"))?;
@@ -338,10 +228,7 @@ fn who_lists_everybody_in_the_room() -> Result<()> {
     let mut alice = Chatter::named(server.addr, "alice")?;
     let unnamed = Chatter::join(server.addr)?;
     alice.say("/who")?;
-    alice.wait_for(&format!(
-        "* 3 in the room: {}, alice, carol",
-        unnamed.addr_name()
-    ))?;
+    alice.wait_for(&format!("* 3 in the room: {}, alice, carol", unnamed.addr))?;
     Ok(())
 }
 
@@ -363,7 +250,7 @@ fn lines_are_framed_by_newlines_whatever_the_chunks() -> Result<()> {
     let server = Server::start(SERVER, &[])?;
     let mut alice = Chatter::named(server.addr, "alice")?;
     let mut bob = Chatter::named(server.addr, "bob")?;
-    bob.out.set_nodelay(true)?;
+    bob.output.set_nodelay(true)?;
     // One line in pieces, two lines in one write, an empty line (says
     // nothing), a Windows line ending.
     for chunk in [
@@ -373,7 +260,7 @@ fn lines_are_framed_by_newlines_whatever_the_chunks() -> Result<()> {
         b"\n",
         b"crlf\r\n",
     ] {
-        bob.send_bytes(chunk)?;
+        bob.send(chunk)?;
     }
     for expected in ["bob: hello", "bob: second line", "bob: third", "bob: crlf"] {
         alice.wait_for(expected)?;
@@ -386,7 +273,7 @@ fn invalid_utf8_is_shown_lossily() -> Result<()> {
     let mut server = Server::start(SERVER, &[])?;
     let mut alice = Chatter::named(server.addr, "alice")?;
     let mut bob = Chatter::named(server.addr, "bob")?;
-    bob.send_bytes(&[b'o', b'k', 0xff, 0xfe, b'\n'])?;
+    bob.send(&[b'o', b'k', 0xff, 0xfe, b'\n'])?;
     alice.wait_for("bob: ok\u{fffd}\u{fffd}")?;
     bob.say("still here")?;
     alice.expect("bob: still here")?;
@@ -401,7 +288,7 @@ fn control_characters_never_reach_the_others() -> Result<()> {
     let server = Server::start(SERVER, &[])?;
     let mut alice = Chatter::named(server.addr, "alice")?;
     let mut bob = Chatter::named(server.addr, "bob")?;
-    bob.send_bytes(b"\x1b[2Jgone\x08\x07\tstill\x7f\n")?;
+    bob.send(b"\x1b[2Jgone\x08\x07\tstill\x7f\n")?;
     alice.wait_for("bob: \u{fffd}[2Jgone\u{fffd}\u{fffd}\tstill\u{fffd}")?;
     Ok(())
 }
@@ -441,7 +328,7 @@ fn a_client_that_resets_is_removed_and_announced() -> Result<()> {
     let bob_addr = bob.addr;
     // SO_LINGER with a zero timeout: closing sends a reset (RST) instead of
     // the polite FIN, as a crashed machine's network stack might.
-    SockRef::from(&bob.out).set_linger(Some(Duration::ZERO))?;
+    SockRef::from(&bob.output).set_linger(Some(Duration::ZERO))?;
     drop(bob);
     alice.wait_for("* bob left")?;
     server.wait_for(&format!("client {bob_addr} disconnected"))?;
@@ -477,7 +364,7 @@ fn room_outlives_a_stuck_client(mut server: Server) -> Result<()> {
     let stuck_addr = stuck.addr;
     let mut alice = Chatter::named(server.addr, "alice")?;
     let mut bob = Chatter::named(server.addr, "bob")?;
-    alice.wait_for(&format!("* {} is now bob", bob.addr_name()))?;
+    alice.wait_for(&format!("* {} is now bob", bob.addr))?;
 
     // Alice reads everything in a thread of her own and reports progress.
     enum Heard {
@@ -488,7 +375,7 @@ fn room_outlives_a_stuck_client(mut server: Server) -> Result<()> {
     let listener = thread::spawn(move || -> Result<usize> {
         let mut expected = 0;
         loop {
-            let line = alice.next_line()?;
+            let line = alice.line()?;
             if line == "bob: done" {
                 return Ok(expected);
             } else if line == "* stuck left" {
@@ -563,7 +450,7 @@ fn an_over_long_line_gets_an_error_and_a_disconnection() -> Result<()> {
     flood.push(b'\n');
     // The server stops reading after 8193 bytes; if it has already hung up
     // (and reset), our sending fails, which is fine: we check what came back.
-    let _ = bob.send_bytes(&flood);
+    let _ = bob.send(&flood);
     let last = bob.lines_until_closed()?;
     ensure!(
         last == ["* line too long (max 8192 bytes), disconnecting"],
@@ -596,7 +483,7 @@ fn an_endless_line_without_newline_is_cut_off() -> Result<()> {
     let mut bob = Chatter::named(server.addr, "bob")?;
     let chunk = vec![b'z'; 4096];
     for _ in 0..64 {
-        if bob.send_bytes(&chunk).is_err() {
+        if bob.send(&chunk).is_err() {
             break; // the server hung up (and reset) while we were still sending
         }
     }
@@ -697,7 +584,7 @@ fn ctrl_c_tells_everybody_then_the_server_exits() -> Result<()> {
     let mut server = Server::start(SERVER, &[])?;
     let mut alice = Chatter::named(server.addr, "alice")?;
     let mut bob = start_client(&server)?;
-    let joined = alice.next_line()?;
+    let joined = alice.line()?;
     ensure!(joined.ends_with(" joined"), "alice got {joined:?}");
     interrupt(&server.proc)?;
     let last = alice.lines_until_closed()?;
@@ -722,13 +609,6 @@ fn ctrl_c_tells_everybody_then_the_server_exits() -> Result<()> {
 // programs talk to each other. `cargo test -p course-tests interop` runs
 // these for every lesson.
 
-/// Runs `command` with `input` on stdin, with the suite's timeout.
-fn run_with_stdin(command: Command, input: &str) -> Result<std::process::Output> {
-    let mut command = assert_cmd::Command::from_std(command);
-    command.timeout(TIMEOUT).write_stdin(input);
-    Ok(command.output()?)
-}
-
 /// The Python twin server, started on port 0 with `extra` arguments.
 fn python_server(extra: &[&str]) -> Result<Server> {
     let mut twin = python(LESSON, "server.py");
@@ -738,6 +618,9 @@ fn python_server(extra: &[&str]) -> Result<Server> {
 
 #[test]
 fn interop_python_client_with_rust_server() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
     let server = Server::start(SERVER, &[])?;
     let mut alice = Chatter::named(server.addr, "alice")?;
     let mut client = python(LESSON, "client.py");
@@ -758,6 +641,9 @@ fn interop_python_client_with_rust_server() -> Result<()> {
 
 #[test]
 fn interop_rust_client_with_python_server() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
     let mut server = python_server(&[])?;
     let mut alice = Chatter::named(server.addr, "alice")?;
     cmd(CLIENT)?
@@ -776,6 +662,9 @@ fn interop_rust_client_with_python_server() -> Result<()> {
 
 #[test]
 fn interop_python_server_keeps_the_same_rules() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
     let mut server = python_server(&["--max-clients", "2"])?;
     let mut alice = Chatter::named(server.addr, "alice")?;
     let mut bob = Chatter::named(server.addr, "bob")?;
@@ -785,7 +674,7 @@ fn interop_python_server_keeps_the_same_rules() -> Result<()> {
     ensure!(reply == b"* server full\n", "got {reply:?}");
     let mut flood = vec![b'a'; 100_000];
     flood.push(b'\n');
-    let _ = bob.send_bytes(&flood);
+    let _ = bob.send(&flood);
     let last = bob.lines_until_closed()?;
     ensure!(
         last == ["* line too long (max 8192 bytes), disconnecting"],
@@ -798,12 +687,18 @@ fn interop_python_server_keeps_the_same_rules() -> Result<()> {
 
 #[test]
 fn interop_python_server_outlives_a_stuck_client_too() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
     room_outlives_a_stuck_client(python_server(&[])?)
 }
 
 #[cfg(unix)]
 #[test]
 fn interop_python_server_says_goodbye_on_ctrl_c() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
     let mut server = python_server(&[])?;
     let mut alice = Chatter::named(server.addr, "alice")?;
     interrupt(&server.proc)?;
@@ -924,6 +819,9 @@ fn book_output_of_a_chat() -> Result<()> {
 #[cfg(target_os = "linux")]
 #[test]
 fn book_output_of_other_clients() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
     let mut server = Server::start(SERVER, &[])?;
     let mut t = Transcript::new();
     t.show_addr_as(server.addr, DEFAULT_ADDR);
@@ -989,8 +887,8 @@ fn exercise1_bot_answers_chat_lines_in_capitals() -> Result<()> {
     let mut alice = Chatter::named(server.addr, "alice")?;
     let mut bot = Proc::spawn(EXERCISE, &[&server.addr_arg()])?;
     bot.wait_for("* you are now shouter")?;
-    let joined = alice.next_line()?;
-    let renamed = alice.next_line()?;
+    let joined = alice.line()?;
+    let renamed = alice.line()?;
     ensure!(
         joined.ends_with(" joined") && renamed.ends_with(" is now shouter"),
         "alice got {joined:?}, {renamed:?}"
@@ -999,8 +897,8 @@ fn exercise1_bot_answers_chat_lines_in_capitals() -> Result<()> {
     alice.expect("shouter: HELLO 你好")?;
     // Notices are not chat lines: bob's arrival gets no answer.
     let mut bob = Chatter::named(server.addr, "bob")?;
-    alice.expect(&format!("* {} joined", bob.addr_name()))?;
-    alice.expect(&format!("* {} is now bob", bob.addr_name()))?;
+    alice.expect(&format!("* {} joined", bob.addr))?;
+    alice.expect(&format!("* {} is now bob", bob.addr))?;
     bob.say("quiet please")?;
     alice.expect("bob: quiet please")?;
     alice.expect("shouter: QUIET PLEASE")?;

@@ -26,12 +26,12 @@
 
 use std::cell::RefCell;
 use std::env;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, anyhow, ensure};
-use course_tests::{PlainServer, Proc, Server, connect};
+use course_tests::{Chatter, PlainServer, Proc, Server, connect};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -254,31 +254,6 @@ fn expected_chat(stream: &[u8], mut name: String) -> (Vec<String>, String) {
     (others_see, name)
 }
 
-/// A chat connection made by the test, past the welcome line.
-fn join_chat(server: SocketAddr) -> Result<(BufReader<TcpStream>, TcpStream)> {
-    let stream = connect(server)?;
-    let addr = stream.local_addr()?;
-    let out = stream.try_clone()?;
-    let mut lines = BufReader::new(stream);
-    let welcome = chat_line(&mut lines)?;
-    ensure!(
-        welcome.starts_with(&format!("* welcome, you are {addr};")),
-        "expected the welcome line, got {welcome:?}"
-    );
-    Ok((lines, out))
-}
-
-fn chat_line(lines: &mut BufReader<TcpStream>) -> Result<String> {
-    let mut line = Vec::new();
-    let n = lines
-        .read_until(b'\n', &mut line)
-        .context("waiting for a line from the chat server")?;
-    ensure!(n > 0, "the chat server closed the connection");
-    ensure!(line.ends_with(b"\n"), "a line without its \\n: {line:?}");
-    line.pop();
-    Ok(String::from_utf8_lossy(&line).into_owned())
-}
-
 /// Room news about other cases' clients coming and going.
 fn is_coming_or_going(line: &str) -> bool {
     line.starts_with("* ") && (line.ends_with(" joined") || line.ends_with(" left"))
@@ -290,8 +265,8 @@ fn chat_server_reads_the_same_lines_however_they_are_split() -> Result<()> {
     let addr = server.addr;
     let names = AtomicUsize::new(0);
     check((vec(said(), 1..12), cuts()), |(said, cuts)| {
-        let (mut hears, _keep_open) = join_chat(addr)?;
-        let (_, mut says) = join_chat(addr)?;
+        let mut hears = Chatter::join(addr)?;
+        let mut says = Chatter::join(addr)?.output;
         let sender = says.local_addr()?.to_string();
         // Names nobody else in the room can have: numbered across all cases.
         let mut fresh =
@@ -305,7 +280,8 @@ fn chat_server_reads_the_same_lines_however_they_are_split() -> Result<()> {
         let last = format!("{name}: end of case");
         let mut heard = Vec::new();
         loop {
-            let line = chat_line(&mut hears)
+            let line = hears
+                .line()
                 .with_context(|| format!("heard so far {heard:?}; sent {}", show(&pieces)))?;
             if line == last {
                 break;

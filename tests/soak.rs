@@ -14,7 +14,7 @@
 //!
 //! | variable           | what                                  | default         | `SOAK=full` |
 //! | ------------------ | ------------------------------------- | --------------- | ----------- |
-//! | `SOAK`             | `full` picks the sizes        |                 |             |
+//! | `SOAK`             | `full` picks the large sizes          |                 |             |
 //! | `SOAK_CLIENTS`     | chat clients (N)                      | 10              | 50          |
 //! | `SOAK_LINES`       | lines each chat client sends (M)      | 200             | 2,000       |
 //! | `SOAK_MESSAGES`    | echo messages per server (K)          | 1,000           | 10,000      |
@@ -53,7 +53,7 @@
 
 use std::collections::HashMap;
 use std::env;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::Command;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -61,24 +61,22 @@ use std::thread;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, ensure};
-use course_tests::{Finished, Server, TIMEOUT, connect};
+use course_tests::chat::{QUEUE_LINES, read_line};
+use course_tests::{Chatter, Finished, Rng, Server, TIMEOUT, connect, env_number};
 
 const CHAT_SERVER: &str = "lesson06-server";
 const ECHO_SERVER_02: &str = "lesson02-server";
 const ECHO_SERVER_03: &str = "lesson03-server";
 const ECHO_SERVER_04: &str = "lesson04-server";
 
-/// How many lines lesson06-server queues for one client (its `QUEUE_LINES`).
-const SERVER_QUEUE: usize = 256;
-
 /// How many lines a chat client may send beyond what it has read from the
 /// slowest other client (see the header): the largest window that keeps
-/// every queue below [`SERVER_QUEUE`] even if a writer thread never ran,
+/// every queue below [`QUEUE_LINES`] even if a writer thread never ran,
 /// counting the `joined` notices too: (N-1) * (2W + 2) + (N-1) < 256.
 /// Above 85 clients no window is small enough; then it is 0 (lock-step).
 fn safe_window(clients: usize) -> usize {
     let others = clients - 1;
-    ((SERVER_QUEUE - 1) / others).saturating_sub(3) / 2
+    ((QUEUE_LINES - 1) / others).saturating_sub(3) / 2
 }
 
 /// The seed used unless `SOAK_SEED` says otherwise.
@@ -101,60 +99,22 @@ impl Sizes {
         let full = env::var("SOAK").is_ok_and(|v| v == "full");
         let pick = |small: u64, large: u64| if full { large } else { small };
         let mut sizes = Sizes {
-            clients: number("SOAK_CLIENTS", pick(10, 50))? as usize,
-            lines: number("SOAK_LINES", pick(200, 2_000))? as usize,
-            messages: number("SOAK_MESSAGES", pick(1_000, 10_000))? as usize,
-            seed: number("SOAK_SEED", DEFAULT_SEED)?,
+            clients: env_number("SOAK_CLIENTS", pick(10, 50))? as usize,
+            lines: env_number("SOAK_LINES", pick(200, 2_000))? as usize,
+            messages: env_number("SOAK_MESSAGES", pick(1_000, 10_000))? as usize,
+            seed: env_number("SOAK_SEED", DEFAULT_SEED)?,
             window: 0,
         };
         ensure!(sizes.clients >= 2, "SOAK_CLIENTS must be at least 2");
-        sizes.window = number("SOAK_WINDOW", safe_window(sizes.clients) as u64)? as usize;
+        sizes.window = env_number("SOAK_WINDOW", safe_window(sizes.clients) as u64)? as usize;
         Ok(sizes)
     }
 }
 
-/// The number in environment variable `name` (decimal or `0x` hex), or `default`.
-fn number(name: &str, default: u64) -> Result<u64> {
-    let Ok(text) = env::var(name) else {
-        return Ok(default);
-    };
-    let text = text.trim().replace('_', "");
-    let parsed = match text.strip_prefix("0x") {
-        Some(hex) => u64::from_str_radix(hex, 16),
-        None => text.parse(),
-    };
-    parsed.with_context(|| format!("{name}={text:?} is not a number"))
-}
-
-/// A tiny random number generator (SplitMix64): good enough to make test
-/// data, and the same sequence for the same seed on every machine.
-#[derive(Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `low..=high`.
-    fn between(&mut self, low: usize, high: usize) -> usize {
-        low + (self.next() % (high - low + 1) as u64) as usize
-    }
-
-    /// The next echo message: 1 byte to 64 KiB of any byte values.
-    fn message(&mut self) -> Vec<u8> {
-        let len = self.between(1, MAX_MESSAGE);
-        let mut bytes = Vec::with_capacity(len + 8);
-        while bytes.len() < len {
-            bytes.extend_from_slice(&self.next().to_le_bytes());
-        }
-        bytes.truncate(len);
-        bytes
-    }
+/// The next echo message: 1 byte to 64 KiB of any byte values.
+fn message(rng: &mut Rng) -> Vec<u8> {
+    let len = rng.between(1, MAX_MESSAGE);
+    rng.bytes(len)
 }
 
 /// Locks a mutex; a thread that panicked while holding it fails its own
@@ -285,22 +245,6 @@ fn parse_numbered(text: &str) -> Option<(usize, usize)> {
     words.next().is_none().then_some((from, seq))
 }
 
-/// The next line from the server without its `\n`, or `None` at end of stream.
-fn next_line(lines: &mut BufReader<TcpStream>) -> Result<Option<String>> {
-    let mut line = Vec::new();
-    let n = lines
-        .read_until(b'\n', &mut line)
-        .context("reading from the chat server")?;
-    if n == 0 {
-        return Ok(None);
-    }
-    ensure!(line.ends_with(b"\n"), "a line without its \\n: {line:?}");
-    line.pop();
-    String::from_utf8(line)
-        .map(Some)
-        .map_err(|err| anyhow!("a line that is not UTF-8: {err}"))
-}
-
 /// The reader thread of client `me`: checks every numbered line as it
 /// arrives, until it has every other client's `lines` lines.
 fn read_everything(
@@ -324,7 +268,7 @@ fn read_everything(
     let mut at_floor = clients - 1;
     let mut missing = (clients - 1) * per_sender;
     while missing > 0 {
-        let line = next_line(&mut lines)?.with_context(|| {
+        let line = read_line(&mut lines)?.with_context(|| {
             format!("the server hung up on client {me} with {missing} lines still to come")
         })?;
         if line.starts_with("* ") {
@@ -372,18 +316,15 @@ fn chat_client(
     joined: &Gate,
     finished: &Gate,
 ) -> Result<()> {
-    let stream = connect(server)?;
+    let Chatter {
+        input: lines,
+        output: mut out,
+        addr,
+        ..
+    } = Chatter::join(server)?;
     // Each line leaves at once instead of waiting for the last one's ACK
     // (Nagle's algorithm): a paced sender is a latency-bound sender.
-    stream.set_nodelay(true)?;
-    let addr = stream.local_addr()?;
-    let mut out = stream.try_clone()?;
-    let mut lines = BufReader::new(stream);
-    let welcome = next_line(&mut lines)?.context("no welcome")?;
-    ensure!(
-        welcome.starts_with(&format!("* welcome, you are {addr};")),
-        "expected the welcome line, got {welcome:?}"
-    );
+    out.set_nodelay(true)?;
     // After the welcome we are in the room. Once everybody is, every line
     // anybody sends reaches everybody else.
     lock(names)[me] = Some(addr);
@@ -429,7 +370,7 @@ fn chat_client(
     // come now, no numbered line a second time.
     out.shutdown(Shutdown::Write)?;
     let mut lines = lines;
-    while let Some(line) = next_line(&mut lines)? {
+    while let Some(line) = read_line(&mut lines)? {
         ensure!(
             line.starts_with("* "),
             "client {me} got {line:?} after every line had arrived"
@@ -519,7 +460,7 @@ fn chat_soak_delivers_every_line_once_in_order() -> Result<()> {
 /// reads could make one.
 fn echo_soak(stream: &mut TcpStream, count: usize, seed: u64, avoid_quit: bool) -> Result<u64> {
     let make = move |rng: &mut Rng| {
-        let mut message = rng.message();
+        let mut message = message(rng);
         if avoid_quit {
             for byte in &mut message {
                 if byte.eq_ignore_ascii_case(&b'q') {
@@ -533,7 +474,7 @@ fn echo_soak(stream: &mut TcpStream, count: usize, seed: u64, avoid_quit: bool) 
     let mut total = 0u64;
     thread::scope(|scope| -> Result<()> {
         let writer = scope.spawn(move || -> Result<()> {
-            let mut rng = Rng(seed);
+            let mut rng = Rng::new(seed);
             for i in 0..count {
                 out.write_all(&make(&mut rng))
                     .with_context(|| format!("sending message {i}"))?;
@@ -541,7 +482,7 @@ fn echo_soak(stream: &mut TcpStream, count: usize, seed: u64, avoid_quit: bool) 
             Ok(())
         });
         // The same seed gives the reader the same messages.
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let mut reply = vec![0u8; MAX_MESSAGE];
         let mut checked = Ok(());
         for i in 0..count {
@@ -659,13 +600,13 @@ fn echo_soak_lesson04_returns_every_byte_upper_cased() -> Result<()> {
 
 #[test]
 fn random_messages_repeat_for_the_same_seed() {
-    let (mut a, mut b) = (Rng(7), Rng(7));
+    let (mut a, mut b) = (Rng::new(7), Rng::new(7));
     for _ in 0..20 {
-        let message = a.message();
-        assert!((1..=MAX_MESSAGE).contains(&message.len()));
-        assert_eq!(message, b.message());
+        let first = message(&mut a);
+        assert!((1..=MAX_MESSAGE).contains(&first.len()));
+        assert_eq!(first, message(&mut b));
     }
-    assert_ne!(Rng(7).message(), Rng(8).message());
+    assert_ne!(message(&mut Rng::new(7)), message(&mut Rng::new(8)));
 }
 
 #[test]

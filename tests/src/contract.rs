@@ -1,5 +1,5 @@
-//! The command-line contract every lesson binary follows (CONVENTIONS §2),
-//! checked the same way for every lesson. Each lesson's test file calls
+//! The command-line contract every lesson binary follows (CONTRIBUTING.md,
+//! "The command-line contract"), checked the same way for every lesson. Each lesson's test file calls
 //! these from tests of its own, so a failure names the lesson; the safe
 //! default (quiet on loopback, a warning elsewhere) is called from
 //! `tests/hostile.rs`, whose tests the book's chapter on defences names.

@@ -16,12 +16,13 @@ use anyhow::Context;
 use crate::ReportArgs;
 use crate::echo::{self, RunStats};
 use crate::fanout;
-use crate::procs::{self, Server};
+use crate::procs;
 use crate::raw;
 use crate::render;
 use crate::results::{
     BuildTime, Entry, FanoutEntry, FanoutSummary, Machine, Results, Settings, Summary,
 };
+use course_kit::Server;
 
 /// Where the book keeps the generated tables and plots.
 pub fn default_out_dir() -> PathBuf {
@@ -144,9 +145,7 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
     let lessons = LESSONS
         .iter()
         .map(|name| {
-            let built = procs::build_binaries(&[name])
-                .map_err(|err| format!("{err:#}"))
-                .and_then(|mut map| map.remove(*name).ok_or_else(|| format!("{name} not built")));
+            let built = procs::build(name).map_err(|err| format!("{err:#}"));
             if let Err(err) = &built {
                 eprintln!("   {name}: {err}");
             }
@@ -386,11 +385,11 @@ fn measure_group(
                     Launch::Silent(name) => {
                         env.command(&Launch::Lesson(name, vec![]))
                             .and_then(|(program, _)| {
-                                Server::start_silent(&program).map_err(|e| format!("{e:#}"))
+                                procs::start_silent(&program).map_err(|e| format!("{e:#}"))
                             })
                     }
                     launch => env.command(launch).and_then(|(program, args)| {
-                        Server::start(&program, &args).map_err(|e| format!("{e:#}"))
+                        procs::start(&program, &args).map_err(|e| format!("{e:#}"))
                     }),
                 };
                 match started {
@@ -504,7 +503,7 @@ fn measure_fanout(
         args.push(max_clients.clone().into());
         let mut runs = Vec::new();
         for _ in 0..settings.fanout_runs {
-            let server = Server::start(&program, &args).map_err(|e| format!("{e:#}"))?;
+            let server = procs::start(&program, &args).map_err(|e| format!("{e:#}"))?;
             let spec = fanout::Spec {
                 addr: server.addr,
                 clients: k,

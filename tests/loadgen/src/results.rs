@@ -227,7 +227,7 @@ pub struct BuildTime {
     pub ok: bool,
 }
 
-/// One target of the issue, checked against this run.
+/// One of the course's own performance targets, checked against this run.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct TargetCheck {
     pub target: String,
@@ -245,7 +245,7 @@ impl Results {
             .and_then(|e| e.summary.as_ref())
     }
 
-    /// Checks the issue's targets against the figures.
+    /// Checks the course's targets against the figures.
     pub fn check_targets(&self) -> Vec<TargetCheck> {
         let mut checks = Vec::new();
         let setting = format!(

@@ -3,15 +3,15 @@
 //! two. These tests check that every reply is checked and every file is
 //! written; they never assert a figure (figures depend on the machine).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
+use course_kit::{Finished, Proc, Server};
 
 const LOADGEN: &str = env!("CARGO_BIN_EXE_loadgen");
 
@@ -19,90 +19,18 @@ const LOADGEN: &str = env!("CARGO_BIN_EXE_loadgen");
 /// lesson servers first, hence the generous limit.
 const TIMEOUT: Duration = Duration::from_secs(300);
 
-/// A server started by the test; killed and reaped on drop.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(args: &[&str]) -> Result<Server> {
-        let mut child = Command::new(LOADGEN)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting loadgen")?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .context("no listening line")?;
-        let mut server = Server {
-            child,
-            addr: "127.0.0.1:0".parse()?,
-        };
-        server.addr = line
-            .trim_end()
-            .strip_prefix("listening on ")
-            .with_context(|| format!("first line was {line:?}"))?
-            .parse()?;
-        Ok(server)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts loadgen's own server `args` (a baseline on `127.0.0.1:0`).
+fn start(args: &[&str]) -> Result<Server> {
+    let mut command = Command::new(LOADGEN);
+    command.args(args);
+    Server::start_command(command)
 }
 
 /// Runs loadgen with `args` to the end (or kills it after [`TIMEOUT`]).
-fn run(args: &[&str]) -> Result<Output> {
-    let mut child = Command::new(LOADGEN)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting loadgen")?;
-    let mut stdout = child.stdout.take().context("no stdout")?;
-    let mut stderr = child.stderr.take().context("no stderr")?;
-    let out = thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let err = thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        buf
-    });
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("loadgen {args:?} still running after {TIMEOUT:?}");
-        }
-        // Polling for the exit; the event we wait for is the exit itself.
-        thread::sleep(Duration::from_millis(20));
-    };
-    Ok(Output {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    })
+fn run(args: &[&str]) -> Result<Finished> {
+    let mut command = Command::new(LOADGEN);
+    command.args(args);
+    Proc::spawn_command(command)?.wait_exit_within(TIMEOUT)
 }
 
 /// A fresh, empty folder for one test's files.
@@ -121,7 +49,7 @@ fn json(path: &PathBuf) -> Result<serde_json::Value> {
 
 #[test]
 fn checks_every_reply_of_the_tokio_baseline() -> Result<()> {
-    let server = Server::start(&["serve-tokio", "127.0.0.1:0"])?;
+    let server = start(&["serve-tokio", "127.0.0.1:0"])?;
     let dir = scratch("tokio")?;
     let file = dir.join("run.json");
     let addr = server.addr.to_string();
@@ -138,7 +66,7 @@ fn checks_every_reply_of_the_tokio_baseline() -> Result<()> {
     ensure!(
         output.status.success(),
         "loadgen run failed: {}",
-        String::from_utf8_lossy(&output.stderr)
+        output.stderr
     );
     let stats = json(&file)?;
     ensure!(stats["messages"].as_u64() > Some(0), "no replies: {stats}");
@@ -150,7 +78,7 @@ fn checks_every_reply_of_the_tokio_baseline() -> Result<()> {
 
 #[test]
 fn checks_every_reply_of_the_thread_baseline_with_a_message_count() -> Result<()> {
-    let server = Server::start(&["serve-threads", "127.0.0.1:0"])?;
+    let server = start(&["serve-threads", "127.0.0.1:0"])?;
     let addr = server.addr.to_string();
     let output = run(&[
         "run", &addr, "-c", "3", "-n", "50", "-s", "1000", "-d", "30s",
@@ -158,9 +86,9 @@ fn checks_every_reply_of_the_thread_baseline_with_a_message_count() -> Result<()
     ensure!(
         output.status.success(),
         "loadgen run failed: {}",
-        String::from_utf8_lossy(&output.stderr)
+        output.stderr
     );
-    let summary = String::from_utf8_lossy(&output.stdout);
+    let summary = output.stdout.join("\n");
     ensure!(summary.contains("3 of 3 clients served"), "{summary}");
     Ok(())
 }
@@ -184,7 +112,7 @@ fn fails_on_a_server_that_does_not_upper_case() -> Result<()> {
         }
     });
     let output = run(&["run", &addr, "-c", "2", "-d", "1s"])?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = output.stderr;
     ensure!(!output.status.success(), "a wrong echo passed: {stderr}");
     ensure!(stderr.contains("wrong repl"), "{stderr}");
     Ok(())
@@ -194,7 +122,7 @@ fn fails_on_a_server_that_does_not_upper_case() -> Result<()> {
 fn refuses_to_load_another_machine() -> Result<()> {
     let output = run(&["run", "192.0.2.1:9003", "-d", "1s"])?;
     ensure!(output.status.code() == Some(2), "{output:?}");
-    ensure!(String::from_utf8_lossy(&output.stderr).contains("loopback"));
+    ensure!(output.stderr.contains("loopback"));
     Ok(())
 }
 
@@ -205,7 +133,7 @@ fn report_smoke_runs_every_scenario_and_draws_the_plots() -> Result<()> {
     ensure!(
         output.status.success(),
         "loadgen report --smoke failed: {}",
-        String::from_utf8_lossy(&output.stderr)
+        output.stderr
     );
     let results = json(&dir.join("results.json"))?;
     // The Rust servers are always there; a Python twin may be missing, and
@@ -248,11 +176,7 @@ fn report_smoke_runs_every_scenario_and_draws_the_plots() -> Result<()> {
     }
     // `plot` redraws the same files from the JSON alone.
     let redraw = run(&["plot", dir.join("results.json").to_str().context("path")?])?;
-    ensure!(
-        redraw.status.success(),
-        "{}",
-        String::from_utf8_lossy(&redraw.stderr)
-    );
+    ensure!(redraw.status.success(), "{}", redraw.stderr);
     std::fs::remove_dir_all(dir)?;
     Ok(())
 }

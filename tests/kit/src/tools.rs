@@ -1,0 +1,133 @@
+//! Tests that need a tool from outside Rust: nc, ss, curl, Chromium, Python.
+//!
+//! On a reader's machine a missing tool skips the test with one line that
+//! says what to install, and the suite still passes. With the environment
+//! variable `CI` set (as `.ci/run` runs), a missing tool fails the test, so
+//! that CI always runs everything. A test asks at its very start:
+//!
+//! ```text
+//! if !NC.is_here()? { return Ok(()); }
+//! ```
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+use anyhow::{Result, bail};
+
+/// A program some tests run, and how to get it.
+#[derive(Debug)]
+pub struct Tool {
+    /// The command, as the tests run it.
+    pub name: &'static str,
+    /// Arguments that make it print its usage or version and exit.
+    pub probe: &'static [&'static str],
+    /// Text that the probe's output must contain (the right flavour of the
+    /// tool), if any.
+    pub must_say: Option<&'static str>,
+    /// How to install it on Debian or Ubuntu.
+    pub install: &'static str,
+}
+
+/// netcat, the OpenBSD flavour: the book uses its `-N` (shut down the
+/// sending side at the end of input).
+pub const NC: Tool = Tool {
+    name: "nc",
+    probe: &["-h"],
+    must_say: Some("-N"),
+    install: "sudo apt-get install netcat-openbsd",
+};
+
+/// `ss` from iproute2: shows the kernel's queues of a listening socket.
+pub const SS: Tool = Tool {
+    name: "ss",
+    probe: &["-V"],
+    must_say: None,
+    install: "sudo apt-get install iproute2",
+};
+
+/// curl, the command-line HTTP client.
+pub const CURL: Tool = Tool {
+    name: "curl",
+    probe: &["--version"],
+    must_say: None,
+    install: "sudo apt-get install curl",
+};
+
+/// Debian's Chromium, run headless.
+pub const CHROMIUM: Tool = Tool {
+    name: "chromium",
+    probe: &["--version"],
+    must_say: None,
+    install: "sudo apt-get install chromium",
+};
+
+/// Python 3, for the Python twins and the one-liners the book shows.
+pub const PYTHON3: Tool = Tool {
+    name: crate::PYTHON,
+    probe: &["--version"],
+    must_say: Some("Python 3"),
+    install: "sudo apt-get install python3",
+};
+
+impl Tool {
+    /// Whether the tool is here. If it is not: with `CI` set, an error that
+    /// fails the test; otherwise `false`, after one line on stderr:
+    /// `skipped: TEST needs TOOL (HOW TO INSTALL)`. The calling test then
+    /// returns at once and passes.
+    pub fn is_here(&self) -> Result<bool> {
+        if self.found() {
+            return Ok(true);
+        }
+        let test = std::thread::current()
+            .name()
+            .map(|name| name.rsplit("::").next().unwrap_or(name).to_string())
+            .unwrap_or_else(|| "a test".to_string());
+        if ci() {
+            bail!(
+                "{test} needs {} ({}), and CI is set: on CI every tool must be installed",
+                self.name,
+                self.install
+            );
+        }
+        // Straight to the stderr stream, past the test harness's capture, so
+        // that the reader sees what did not run.
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: {test} needs {} ({})",
+            self.name,
+            self.install
+        );
+        Ok(false)
+    }
+
+    /// Runs the probe once per process and remembers the answer.
+    fn found(&self) -> bool {
+        static FOUND: OnceLock<Mutex<HashMap<&'static str, bool>>> = OnceLock::new();
+        let found = FOUND.get_or_init(Default::default);
+        let mut found = found.lock().unwrap_or_else(|p| p.into_inner());
+        *found.entry(self.name).or_insert_with(|| {
+            let Ok(output) = Command::new(self.name)
+                .args(self.probe)
+                .stdin(Stdio::null())
+                .output()
+            else {
+                return false; // not installed: the command cannot start
+            };
+            match self.must_say {
+                None => true,
+                Some(text) => {
+                    let said = [output.stdout, output.stderr].concat();
+                    String::from_utf8_lossy(&said).contains(text)
+                }
+            }
+        })
+    }
+}
+
+/// Whether we run on CI: the environment variable `CI` is set (to anything
+/// but an empty string, `0` or `false`).
+pub fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
+}
