@@ -12,6 +12,7 @@
 
 pub mod bins;
 pub mod chat;
+pub mod frames;
 pub mod net;
 pub mod procs;
 pub mod rng;
@@ -22,7 +23,8 @@ pub use bins::{Profile, bin_path, bin_path_in, workspace_dir};
 pub use chat::Chatter;
 pub use net::{
     PlainServer, assert_no_datagram, assert_silent, connect, exchange, read_exactly, read_to_close,
-    reset, still_on_the_line, udp_ask, udp_socket, unused_addr, unused_udp_addr,
+    read_until_hung_up, reset, still_on_the_line, udp_ask, udp_socket, unused_addr,
+    unused_udp_addr,
 };
 pub use procs::{Finished, PYTHON, Proc, Server, parse_listening, python};
 pub use rng::{Rng, env_number};

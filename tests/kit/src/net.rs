@@ -37,6 +37,24 @@ pub fn read_to_close(stream: &mut TcpStream) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Reads until the peer hangs up and returns what came first. A reset also
+/// counts as hanging up: a peer that closes while our bytes are still unread
+/// makes its kernel send one (see lesson 04).
+pub fn read_until_hung_up(stream: &mut TcpStream) -> Result<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            // A signal arrived (the test's child processes end): read again.
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) if err.kind() == io::ErrorKind::ConnectionReset => return Ok(got),
+            Err(err) => return Err(err).context("waiting for the peer to hang up"),
+        }
+    }
+}
+
 /// Sends `message` to an echo server and checks that exactly the upper-cased
 /// bytes come back (Python's `bytes.upper()`).
 pub fn exchange(stream: &mut TcpStream, message: &[u8]) -> Result<()> {
