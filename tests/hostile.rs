@@ -27,10 +27,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use course_tests::chat::{MAX_LINE, TOO_LONG};
 use course_tests::contract::{self, Transport};
+use course_tests::frames::{frame, reply};
 use course_tests::transcript::Transcript;
 use course_tests::{
-    Chatter, Rng, Server, TIMEOUT, cmd, connect, env_number, read_exactly, reset, udp_ask,
-    udp_socket,
+    Chatter, Rng, Server, TIMEOUT, cmd, connect, env_number, read_exactly, read_until_hung_up,
+    reset, udp_ask, udp_socket,
 };
 use socket2::{Domain, Socket, Type};
 
@@ -40,6 +41,7 @@ const LESSON03: &str = "lesson03-server";
 const LESSON04: &str = "lesson04-server";
 const LESSON05: &str = "lesson05-server";
 const LESSON06: &str = "lesson06-server";
+const LESSON07: &str = "lesson07-server";
 
 /// The size of the burst without a newline.
 const BURST: usize = 10 * 1024 * 1024;
@@ -893,6 +895,189 @@ fn lesson06_survives_1000_connect_close_cycles() -> Result<()> {
     chat_survives(chat_connect_close_cycles)
 }
 
+// ================================================================ lesson 07
+//
+// The framed echo server: a thread per caller, and every frame (a 4-byte
+// big-endian length, then that many bytes) answered with one frame. An
+// attacker's bytes are read as lengths and bodies, whatever they hold; the
+// others must be served, and nothing may grow with what was announced.
+
+/// Starts lesson 07's server, runs `attack` on it, then checks its health.
+fn framed_survives(attack: fn(&mut Server) -> Result<()>) -> Result<()> {
+    let mut server = Server::start(LESSON07, &[])?;
+    attack(&mut server).context("attacking lesson07-server")?;
+    framed_is_healthy(server)
+}
+
+/// The lesson's own client gets its frame back, and nothing the server
+/// printed contains a panic.
+fn framed_is_healthy(server: Server) -> Result<()> {
+    cmd("lesson07-client")?
+        .arg(server.addr_arg())
+        .write_stdin("hello 你好\n")
+        .assert()
+        .success()
+        .stdout("HELLO 你好\n");
+    server.kill()?.assert_no_panic()
+}
+
+/// Random bytes straight on the wire: the first four are read as a length,
+/// almost surely over the limit. Whatever they say, the call ends in one
+/// log line.
+fn framed_random_bytes(server: &mut Server) -> Result<()> {
+    let noise = random_bytes(noise_len()?)?;
+    let mut conn = connect(server.addr)?;
+    let me = conn.local_addr()?;
+    let mut out = conn.try_clone()?;
+    let sender = thread::spawn(move || {
+        // The server may hang up long before the end: not an error here.
+        let _ = out.write_all(&noise);
+        let _ = out.shutdown(Shutdown::Write);
+    });
+    read_until_hung_up(&mut conn)?;
+    let _ = sender.join();
+    server.wait_for(&format!("client {me} "))?;
+    server.wait_for(&format!("client {me} "))?; // connected, then how it ended
+    Ok(())
+}
+
+/// Frames of random lengths holding random bytes: every one comes back
+/// whole and upper-cased.
+fn framed_random_frames(server: &mut Server) -> Result<()> {
+    let seed = env_number("HOSTILE_SEED", 0x5eed_2024_0007)?;
+    let mut rng = Rng::new(seed);
+    let mut conn = connect(server.addr)?;
+    let mut total = 0;
+    while total < noise_len()? {
+        let len = rng.between(0, 64 * 1024);
+        let body = rng.bytes(len);
+        conn.write_all(&frame(&body))?;
+        ensure_upper(&reply(&mut conn)?, &body)?;
+        total += len;
+    }
+    Ok(())
+}
+
+fn framed_invalid_utf8(server: &mut Server) -> Result<()> {
+    let mut conn = connect(server.addr)?;
+    for bad in INVALID_UTF8 {
+        conn.write_all(&frame(bad))?;
+        ensure_upper(&reply(&mut conn)?, bad).with_context(|| format!("sending {bad:?}"))?;
+    }
+    server.wait_for("an escape code")?;
+    ensure!(
+        !server.proc.seen().iter().any(|line| line.contains('\x1b')),
+        "a raw escape code reached the log"
+    );
+    Ok(())
+}
+
+fn framed_one_byte_at_a_time(server: &mut Server) -> Result<()> {
+    let mut conn = connect(server.addr)?;
+    conn.set_nodelay(true)?;
+    let body = "你好, one byte at a time".as_bytes();
+    for byte in frame(body) {
+        conn.write_all(&[byte])?;
+    }
+    ensure_upper(&reply(&mut conn)?, body)
+}
+
+/// A 10 MB frame, over the 1 MiB limit: the length alone ends the call.
+fn framed_burst(server: &mut Server) -> Result<()> {
+    let mut conn = connect(server.addr)?;
+    let mut out = conn.try_clone()?;
+    let sender = thread::spawn(move || {
+        let _ = out.write_all(&frame(&text_bytes(BURST)));
+    });
+    read_until_hung_up(&mut conn)?;
+    let _ = sender.join();
+    server.wait_for(&format!(
+        "announced {BURST} bytes, over the limit of 1048576"
+    ))?;
+    Ok(())
+}
+
+fn framed_reset_mid_frame(server: &mut Server) -> Result<()> {
+    let mut conn = connect(server.addr)?;
+    let me = conn.local_addr()?;
+    conn.write_all(&frame(b"a whole frame"))?;
+    ensure_upper(&reply(&mut conn)?, b"a whole frame")?;
+    conn.write_all(&frame(b"and half a frame")[..10])?;
+    reset(conn)?;
+    server.wait_for(&format!("client {me} reset the connection"))?;
+    Ok(())
+}
+
+/// "I am done talking, but still listening": every frame sent before the
+/// half-close is answered, then the server hangs up.
+fn framed_half_close(server: &mut Server) -> Result<()> {
+    let mut conn = connect(server.addr)?;
+    let bodies = [&b"one"[..], b"", b"three"];
+    let glued: Vec<u8> = bodies.iter().flat_map(|body| frame(body)).collect();
+    conn.write_all(&glued)?;
+    conn.shutdown(Shutdown::Write)?;
+    let answer = course_tests::read_to_close(&mut conn)?;
+    let expected: Vec<u8> = bodies
+        .iter()
+        .flat_map(|b| frame(&b.to_ascii_uppercase()))
+        .collect();
+    ensure!(answer == expected, "got {answer:?}");
+    Ok(())
+}
+
+fn framed_idle_connections(server: &mut Server) -> Result<()> {
+    idle_connections(server.addr, IDLE_CONNECTIONS).map(drop)
+}
+
+fn framed_connect_close_cycles(server: &mut Server) -> Result<()> {
+    connect_close_cycles(server.addr, CYCLES)
+}
+
+#[test]
+fn lesson07_survives_random_binary_bytes() -> Result<()> {
+    framed_survives(framed_random_bytes)
+}
+
+#[test]
+fn lesson07_answers_frames_of_random_bytes_and_lengths() -> Result<()> {
+    framed_survives(framed_random_frames)
+}
+
+#[test]
+fn lesson07_survives_invalid_utf8() -> Result<()> {
+    framed_survives(framed_invalid_utf8)
+}
+
+#[test]
+fn lesson07_survives_a_frame_written_one_byte_at_a_time() -> Result<()> {
+    framed_survives(framed_one_byte_at_a_time)
+}
+
+#[test]
+fn lesson07_survives_a_10_mb_frame_over_its_limit() -> Result<()> {
+    framed_survives(framed_burst)
+}
+
+#[test]
+fn lesson07_survives_a_reset_in_the_middle_of_a_frame() -> Result<()> {
+    framed_survives(framed_reset_mid_frame)
+}
+
+#[test]
+fn lesson07_answers_a_half_closed_client_in_full() -> Result<()> {
+    framed_survives(framed_half_close)
+}
+
+#[test]
+fn lesson07_survives_500_idle_connections_dropped_at_once() -> Result<()> {
+    framed_survives(framed_idle_connections)
+}
+
+#[test]
+fn lesson07_survives_1000_connect_close_cycles() -> Result<()> {
+    framed_survives(framed_connect_close_cycles)
+}
+
 // ============================================================ bounded memory
 //
 // Resident memory (VmRSS) and its high-water mark (VmHWM), read from
@@ -1024,6 +1209,35 @@ mod memory {
             CHAT_BOUND_MB,
         )?;
         chat_is_healthy(server)
+    }
+
+    /// A stream of callers, each announcing a frame of almost 4 GiB and
+    /// sending a few bytes of it: the announcement is refused before any
+    /// body is read, so nothing grows with it.
+    #[test]
+    fn lesson07_stays_under_16_mb_under_a_stream_of_oversized_announcements() -> Result<()> {
+        let server = Server::start(LESSON07, &[])?;
+        let pid = server.proc.id();
+        let mut during = memory(pid)?;
+        for round in 0..500 {
+            let mut conn = connect(server.addr)?;
+            conn.write_all(&[0xff, 0xff, 0xff, 0xf0])?;
+            conn.write_all(&text_bytes(1024))?;
+            read_until_hung_up(&mut conn).with_context(|| format!("round {round}"))?;
+            if round % 50 == 0 {
+                let now = memory(pid)?;
+                if now.rss_kib > during.rss_kib {
+                    during = now;
+                }
+            }
+        }
+        ensure_bounded(
+            "lesson07-server, 500 announcements of 4 GiB",
+            during,
+            memory(pid)?,
+            CHAT_BOUND_MB,
+        )?;
+        framed_is_healthy(server)
     }
 
     /// Bob sends lines of 8,000 bytes, the most that fits a line with his
@@ -1170,6 +1384,11 @@ fn lesson05_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
 #[test]
 fn lesson06_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
     quiet_on_loopback_warns_elsewhere(LESSON06, Transport::Tcp)
+}
+
+#[test]
+fn lesson07_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
+    quiet_on_loopback_warns_elsewhere(LESSON07, Transport::Tcp)
 }
 
 /// The chapter's example of the warning: `book/output/defences-public.txt`.

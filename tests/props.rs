@@ -13,6 +13,8 @@
 //! - lesson02/03/04-client: a reply delivered in pieces is printed as exactly
 //!   the upper-cased line.
 //! - lesson06-client: lines delivered in pieces are printed one per line.
+//! - lesson07-server: frames glued together and split anywhere, inside the
+//!   4-byte length included, are each answered with exactly one frame.
 //! - lesson04-server: `q` on its own hangs up, however its bytes are split.
 //!   (Only on its own: lesson 04 finds `q` by looking at one `read`, so a `q`
 //!   that arrives in the same read as an earlier message is echoed instead.
@@ -31,6 +33,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, anyhow, ensure};
+use course_tests::frames::{frame, reply};
 use course_tests::{Chatter, PlainServer, Proc, Server, connect};
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -41,6 +44,7 @@ const CHAT_SERVER: &str = "lesson06-server";
 const CHAT_CLIENT: &str = "lesson06-client";
 const ECHO_CLIENTS: [&str; 3] = ["lesson02-client", "lesson03-client", "lesson04-client"];
 const QUIT_SERVER: &str = "lesson04-server";
+const FRAMED_SERVER: &str = "lesson07-server";
 
 /// Cases per property unless `PROPTEST_CASES` is set.
 const CASES: u32 = 32;
@@ -535,4 +539,32 @@ fn chat_model_follows_the_chapter() {
         ]
     );
     assert_eq!(name, "bob");
+}
+
+// ---------------------------------------------------------------- the framed server
+
+#[test]
+fn framed_server_answers_the_same_frames_however_they_are_split() -> Result<()> {
+    let server = Server::start(FRAMED_SERVER, &[])?;
+    let addr = server.addr;
+    check(
+        (vec(vec(any::<u8>(), 0..300), 1..8), cuts()),
+        |(bodies, cuts)| {
+            let mut stream = connect(addr)?;
+            let wire: Vec<u8> = bodies.iter().flat_map(|body| frame(body)).collect();
+            let pieces = cuts.pieces(&wire);
+            send_pieces(&mut stream, &pieces)?;
+            for (n, body) in bodies.iter().enumerate() {
+                let reply = reply(&mut stream)
+                    .with_context(|| format!("reply {n}; sent {}", show(&pieces)))?;
+                ensure!(
+                    reply == body.to_ascii_uppercase(),
+                    "reply {n} is {reply:?}; sent {}",
+                    show(&pieces)
+                );
+            }
+            Ok(())
+        },
+    )?;
+    server.kill()?.assert_no_panic()
 }
