@@ -39,6 +39,9 @@ pub struct Spec {
     pub label: String,
     pub addr: SocketAddr,
     pub udp: bool,
+    /// Send every message as a lesson 07 frame: a 4-byte big-endian length
+    /// first (TCP only); the reply is one frame too.
+    pub framed: bool,
     pub clients: usize,
     /// Bytes per message.
     pub size: usize,
@@ -262,18 +265,29 @@ async fn tcp_client(
     // One small message at a time: send each at once, do not let Nagle's
     // algorithm hold it back.
     let _ = stream.set_nodelay(true);
-    let mut message = vec![0u8; spec.size];
-    let mut expected = vec![0u8; spec.size];
-    let mut reply = vec![0u8; spec.size];
+    // A framed message starts with its length; the reply's length is the
+    // same, and upper-casing leaves those four bytes alone unless one of
+    // them happens to be a lower-case letter, so the expected reply is
+    // built from the header and the upper-cased payload separately.
+    let header: Vec<u8> = if spec.framed {
+        (spec.size as u32).to_be_bytes().to_vec()
+    } else {
+        Vec::new()
+    };
+    let h = header.len();
+    let mut message = vec![0u8; h + spec.size];
+    message[..h].copy_from_slice(&header);
+    let mut expected = message.clone();
+    let mut reply = vec![0u8; message.len()];
     let mut seq = 0u64;
     loop {
         if spec.messages.is_some_and(|n| seq >= n) {
             result.done = Some(start.elapsed());
             break;
         }
-        fill(&mut message, id, seq);
-        expected.copy_from_slice(&message);
-        expected.make_ascii_uppercase();
+        fill(&mut message[h..], id, seq);
+        expected[h..].copy_from_slice(&message[h..]);
+        expected[h..].make_ascii_uppercase();
         let sent = Instant::now();
         let exchange = async {
             stream.write_all(&message).await?;

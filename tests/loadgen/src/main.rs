@@ -89,6 +89,9 @@ struct RunArgs {
     /// Talk UDP (one datagram per message, as lesson 05) instead of TCP
     #[arg(long)]
     udp: bool,
+    /// Send each message as a frame, a 4-byte big-endian length first (lesson 07)
+    #[arg(long, conflicts_with = "udp")]
+    framed: bool,
     /// Concurrent clients
     #[arg(short, long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     clients: u32,
@@ -196,6 +199,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         label: format!("{} {}", if args.udp { "udp" } else { "tcp" }, args.addr),
         addr: args.addr,
         udp: args.udp,
+        framed: args.framed,
         clients: args.clients as usize,
         size: args.size as usize,
         duration: args.duration,

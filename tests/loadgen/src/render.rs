@@ -249,6 +249,20 @@ pub fn echo_table(entries: &[Entry], r: &Results) -> String {
     text
 }
 
+/// Lesson 07's framed echo beside the thread-per-connection echo servers of
+/// the same run, which answer the same payloads without a length.
+pub fn framed_table(r: &Results) -> String {
+    let mut entries: Vec<Entry> = r.framed.clone();
+    for key in ["threads", "py-threading"] {
+        if let Some(e) = r.echo.iter().find(|e| e.key == key) {
+            let mut e = e.clone();
+            e.label = format!("{} (no length)", e.label);
+            entries.push(e);
+        }
+    }
+    echo_table(&entries, r)
+}
+
 /// What each server spent: CPU per message (in the program and in the
 /// kernel), cores used by the server and by the load generator, memory and
 /// threads.
@@ -532,7 +546,14 @@ pub fn write_all(r: &Results, dir: &Path) -> anyhow::Result<()> {
         echo.push_str(&echo_table(&r.udp, r));
     }
     write("echo.md", echo)?;
-    let all: Vec<Entry> = r.echo.iter().chain(&r.udp).cloned().collect();
+    write("framed.md", framed_table(r))?;
+    let all: Vec<Entry> = r
+        .echo
+        .iter()
+        .chain(&r.udp)
+        .chain(&r.framed)
+        .cloned()
+        .collect();
     write("cost.md", cost_table(&all))?;
     write("sessions.md", sessions_table(r))?;
     write("fanout.md", fanout_table(r))?;

@@ -69,11 +69,13 @@ fn candidate(
 const PY_SEQUENTIAL: &str = "lessons/lesson03-connection-loop/python/server.py";
 const PY_THREADING: &str = "tests/loadgen/python/threading_server.py";
 const PY_UDP: &str = "lessons/lesson05-udp/python/server.py";
-const LESSONS: [&str; 4] = [
+const PY_FRAMED: &str = "lessons/lesson07-framing/python/server.py";
+const LESSONS: [&str; 5] = [
     "lesson03-server",
     "lesson04-server",
     "lesson05-server",
     "lesson06-server",
+    "lesson07-server",
 ];
 
 /// Everything the runs need to start servers.
@@ -215,6 +217,7 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
         label: String::new(),
         addr: "127.0.0.1:0".parse()?,
         udp: false,
+        framed: false,
         clients: settings.clients,
         size: settings.size,
         duration: Duration::from_secs_f64(settings.duration_s),
@@ -250,6 +253,28 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
     };
     let all: Vec<&Candidate> = udp.iter().collect();
     results.udp = measure_group(&runtime, &env, &all, &udp_load, &settings);
+
+    eprintln!("== framed echo (lesson 07): the same load, each message a frame");
+    let framed = [
+        candidate(
+            "lesson07",
+            "lesson 07, framed, thread per client",
+            "lesson",
+            Launch::Lesson("lesson07-server", vec![]),
+        ),
+        candidate(
+            "py-framed",
+            "Python, framed (lesson 07 twin)",
+            "python",
+            Launch::Python(PY_FRAMED),
+        ),
+    ];
+    let framed_load = echo::Spec {
+        framed: true,
+        ..load.clone()
+    };
+    let all: Vec<&Candidate> = framed.iter().collect();
+    results.framed = measure_group(&runtime, &env, &all, &framed_load, &settings);
 
     eprintln!(
         "== sessions: {} clients start at once, each sends {} messages and hangs up (at most {} s)",
@@ -302,6 +327,7 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
         .echo
         .iter()
         .chain(&results.udp)
+        .chain(&results.framed)
         .chain(&results.sessions)
         .filter_map(|e| e.summary.as_ref())
         .map(|s| s.wrong)

@@ -16,6 +16,10 @@ pub struct Results {
     pub echo: Vec<Entry>,
     /// UDP echo, the same load.
     pub udp: Vec<Entry>,
+    /// Lesson 07's framed echo, the same load with a length before every
+    /// message, beside the plain echo servers of the same run.
+    #[serde(default)]
+    pub framed: Vec<Entry>,
     /// C clients that each send N messages and hang up, all starting at once.
     pub sessions: Vec<Entry>,
     /// Lesson 06's chat room, one line to everybody.

@@ -138,7 +138,7 @@ fn report_smoke_runs_every_scenario_and_draws_the_plots() -> Result<()> {
     let results = json(&dir.join("results.json"))?;
     // The Rust servers are always there; a Python twin may be missing, and
     // then it must say why.
-    for section in ["echo", "udp", "sessions"] {
+    for section in ["echo", "udp", "framed", "sessions"] {
         for entry in results[section].as_array().context("no section")? {
             let key = entry["key"].as_str().unwrap_or("?");
             if entry["kind"] == "python" && entry["missing"].is_string() {
@@ -162,6 +162,7 @@ fn report_smoke_runs_every_scenario_and_draws_the_plots() -> Result<()> {
     for table in [
         "machine.md",
         "echo.md",
+        "framed.md",
         "sessions.md",
         "fanout.md",
         "targets.md",
