@@ -31,7 +31,7 @@ def talk(phone, message):
             rest += chunk
         if rest:                                   # ours sends none; show it if one does
             print(rest.decode("utf-8", errors="replace"))
-        print("server closed the connection")
+        print("server hung up, as asked")
         return False
     reply = b""
     for start in range(0, len(message), PIECE):
