@@ -350,6 +350,50 @@ fn book_output_of_blank_lines_and_chinese() -> Result<()> {
         .check("lesson02-blank-lines")
 }
 
+/// At a terminal, Ctrl-D leaves the cursor after `>> `; the client ends that
+/// line, so the shell's prompt starts on a line of its own. (Python's `pty`
+/// module gives the client a real terminal; Linux only, like the book.)
+#[cfg(target_os = "linux")]
+#[test]
+fn client_at_a_terminal_ends_the_prompt_line_at_end_of_input() -> Result<()> {
+    let server = Server::start(SERVER, &[])?;
+    let at_a_terminal = r#"
+import os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], sys.argv[2]])
+seen = b""
+def read_until(wanted):
+    global seen
+    deadline = time.time() + 20
+    while wanted not in seen and time.time() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                seen += os.read(fd, 1024)
+            except OSError:
+                return
+os.write(fd, b"hi\n")
+read_until(b"HI\r\n>> ")
+os.write(fd, b"\x04")
+read_until(b"never: read to the end")
+os.waitpid(pid, 0)
+sys.stdout.buffer.write(seen)
+"#;
+    let mut py = Command::new("python3");
+    py.arg("-c")
+        .arg(at_a_terminal)
+        .arg(course_tests::bin_path(CLIENT)?)
+        .arg(server.addr_arg());
+    let done = run_with_stdin(py, "")?;
+    ensure!(done.status.success(), "python failed: {done:?}");
+    let screen = String::from_utf8_lossy(&done.stdout);
+    ensure!(
+        screen.ends_with("HI\r\n>> \r\n"),
+        "the terminal showed {screen:?}"
+    );
+    Ok(())
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn book_output_of_other_tcp_clients() -> Result<()> {

@@ -60,6 +60,8 @@ try:
             print(">> ", end="", flush=True)
         line = sys.stdin.buffer.readline()         # bytes, so any input is sent as is
         if not line:                               # end of input: Ctrl-D
+            if prompt:
+                print()  # end the line the prompt is on
             break
         message = line.strip()
         if message and not talk(phone, message):  # blank lines are skipped, never sent
