@@ -411,11 +411,28 @@ fn book_output_of_other_tcp_clients() -> Result<()> {
         nc.status.success(),
         "nc failed (is netcat-openbsd installed?): {nc:?}"
     );
-    ensure!(server.wait_exit()?.status.success());
+    let addr = server.addr;
+    let log = server.wait_exit()?;
+    ensure!(log.status.success(), "{log:?}");
     t.command(r"printf 'hello\nbye\n' | nc -N 127.0.0.1 9002")
         .output(&String::from_utf8_lossy(&nc.stdout));
+    // nc sent both lines in one write, and one read got them both: 粘包.
+    ensure!(
+        log.stdout
+            .iter()
+            .any(|l| l.ends_with(r#"said "hello\nbye\n""#)),
+        "expected one read of both lines: {:?}",
+        log.stdout
+    );
+    Transcript::new()
+        .show_addr_as(addr, DEFAULT_ADDR)
+        .command("cargo run -p lesson02-server")
+        .lines(&log.stdout)
+        .check("lesson02-sticky")?;
 
     let one_liner = r#"import socket; s = socket.create_connection(("127.0.0.1", 9002)); s.sendall(b"one"); print(s.recv(1024)); s.sendall(b"two"); print(s.recv(1024))"#;
+    // Shown one statement a line, so that it fits the book's column.
+    let one_liner = &one_liner.replace("; ", "\n");
     let server = Server::start(SERVER, &[])?;
     let port = server.addr.port().to_string();
     let mut py = Command::new("python3");
@@ -423,7 +440,7 @@ fn book_output_of_other_tcp_clients() -> Result<()> {
     let py = run_with_stdin(py, "")?;
     ensure!(py.status.success(), "python failed: {py:?}");
     ensure!(server.wait_exit()?.status.success());
-    t.command(&format!("python3 -c '{one_liner}'"))
+    t.command(&format!("python3 -c '\n{one_liner}'"))
         .output(&String::from_utf8_lossy(&py.stdout));
     t.check("lesson02-other-clients")
 }
