@@ -4,13 +4,17 @@ reader would see, after the page's JavaScript has run.
 
 A page fails when it shows a raw `{{#include`, an `ANCHOR` marker, an empty
 code block, a mermaid diagram that did not become an SVG, or a link to a page
-or `#fragment` of the book that does not exist. One chapter is kept as a
-screenshot for a person to look at.
+or `#fragment` of the book that does not exist. It also fails when, in a
+window 1280 pixels wide, a code block or a table is wider than the text
+column (the reader would have to scroll sideways, or would not see the end of
+a line at all), or a diagram is shrunk so far that its text is too small to
+read. One chapter is kept as a screenshot for a person to look at.
 
 Usage: check-book-in-browser.py BOOK_HTML_DIR SCREENSHOT_PNG
 Standard library only; needs `chromium` on the PATH.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -35,6 +39,41 @@ CHROMIUM = [
 BUDGET_MS = "15000"
 # Pages that are not chapters of their own.
 SKIP = {"404.html", "print.html", "toc.html"}
+# The window a reader's laptop gives the book.
+WINDOW = "1280,900"
+# A diagram drawn smaller than this share of its natural size has text under
+# about 12 px (mermaid draws its text at 16 px).
+SMALLEST_DIAGRAM_SCALE = 0.75
+# Measures, once the page's scripts (mermaid) are done, what is wider than
+# the text column, and leaves the answer on <body> for --dump-dom to show.
+MEASURE = """
+<script>
+window.addEventListener("load", () => setTimeout(() => {
+  const main = document.querySelector("main");
+  const column = main.getBoundingClientRect();
+  const found = [];
+  const name = (el) => (el.textContent || "").trim().split("\\n")[0].slice(0, 60);
+  main.querySelectorAll("pre > code").forEach((el, i) => {
+    if (el.closest(".mermaid")) return;
+    if (el.scrollWidth > el.clientWidth + 1 || el.getBoundingClientRect().right > column.right + 1)
+      found.push(`code block ${i + 1} is ${el.scrollWidth} px wide, the column ${Math.round(column.width)} px: ${name(el)}`);
+  });
+  main.querySelectorAll("table").forEach((el, i) => {
+    const box = el.parentElement;
+    if (el.getBoundingClientRect().width > column.width + 1 || box.scrollWidth > box.clientWidth + 1)
+      found.push(`table ${i + 1} is ${Math.round(el.getBoundingClientRect().width)} px wide, the column ${Math.round(column.width)} px: ${name(el)}`);
+  });
+  main.querySelectorAll(".mermaid svg").forEach((el, i) => {
+    const natural = el.viewBox && el.viewBox.baseVal ? el.viewBox.baseVal.width : 0;
+    const drawn = el.getBoundingClientRect().width;
+    if (natural > 0 && drawn / natural < %(scale)s)
+      found.push(`diagram ${i + 1} is drawn at ${Math.round(100 * drawn / natural)}%% of its size, its text about ${Math.round(16 * drawn / natural)} px`);
+  });
+  document.body.setAttribute("data-layout-width", String(window.innerWidth));
+  document.body.setAttribute("data-layout-problems", JSON.stringify(found));
+}, 3000));
+</script>
+""" % {"scale": SMALLEST_DIAGRAM_SCALE}
 
 
 class Page(HTMLParser):
@@ -50,11 +89,16 @@ class Page(HTMLParser):
         self._stack = []
         self._code = None
         self._in_main = 0
+        self.layout_width = None  # set by MEASURE
+        self.layout_problems = None
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         if "id" in attrs:
             self.ids.add(attrs["id"])
+        if tag == "body" and "data-layout-problems" in attrs:
+            self.layout_width = attrs.get("data-layout-width")
+            self.layout_problems = json.loads(attrs["data-layout-problems"])
         if tag == "a" and attrs.get("href"):
             self.links.append(attrs["href"])
         classes = (attrs.get("class") or "").split()
@@ -88,19 +132,30 @@ class Page(HTMLParser):
 
 
 def render(path, user_data):
-    """The page's DOM after its scripts ran, as Chromium serialises it."""
-    result = subprocess.run(
-        CHROMIUM
-        + [
-            f"--user-data-dir={user_data}",
-            f"--virtual-time-budget={BUDGET_MS}",
-            "--dump-dom",
-            "file://" + os.path.abspath(path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    """The page's DOM after its scripts ran, as Chromium serialises it, with
+    MEASURE's findings on <body>. The page is measured as a copy with MEASURE
+    added, beside the original so that its relative links still work."""
+    with open(path, encoding="utf-8") as page:
+        html = page.read()
+    copy = os.path.join(os.path.dirname(path), ".measure-" + os.path.basename(path))
+    with open(copy, "w", encoding="utf-8") as page:
+        page.write(html.replace("</body>", MEASURE + "</body>", 1))
+    try:
+        result = subprocess.run(
+            CHROMIUM
+            + [
+                f"--user-data-dir={user_data}",
+                f"--virtual-time-budget={BUDGET_MS}",
+                f"--window-size={WINDOW}",
+                "--dump-dom",
+                "file://" + os.path.abspath(copy),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.remove(copy)
     if result.returncode != 0 or "<html" not in result.stdout:
         raise SystemExit(f"chromium could not render {path}:\n{result.stderr[-2000:]}")
     return result.stdout
@@ -134,6 +189,13 @@ def main():
             for number, rendered in enumerate(page.mermaid, 1):
                 if not rendered:
                     problems.append(f"{name}: diagram {number} did not render to SVG")
+            if page.layout_problems is None:
+                problems.append(f"{name}: the layout could not be measured")
+            else:
+                if page.layout_width != WINDOW.split(",")[0]:
+                    problems.append(f"{name}: measured at {page.layout_width} px, not {WINDOW}")
+                for problem in page.layout_problems:
+                    problems.append(f"{name}: at {WINDOW.split(',')[0]} px, {problem}")
             print(
                 f"{name}: {len(page.code_blocks)} code blocks, "
                 f"{len(page.mermaid)} diagrams, {len(page.links)} links"

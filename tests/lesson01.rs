@@ -52,7 +52,9 @@ fn client_refuses_an_empty_message() -> Result<()> {
         .args(["--message", ""])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("--message"));
+        .stderr(predicate::str::contains("--message"))
+        .stderr(predicate::str::contains("an empty message sends nothing"))
+        .stderr(predicate::str::contains("none was supplied").not());
     Ok(())
 }
 
@@ -315,6 +317,8 @@ fn book_output_of_other_tcp_clients() -> Result<()> {
     }
     // What the chapter shows with nc and with a Python one-liner.
     let one_liner = "import socket; s = socket.create_connection((\"127.0.0.1\", 9001)); s.send(b\"hello\"); print(s.recv(1024))";
+    // Shown one statement a line, so that it fits the book's column.
+    let one_liner = &one_liner.replace("; ", "\n");
     let mut t = Transcript::new();
     let server = Server::start(SERVER, &[])?;
     let nc = Command::new("sh")
@@ -329,8 +333,12 @@ fn book_output_of_other_tcp_clients() -> Result<()> {
         nc.status.success(),
         "nc failed (is netcat installed?): {nc:?}"
     );
+    // nc prints the reply as it came, `HELLO` with no newline: a terminal
+    // shows the shell's next prompt right after it, and so does the book.
+    let reply = String::from_utf8_lossy(&nc.stdout);
+    ensure!(reply == "HELLO", "nc printed {reply:?}");
     t.command("printf hello | nc 127.0.0.1 9001")
-        .output(&String::from_utf8_lossy(&nc.stdout));
+        .lines(&[format!("{reply}$ ")]);
     let server = Server::start(SERVER, &[])?;
     let port = server.addr.port().to_string();
     let py = Command::new("python3")
@@ -338,7 +346,7 @@ fn book_output_of_other_tcp_clients() -> Result<()> {
         .arg(one_liner.replace("9001", &port))
         .output()?;
     ensure!(py.status.success(), "python failed: {py:?}");
-    t.command(&format!("python3 -c '{one_liner}'"))
+    t.command(&format!("python3 -c '\n{one_liner}'"))
         .output(&String::from_utf8_lossy(&py.stdout));
     t.check("lesson01-other-clients")
 }

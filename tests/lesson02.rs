@@ -354,6 +354,53 @@ fn book_output_of_blank_lines_and_chinese() -> Result<()> {
         .check("lesson02-blank-lines")
 }
 
+/// At a terminal, Ctrl-D leaves the cursor after `>> `; the client ends that
+/// line, so the shell's prompt starts on a line of its own. (Python's `pty`
+/// module gives the client a real terminal; Linux only, like the book.)
+#[cfg(target_os = "linux")]
+#[test]
+fn client_at_a_terminal_ends_the_prompt_line_at_end_of_input() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let server = Server::start(SERVER, &[])?;
+    let at_a_terminal = r#"
+import os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], sys.argv[2]])
+seen = b""
+def read_until(wanted):
+    global seen
+    deadline = time.time() + 20
+    while wanted not in seen and time.time() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                seen += os.read(fd, 1024)
+            except OSError:
+                return
+os.write(fd, b"hi\n")
+read_until(b"HI\r\n>> ")
+os.write(fd, b"\x04")
+read_until(b"never: read to the end")
+os.waitpid(pid, 0)
+sys.stdout.buffer.write(seen)
+"#;
+    let mut py = Command::new("python3");
+    py.arg("-c")
+        .arg(at_a_terminal)
+        .arg(course_tests::bin_path(CLIENT)?)
+        .arg(server.addr_arg());
+    let done = run_with_stdin(py, "")?;
+    ensure!(done.status.success(), "python failed: {done:?}");
+    let screen = String::from_utf8_lossy(&done.stdout);
+    ensure!(
+        screen.ends_with("HI\r\n>> \r\n"),
+        "the terminal showed {screen:?}"
+    );
+    Ok(())
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn book_output_of_other_tcp_clients() -> Result<()> {
@@ -374,11 +421,28 @@ fn book_output_of_other_tcp_clients() -> Result<()> {
         nc.status.success(),
         "nc failed (is netcat-openbsd installed?): {nc:?}"
     );
-    ensure!(server.wait_exit()?.status.success());
+    let addr = server.addr;
+    let log = server.wait_exit()?;
+    ensure!(log.status.success(), "{log:?}");
     t.command(r"printf 'hello\nbye\n' | nc -N 127.0.0.1 9002")
         .output(&String::from_utf8_lossy(&nc.stdout));
+    // nc sent both lines in one write, and one read got them both: 粘包.
+    ensure!(
+        log.stdout
+            .iter()
+            .any(|l| l.ends_with(r#"said "hello\nbye\n""#)),
+        "expected one read of both lines: {:?}",
+        log.stdout
+    );
+    Transcript::new()
+        .show_addr_as(addr, DEFAULT_ADDR)
+        .command("cargo run -p lesson02-server")
+        .lines(&log.stdout)
+        .check("lesson02-sticky")?;
 
     let one_liner = r#"import socket; s = socket.create_connection(("127.0.0.1", 9002)); s.sendall(b"one"); print(s.recv(1024)); s.sendall(b"two"); print(s.recv(1024))"#;
+    // Shown one statement a line, so that it fits the book's column.
+    let one_liner = &one_liner.replace("; ", "\n");
     let server = Server::start(SERVER, &[])?;
     let port = server.addr.port().to_string();
     let mut py = Command::new("python3");
@@ -386,7 +450,7 @@ fn book_output_of_other_tcp_clients() -> Result<()> {
     let py = run_with_stdin(py, "")?;
     ensure!(py.status.success(), "python failed: {py:?}");
     ensure!(server.wait_exit()?.status.success());
-    t.command(&format!("python3 -c '{one_liner}'"))
+    t.command(&format!("python3 -c '\n{one_liner}'"))
         .output(&String::from_utf8_lossy(&py.stdout));
     t.check("lesson02-other-clients")
 }

@@ -416,12 +416,14 @@ fn book_output_of_other_tcp_clients() -> Result<()> {
     t.command(r"printf 'hello\n' | nc -N 127.0.0.1 9003")
         .output(&String::from_utf8_lossy(&nc.stdout));
     let one_liner = r#"import socket; s = socket.create_connection(("127.0.0.1", 9003)); s.sendall(b"one"); print(s.recv(1024)); s.sendall(b"two"); print(s.recv(1024))"#;
+    // Shown one statement a line, so that it fits the book's column.
+    let one_liner = &one_liner.replace("; ", "\n");
     let mut py = Command::new("python3");
     py.arg("-c")
         .arg(one_liner.replace("9003", &server.addr.port().to_string()));
     let py = run_with_stdin(py, "")?;
     ensure!(py.status.success(), "python failed: {py:?}");
-    t.command(&format!("python3 -c '{one_liner}'"))
+    t.command(&format!("python3 -c '\n{one_liner}'"))
         .output(&String::from_utf8_lossy(&py.stdout));
     server.kill()?.assert_no_panic()?;
     t.check("lesson03-other-clients")

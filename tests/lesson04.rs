@@ -346,7 +346,7 @@ fn client_quits_with_q_and_the_server_serves_the_next() -> Result<()> {
         .write_stdin("hello\nq\nnever sent\n")
         .assert()
         .success()
-        .stdout("HELLO\nserver closed the connection\n")
+        .stdout("HELLO\nserver hung up, as asked\n")
         .stderr("");
     server.wait_for("asked to quit, hanging up")?;
     cmd(CLIENT)?
@@ -354,7 +354,7 @@ fn client_quits_with_q_and_the_server_serves_the_next() -> Result<()> {
         .write_stdin("  Q  \n")
         .assert()
         .success()
-        .stdout("server closed the connection\n");
+        .stdout("server hung up, as asked\n");
     server.wait_for("asked to quit, hanging up")?;
     let done = server.kill()?;
     ensure!(
@@ -386,7 +386,7 @@ fn client_q_does_not_hang_on_a_server_that_ignores_q() -> Result<()> {
         .write_stdin("q\n")
         .assert()
         .success()
-        .stdout("Q\nserver closed the connection\n");
+        .stdout("Q\nserver hung up, as asked\n");
     ensure!(plain.join()? == b"q");
     Ok(())
 }
@@ -470,7 +470,7 @@ fn interop_python_client_with_rust_server() -> Result<()> {
     let done = run_with_stdin(client, "hello\n\n  你好 rust  \nq\nnever sent\n")?;
     ensure!(done.status.success(), "python client failed: {done:?}");
     ensure!(
-        done.stdout == "HELLO\n你好 RUST\nserver closed the connection\n".as_bytes(),
+        done.stdout == "HELLO\n你好 RUST\nserver hung up, as asked\n".as_bytes(),
         "{done:?}"
     );
     server.wait_for("asked to quit, hanging up")?;
@@ -536,7 +536,7 @@ fn interop_rust_client_with_python_server() -> Result<()> {
         .write_stdin("hello\n你好 rust\nq\nnever sent\n")
         .assert()
         .success()
-        .stdout("HELLO\n你好 RUST\nserver closed the connection\n")
+        .stdout("HELLO\n你好 RUST\nserver hung up, as asked\n")
         .stderr("");
     server.wait_for("asked to quit, hanging up")?;
     // End of input without q: a polite hang-up.
@@ -938,7 +938,7 @@ fn exercise2_talks_and_quits_like_the_lesson_client() -> Result<()> {
         .assert()
         .success()
         .stdout(format!(
-            "HELLO\n你好 RUST\n{}\nserver closed the connection\n",
+            "HELLO\n你好 RUST\n{}\nserver hung up, as asked\n",
             long.to_uppercase()
         ))
         .stderr("");

@@ -763,6 +763,8 @@ fn book_output_of_other_udp_clients() -> Result<()> {
     // What the chapter shows with nc and with a Python one-liner, and what
     // the server logs for each.
     let one_liner = r#"import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b"hello", ("127.0.0.1", 9005)); print(s.recvfrom(1024))"#;
+    // Shown one statement a line, so that it fits the book's column.
+    let one_liner = &one_liner.replace("; ", "\n");
     let mut server = Server::start(SERVER, &[])?;
     let addr = server.addr;
     let port = addr.port().to_string();
@@ -786,7 +788,7 @@ fn book_output_of_other_udp_clients() -> Result<()> {
     // know: put the default port back by hand.
     let printed = String::from_utf8_lossy(&py.get_output().stdout)
         .replace(&format!("'127.0.0.1', {port})"), "'127.0.0.1', 9005)");
-    t.command(&format!("python3 -c '{one_liner}'"))
+    t.command(&format!("python3 -c '\n{one_liner}'"))
         .output(&printed)
         .check("lesson05-other-clients")?;
     server.wait_for(r#"said "hello""#)?;
@@ -810,6 +812,8 @@ fn book_output_of_truncation() -> Result<()> {
     // Python's recvfrom(1024), then our client with its default buffer and
     // with --buffer 1024. `wc -c` counts stdout's bytes; so do we.
     let one_liner = r#"import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b"a" * 2000, ("127.0.0.1", 9005)); print(len(s.recvfrom(1024)[0]))"#;
+    // Shown one statement a line, so that it fits the book's column.
+    let one_liner = &one_liner.replace("; ", "\n");
     let mut server = Server::start(SERVER, &[])?;
     let addr = server.addr;
     let mut t = Transcript::new();
@@ -819,7 +823,7 @@ fn book_output_of_truncation() -> Result<()> {
         .timeout(TIMEOUT)
         .assert()
         .success();
-    t.command(&format!("python3 -c '{one_liner}'"))
+    t.command(&format!("python3 -c '\n{one_liner}'"))
         .output(&String::from_utf8_lossy(&py.get_output().stdout));
     let line = format!("{}\n", "a".repeat(2000));
     for (shown, extra) in [
@@ -907,7 +911,9 @@ fn book_output_when_a_socket_is_bound_but_silent() -> Result<()> {
     // The chapter's one-liner holds the port and reads nothing. Run with
     // port 0 instead of 9005, it prints the port it got, and the client is
     // started only once that line has arrived.
-    let one_liner = r#"import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 9005)); print("holding %s:%d" % s.getsockname(), flush=True); time.sleep(60)"#;
+    let one_liner = r#"import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 9005)); print("holding %s:%d" % s.getsockname(), flush=True); time.sleep(15)"#;
+    // Shown one statement a line, so that it fits the book's column.
+    let one_liner = &one_liner.replace("; ", "\n");
     let mut holder = Command::new("python3");
     holder.arg("-c").arg(one_liner.replace("9005", "0"));
     let mut holder = Proc::spawn_command(holder)?;
@@ -929,7 +935,7 @@ fn book_output_when_a_socket_is_bound_but_silent() -> Result<()> {
     );
     let mut t = Transcript::new();
     t.show_addr_as(addr, DEFAULT_ADDR)
-        .command(&format!("python3 -c '{one_liner}' &"))
+        .command(&format!("python3 -c '\n{one_liner}' &"))
         .lines(&[holding])
         .command(r"printf 'hello\n' | cargo run -p lesson05-client")
         .output(&String::from_utf8_lossy(&silent.get_output().stderr))

@@ -16,12 +16,15 @@ use course_tests::contract;
 use course_tests::tools::PYTHON3;
 use course_tests::transcript::Transcript;
 use course_tests::{
-    Chatter, PlainServer, Proc, Server, TIMEOUT, cmd, connect, python, run_with_stdin, unused_addr,
+    Chatter, PlainServer, Proc, Server, TIMEOUT, cmd, connect, exchange, python, run_with_stdin,
+    unused_addr,
 };
 use predicates::prelude::*;
 use socket2::{Domain, SockRef, Socket, Type};
 
 const SERVER: &str = "lesson06-server";
+/// Step 1 of the lesson: lesson 04's echo server with a thread per caller.
+const ECHO: &str = "lesson06-echo-server";
 const CLIENT: &str = "lesson06-client";
 const EXERCISE: &str = "lesson06-exercise1";
 const LESSON: &str = "lesson06-threaded-chat";
@@ -36,6 +39,159 @@ fn start_client(server: &Server) -> Result<Proc> {
 
 fn type_line(client: &mut Proc, text: &str) -> Result<()> {
     writeln!(client.stdin()?, "{text}").context("typing into the client")
+}
+
+// ---------------------------------------------------------------- step 1: a thread per caller
+//
+// lesson06-echo-server is lesson 04's echo server, with each call on a thread
+// of its own. Lesson 03's experiment (`second_client_waits_until_the_first_hangs_up`
+// in tests/lesson03.rs) now comes out the other way.
+
+#[test]
+fn echo_server_prints_help() -> Result<()> {
+    contract::help_works(ECHO, DEFAULT_ADDR)?;
+    cmd(ECHO)?
+        .arg("--help")
+        .assert()
+        .stdout(predicate::str::contains("--idle-timeout <SECS>"));
+    Ok(())
+}
+
+#[test]
+fn echo_server_dies_on_bad_arguments() -> Result<()> {
+    contract::bad_address_is_refused(ECHO)?;
+    for bad in ["0", "soon"] {
+        cmd(ECHO)?
+            .args(["127.0.0.1:0", "--idle-timeout", bad])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("--idle-timeout"))
+            .stderr(predicate::str::contains("panicked").not());
+    }
+    Ok(())
+}
+
+#[test]
+fn a_second_caller_is_served_while_the_first_is_still_connected() -> Result<()> {
+    served_at_once(Server::start(ECHO, &[])?)
+}
+
+/// Lesson 03's waiting client, served at once: the first caller stays on the
+/// line, and the second is answered meanwhile, then the first goes on.
+fn served_at_once(mut server: Server) -> Result<()> {
+    let mut first = connect(server.addr)?;
+    exchange(&mut first, b"first")?;
+    let mut second = connect(server.addr)?;
+    // A sequential server would still be reading from `first`: this read
+    // would time out.
+    exchange(&mut second, b"second")?;
+    exchange(&mut first, b"still me")?;
+    exchange(&mut second, b"me too")?;
+    let second_addr = second.local_addr()?;
+    drop(second);
+    server.wait_for(&format!("client {second_addr} closed the connection"))?;
+    exchange(&mut first, b"last")?;
+    server.kill()?.assert_no_panic()
+}
+
+#[test]
+fn echo_server_hangs_up_on_an_idle_caller_and_serves_the_others() -> Result<()> {
+    let mut server = Server::start(ECHO, &["--idle-timeout", "1"])?;
+    let mut silent = connect(server.addr)?;
+    let me = silent.local_addr()?;
+    let mut talker = connect(server.addr)?;
+    exchange(&mut talker, b"hello")?;
+    server.wait_for(&format!("client {me} was idle for 1 s, hanging up"))?;
+    ensure!(
+        course_tests::read_to_close(&mut silent)?.is_empty(),
+        "the silent caller got data"
+    );
+    Ok(())
+}
+
+#[test]
+fn echo_server_survives_resets_quit_and_garbage() -> Result<()> {
+    let mut server = Server::start(ECHO, &[])?;
+    let mut rude = connect(server.addr)?;
+    exchange(&mut rude, b"hi")?;
+    let rude_addr = rude.local_addr()?;
+    course_tests::reset(rude)?;
+    server.wait_for(&format!("client {rude_addr} reset the connection"))?;
+
+    let mut garbage = connect(server.addr)?;
+    garbage.write_all(&[b'o', b'k', 0xff, 0xfe])?;
+    let reply = course_tests::read_exactly(&mut garbage, 4)?;
+    ensure!(reply == [b'O', b'K', 0xff, 0xfe], "got {reply:?}");
+    garbage.write_all(b"q\n")?;
+    ensure!(course_tests::read_to_close(&mut garbage)?.is_empty());
+    server.wait_for("asked to quit, hanging up")?;
+
+    let mut next = connect(server.addr)?;
+    exchange(&mut next, b"still up")?;
+    server.kill()?.assert_no_panic()
+}
+
+/// The exercise: one thread to accept, plus one per caller.
+#[cfg(target_os = "linux")]
+#[test]
+fn echo_server_runs_one_thread_per_caller() -> Result<()> {
+    let server = Server::start(ECHO, &[])?;
+    let threads = || course_tests::threads(server.proc.id());
+    ensure!(threads()? == 1, "{} threads before any caller", threads()?);
+    let mut callers = Vec::new();
+    for n in 1..=3 {
+        let mut caller = connect(server.addr)?;
+        // The reply comes from the caller's thread: it exists now.
+        exchange(&mut caller, b"hi")?;
+        callers.push(caller);
+        ensure!(
+            threads()? == 1 + n,
+            "{} threads with {n} callers",
+            threads()?
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn interop_python_echo_server_serves_callers_at_once_too() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let mut twin = python(LESSON, "echo_server.py");
+    twin.arg("127.0.0.1:0");
+    served_at_once(Server::start_command(twin)?)
+}
+
+#[test]
+fn interop_lesson04_clients_with_the_echo_servers() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    // Lesson 04's Rust client against the Python twin, its Python client
+    // against the Rust server: `q` works as in lesson 04.
+    let mut twin = python(LESSON, "echo_server.py");
+    twin.arg("127.0.0.1:0");
+    let server = Server::start_command(twin)?;
+    cmd("lesson04-client")?
+        .arg(server.addr_arg())
+        .write_stdin("hello\n你好 rust\nq\n")
+        .assert()
+        .success()
+        .stdout("HELLO\n你好 RUST\nserver hung up, as asked\n");
+    server.kill()?;
+    let mut server = Server::start(ECHO, &[])?;
+    let mut client = python("lesson04-disconnect-handling", "client.py");
+    client.arg(server.addr_arg());
+    let done = run_with_stdin(client, "hello\nq\n")?;
+    ensure!(done.status.success(), "python client failed: {done:?}");
+    ensure!(
+        done.stdout == b"HELLO\nserver hung up, as asked\n",
+        "{:?}",
+        String::from_utf8_lossy(&done.stdout)
+    );
+    server.wait_for("asked to quit, hanging up")?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------- the command line
@@ -795,23 +951,68 @@ fn book_output_of_a_chat() -> Result<()> {
     )?;
     transcript(
         "lesson06-alice",
-        r"(printf '/nick alice\n'; sleep 5; printf 'hello bob\n'; sleep 600) | cargo run -q -p lesson06-client",
+        "(printf '/nick alice\\n'; sleep 10; printf 'hello bob\\n'; sleep 600) |\n    cargo run -q -p lesson06-client",
         &alice.stdout,
         &alice.stderr,
     )?;
     transcript(
         "lesson06-bob",
-        r"(printf '/nick bob\n'; sleep 5; printf '你好 alice\n'; sleep 5; printf '/quit\n') | cargo run -q -p lesson06-client",
+        "(printf '/nick bob\\n'; sleep 10; printf '你好 alice\\n'; sleep 10; printf '/quit\\n') |\n    cargo run -q -p lesson06-client",
         &bob.stdout,
         &bob.stderr,
     )?;
     transcript(
         "lesson06-carol",
-        r"(printf '/who\n'; sleep 600) | cargo run -q -p lesson06-client",
+        "(printf '/who\\n'; sleep 600) | cargo run -q -p lesson06-client",
         &carol.stdout,
         &carol.stderr,
     )?;
     transcript("lesson06-server", "cargo run -p lesson06-server", &log, "")
+}
+
+/// Step 1: lesson 03's experiment against the threaded echo server. The
+/// second client is answered while the first is still on the line.
+#[cfg(target_os = "linux")]
+#[test]
+fn book_output_of_the_echo_server() -> Result<()> {
+    let mut server = Server::start(ECHO, &[])?;
+    let mut a = Proc::spawn("lesson03-client", &[&server.addr_arg()])?;
+    type_line(&mut a, "first")?;
+    a.wait_for("FIRST")?;
+    server.wait_for(r#"said "first""#)?;
+    let b = cmd("lesson03-client")?
+        .arg(server.addr_arg())
+        .write_stdin("second\n")
+        .assert()
+        .success();
+    server.wait_for("closed the connection")?;
+    type_line(&mut a, "still me")?;
+    a.wait_for("STILL ME")?;
+    let a = a.wait_exit()?;
+    ensure!(a.status.success(), "{a:?}");
+    server.wait_for("closed the connection")?;
+    let addr = server.addr;
+    let log = server.kill()?.stdout;
+    Transcript::new()
+        .show_addr_as(addr, DEFAULT_ADDR)
+        .command("cargo run -p lesson06-echo-server")
+        .lines(&log[..1])
+        .check("lesson06-echo-server-start")?;
+    Transcript::new()
+        .command(
+            "(printf 'first\\n'; sleep 30; printf 'still me\\n') |\n    cargo run -q -p lesson03-client -- 127.0.0.1:9006",
+        )
+        .lines(&a.stdout)
+        .check("lesson06-echo-client-a")?;
+    Transcript::new()
+        .command(r"printf 'second\n' | cargo run -q -p lesson03-client -- 127.0.0.1:9006")
+        .output(&String::from_utf8_lossy(&b.get_output().stdout))
+        .check("lesson06-echo-client-b")?;
+    Transcript::new()
+        .show_addr_as(addr, DEFAULT_ADDR)
+        .command("cargo run -p lesson06-echo-server")
+        .lines(&log)
+        .check("lesson06-echo-server")
 }
 
 /// A client fed by a pipe, and a Python one-liner that sends a line that is
@@ -834,12 +1035,14 @@ fn book_output_of_other_clients() -> Result<()> {
         .output(&String::from_utf8_lossy(&piped.get_output().stdout));
     server.wait_for(" disconnected")?;
     let one_liner = r#"import socket; s = socket.create_connection(("127.0.0.1", 9006)); s.sendall(b"x" * 10000 + b"\n"); print(s.makefile().read(), end="")"#;
+    // Shown one statement a line, so that it fits the book's column.
+    let one_liner = &one_liner.replace("; ", "\n");
     let mut py = Command::new("python3");
     py.arg("-c")
         .arg(one_liner.replace("9006", &server.addr.port().to_string()));
     let py = run_with_stdin(py, "")?;
     ensure!(py.status.success(), "python failed: {py:?}");
-    t.command(&format!("python3 -c '{one_liner}'"))
+    t.command(&format!("python3 -c '\n{one_liner}'"))
         .output(&String::from_utf8_lossy(&py.stdout));
     server.wait_for("too long")?;
     let log = server.kill()?.stdout;

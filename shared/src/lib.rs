@@ -145,7 +145,15 @@ impl Iterator for InputLines {
         }
         let mut line = Vec::new();
         match io::stdin().lock().read_until(b'\n', &mut line) {
-            Ok(0) => None, // end of input: Ctrl-D, or the end of a pipe
+            Ok(0) => {
+                // End of input: Ctrl-D, or the end of a pipe. At a terminal
+                // the cursor is still after `>> `: end that line, so the
+                // shell's prompt does not land on it.
+                if self.prompt {
+                    println!();
+                }
+                None
+            }
             Ok(_) => {
                 if line.ends_with(b"\n") {
                     line.pop();

@@ -38,6 +38,8 @@ while True:
         print(">> ", end="", flush=True)
     line = sys.stdin.buffer.readline()             # bytes, so any input is sent as is
     if not line:                                   # end of input: Ctrl-D
+        if prompt:
+            print()  # end the line the prompt is on
         break
     message = line.strip()
     if not message:                                # never send zero bytes: skip blank lines

@@ -31,7 +31,7 @@ def talk(phone, message):
             rest += chunk
         if rest:                                   # ours sends none; show it if one does
             print(rest.decode("utf-8", errors="replace"))
-        print("server closed the connection")
+        print("server hung up, as asked")
         return False
     reply = b""
     for start in range(0, len(message), PIECE):
@@ -60,6 +60,8 @@ try:
             print(">> ", end="", flush=True)
         line = sys.stdin.buffer.readline()         # bytes, so any input is sent as is
         if not line:                               # end of input: Ctrl-D
+            if prompt:
+                print()  # end the line the prompt is on
             break
         message = line.strip()
         if message and not talk(phone, message):  # blank lines are skipped, never sent

@@ -39,6 +39,8 @@ def lines():
             print(">> ", end="", flush=True)
         line = sys.stdin.buffer.readline()
         if not line:                           # end of input
+            if sys.stdin.isatty():
+                print()                        # end the line the prompt is on
             return
         if line.endswith(b"\n"):
             line = line[:-1]

@@ -45,6 +45,8 @@ while True:                                    # the main thread: send what is t
         print(">> ", end="", flush=True)
     line = sys.stdin.buffer.readline()
     if not line:                               # end of input: Ctrl-D
+        if prompt:
+            print()  # end the line the prompt is on
         break
     line = line.rstrip(b"\r\n")
     if line == b"/quit":

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use clap::builder::NonEmptyStringValueParser;
 // ANCHOR_END: imports
 
 // ANCHOR: args
@@ -20,8 +19,18 @@ struct Args {
     addr: String,
 
     /// The text to send (not empty: sending zero bytes sends nothing)
-    #[arg(long, default_value = "hello", value_parser = NonEmptyStringValueParser::new())]
+    #[arg(long, default_value = "hello", value_parser = parse_message)]
     message: String,
+}
+
+/// Refuses `--message ""`: writing zero bytes sends nothing at all, so the
+/// server would wait for a message and we for its reply, for ever.
+fn parse_message(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        Err("an empty message sends nothing (zero bytes), so no reply would come".to_string())
+    } else {
+        Ok(text.to_string())
+    }
 }
 
 fn main() -> ExitCode {

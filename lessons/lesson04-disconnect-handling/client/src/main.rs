@@ -64,7 +64,7 @@ fn run(addr: &str) -> anyhow::Result<()> {
             if !rest.is_empty() {
                 println!("{}", String::from_utf8_lossy(&rest));
             }
-            println!("server closed the connection");
+            println!("server hung up, as asked");
             return Ok(());
         }
         // ANCHOR_END: quit

@@ -130,7 +130,7 @@ fn listen(
         if !heard.is_empty() {
             println!("{}", String::from_utf8_lossy(&heard));
         }
-        println!("server closed the connection");
+        println!("server hung up, as asked");
         return;
     }
     // After the end of our input, with every reply printed, it is the normal

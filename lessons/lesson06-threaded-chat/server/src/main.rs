@@ -93,8 +93,8 @@ fn lock(room: &Room) -> MutexGuard<'_, HashMap<SocketAddr, Member>> {
 
 // ANCHOR: bind
 fn run(addr: &str, max_clients: usize) -> anyhow::Result<()> {
-    // Buy the phone, insert the SIM, switch it on: the same one call as in
-    // every TCP lesson. Then set up the empty room.
+    // Buy the phone, insert the SIM, switch it on: one call, as in step 1
+    // (lesson06-echo-server). Then set up the empty room.
     let listener = TcpListener::bind(addr).with_context(|| shared::cannot_listen(addr))?;
     shared::print_listening(listener.local_addr()?);
     let room: Room = Arc::new(Mutex::new(HashMap::new()));
@@ -246,7 +246,7 @@ fn talk(room: &Room, conn: &TcpStream, peer: SocketAddr) -> io::Result<&'static 
             line.pop();
         } else if line.len() > MAX_LINE {
             let error = format!("* line too long (max {MAX_LINE} bytes), disconnecting");
-            send(room, &error, |to| to == peer);
+            tell(room, peer, &error);
             return Ok("sent a line that was too long, disconnected");
         }
         // (No `\n` and not too long: their last line before hanging up. It
@@ -274,14 +274,14 @@ fn talk(room: &Room, conn: &TcpStream, peer: SocketAddr) -> io::Result<&'static 
         let (command, rest) = text.split_once(' ').unwrap_or((&*text, ""));
         match command {
             "/quit" => {
-                send(room, "* bye", |to| to == peer);
+                tell(room, peer, "* bye");
                 return Ok("left with /quit");
             }
             "/who" => who(room, peer),
             "/nick" => rename(room, peer, &mut name, rest.trim()),
             _ if command.starts_with('/') => {
                 let help = format!("* unknown command {command}; try /nick NAME, /who or /quit");
-                send(room, &help, |to| to == peer);
+                tell(room, peer, &help);
             }
             // An empty line says nothing. (Test the whole line, not the first
             // word: " hi" has an empty first word and is still a line.)
@@ -322,6 +322,11 @@ fn send(room: &Room, text: &str, to: impl Fn(SocketAddr) -> bool) {
         hang_up_on_slow(room, addr);
     }
 }
+
+/// Puts `text` in the queue of one member only: answers, errors, notices.
+fn tell(room: &Room, peer: SocketAddr, text: &str) {
+    send(room, text, |to| to == peer);
+}
 // ANCHOR_END: send
 
 // ANCHOR: leave
@@ -361,7 +366,7 @@ fn rename(room: &Room, peer: SocketAddr, name: &mut String, wanted: &str) {
             .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
     if !well_formed {
         let rule = "* a name is 1 to 20 letters, digits, _ or -";
-        send(room, rule, |to| to == peer);
+        tell(room, peer, rule);
         return;
     }
     // Check and take the name under one lock, so two clients asking for the
@@ -379,16 +384,14 @@ fn rename(room: &Room, peer: SocketAddr, name: &mut String, wanted: &str) {
         taken
     };
     if taken {
-        send(room, &format!("* the name {wanted} is taken"), |to| {
-            to == peer
-        });
+        tell(room, peer, &format!("* the name {wanted} is taken"));
         return;
     }
     // Tell the others first: once the client reads "you are now", everybody
     // else already has the news in their queue.
     println!("client {peer} is now {wanted}");
     send(room, &format!("* {name} is now {wanted}"), |to| to != peer);
-    send(room, &format!("* you are now {wanted}"), |to| to == peer);
+    tell(room, peer, &format!("* you are now {wanted}"));
     *name = wanted.to_string();
 }
 // ANCHOR_END: nick
@@ -399,7 +402,7 @@ fn who(room: &Room, peer: SocketAddr) {
     let mut names: Vec<String> = lock(room).values().map(|m| m.name.clone()).collect();
     names.sort();
     let list = format!("* {} in the room: {}", names.len(), names.join(", "));
-    send(room, &list, |to| to == peer);
+    tell(room, peer, &list);
 }
 // ANCHOR_END: who
 
