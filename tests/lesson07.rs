@@ -918,9 +918,46 @@ fn exercise1_gives_the_header_a_limit_of_its_own() -> Result<()> {
     let mut caller = connect(server.addr)?;
     // A header just over 8 KiB: refused, however large bodies may be.
     caller.write_all(&((8 * 1024 + 1) as u32).to_be_bytes())?;
+    let answer = answer_header(&mut caller)?;
+    ensure!(
+        answer == r#"{"error":"a header of 8193 bytes is over the limit of 8192","ok":false}"#,
+        "{answer}"
+    );
     assert_hung_up(&mut caller)?;
-    server
-        .wait_for("sent no whole header (TooLong { announced: 8193, limit: 8192 }), hanging up")?;
+    server.wait_for("was refused: a header of 8193 bytes is over the limit of 8192; hanging up")?;
+    server.kill()?.assert_no_panic()
+}
+
+/// Many Python tutorials pack the header's length with `struct.pack('i')`,
+/// the machine's own byte order: refused, with a hint.
+#[test]
+fn exercise1_hints_at_a_header_length_in_the_wrong_byte_order() -> Result<()> {
+    let server = Server::start(EXERCISE, &[])?;
+    let mut caller = connect(server.addr)?;
+    let header = br#"{"name":"a","size":1}"#;
+    caller.write_all(&(header.len() as u32).to_le_bytes())?;
+    caller.write_all(header)?;
+    caller.write_all(b"x")?;
+    let answer = answer_header(&mut caller)?;
+    ensure!(
+        answer.contains("(backwards it reads 21: use '!I')"),
+        "{answer}"
+    );
+    assert_hung_up(&mut caller)?;
+    server.kill()?.assert_no_panic()
+}
+
+/// A caller that hangs up in the middle of a header is logged in words.
+#[test]
+fn exercise1_logs_a_header_cut_off() -> Result<()> {
+    let mut server = Server::start(EXERCISE, &[])?;
+    let mut caller = connect(server.addr)?;
+    caller.write_all(&[0, 0, 0])?;
+    caller.shutdown(Shutdown::Write)?;
+    assert_hung_up(&mut caller)?;
+    server.wait_for(
+        "sent no whole header: hung up in the middle of a frame (3 of 4 bytes arrived)",
+    )?;
     server.kill()?.assert_no_panic()
 }
 

@@ -1,4 +1,4 @@
-"""Lesson 07 server in Python: read length-prefixed frames, answer each upper-cased.
+"""Lesson 07 server in Python: answer each length-prefixed frame upper-cased.
 
 Usage: python3 server.py [ADDR] [--max-frame BYTES] [--idle-timeout SECS]
        (default 127.0.0.1:9007, 1048576 bytes, 60 s)
@@ -7,18 +7,38 @@ import argparse
 import socket
 import socketserver
 import struct
+import sys
 
 
 def parse_addr(text):
     """'127.0.0.1:9007', '[::1]:9007' or 'localhost:9007' -> (host, port)."""
-    host, _, port = text.rpartition(":")
+    host, colon, port = text.rpartition(":")
+    if not colon or not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"'{text}' is not IP:PORT")
     return host.strip("[]"), int(port)
 
 
+def in_range(low, high):
+    """An argparse type: a whole number from low to high."""
+    def check(text):
+        if not text.isdigit() or not low <= int(text) <= high:
+            raise argparse.ArgumentTypeError(f"'{text}' is not {low} to {high}")
+        return int(text)
+    return check
+
+
 def show(addr):
-    """(host, port, ...) -> '127.0.0.1:9007' or '[::1]:9007', as Rust prints it."""
+    """(host, port, ...) -> '127.0.0.1:9007' or '[::1]:9007', as in Rust."""
     host, port = addr[0], addr[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def shown(body):
+    """A frame for the log, cut to 60 characters like the Rust server's."""
+    text = body.decode("utf-8", "replace")
+    if len(text) <= 60:
+        return repr(text)
+    return f"{text[:60]!r}... ({len(body)} bytes)"
 
 
 class CutOff(Exception):
@@ -45,14 +65,14 @@ def read_frame(conn, limit):
         header += recv_exactly(conn, 4 - len(header))
     except CutOff as err:
         raise CutOff(len(header) + err.args[0], 4)
-    (size,) = struct.unpack("!I", header)          # '!': big-endian, network order
-    if size > limit:                               # check before reading the body
+    (size,) = struct.unpack("!I", header)          # '!': big-endian
+    if size > limit:                               # before reading the body
         raise OverflowError(size)
     return recv_exactly(conn, size)
 
 
 def send_frame(conn, body):
-    conn.sendall(struct.pack("!I", len(body)) + body)   # one sendall per frame
+    conn.sendall(struct.pack("!I", len(body)) + body)   # one sendall
 
 
 class Handler(socketserver.BaseRequestHandler):
@@ -71,20 +91,23 @@ class Handler(socketserver.BaseRequestHandler):
                 body = read_frame(self.request, limit)
                 if body is None:
                     return "closed the connection"
-                text = repr(body.decode("utf-8", "replace"))
-                print("client", peer, f"sent a frame of {len(body)} bytes:", text)
+                print("client", peer,
+                      f"sent a frame of {len(body)} bytes:", shown(body))
                 send_frame(self.request, body.upper())
         except OverflowError as err:
             size = err.args[0]
-            backwards = struct.unpack("<I", struct.pack(">I", size))[0]
-            hint = (f" (backwards it reads {backwards}: is the length big-endian?)"
-                    if backwards <= limit else "")
-            return f"announced {size} bytes, over the limit of {limit}{hint}; hanging up"
+            back = struct.unpack("<I", struct.pack(">I", size))[0]
+            hint = (f" (backwards it reads {back}: is the length big-endian?)"
+                    if back <= limit else "")
+            return (f"announced {size} bytes, over the limit of {limit}"
+                    f"{hint}; hanging up")
         except CutOff as err:
             got, expected = err.args
-            return f"hung up in the middle of a frame ({got} of {expected} bytes arrived)"
+            return ("hung up in the middle of a frame "
+                    f"({got} of {expected} bytes arrived)")
         except socket.timeout:
-            return f"was silent or did not read for {args.idle_timeout} s, hanging up"
+            secs = args.idle_timeout
+            return f"was silent or did not read for {secs} s, hanging up"
         except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
             return "reset the connection"
         except OSError as err:
@@ -92,19 +115,28 @@ class Handler(socketserver.BaseRequestHandler):
 
 
 class Server(socketserver.ThreadingTCPServer):
-    daemon_threads = True                          # Ctrl-C does not wait for callers
+    daemon_threads = True                          # Ctrl-C does not wait
     allow_reuse_address = True
+    request_queue_size = 128                       # listen(128), as Rust's std
 
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("addr", nargs="?", default="127.0.0.1:9007")
-parser.add_argument("--max-frame", type=int, default=1024 * 1024, metavar="BYTES")
-parser.add_argument("--idle-timeout", type=int, default=60, metavar="SECS")
+parser.add_argument("addr", nargs="?", default="127.0.0.1:9007",
+                    type=parse_addr, help="address to listen on, IP:PORT")
+parser.add_argument("--max-frame", type=in_range(0, 2**32 - 1),
+                    default=1024 * 1024, metavar="BYTES",
+                    help="the largest frame a client may send")
+parser.add_argument("--idle-timeout", type=in_range(1, 86400), default=60,
+                    metavar="SECS", help="hang up on a silent client")
 args = parser.parse_args()
-host, port = parse_addr(args.addr)
+host, port = args.addr
 if ":" in host:
     Server.address_family = socket.AF_INET6
-with Server((host, port), Handler) as server:
+try:
+    server = Server((host, port), Handler)
+except OSError as err:
+    sys.exit(f"error: cannot listen on {host}:{port}: {err.strerror}")
+with server:
     print("listening on", show(server.server_address), flush=True)
     try:
         server.serve_forever()

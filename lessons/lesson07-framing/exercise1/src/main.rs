@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use lesson07_frame::{read_frame, write_frame};
+use lesson07_frame::{FrameError, read_frame, write_frame};
 use serde::Deserialize;
 use serde_json::json;
 // ANCHOR_END: imports
@@ -96,9 +96,23 @@ fn serve(mut conn: TcpStream, peer: SocketAddr, max_body: u64) -> String {
         let raw = match read_frame(&mut conn, MAX_HEADER) {
             Ok(Some(raw)) => raw,
             Ok(None) => return "closed the connection".into(),
-            Err(err) => {
-                return format!("sent no whole header ({err:?}), hanging up");
+            // A header over the limit is refused in words, like a bad one;
+            // a length read backwards (`struct.pack('i')` instead of
+            // `'!I'`) gets a hint.
+            Err(FrameError::TooLong { announced, limit }) => {
+                let back = announced.swap_bytes();
+                let hint = if back <= limit {
+                    format!(" (backwards it reads {back}: use '!I')")
+                } else {
+                    String::new()
+                };
+                let why = format!(
+                    "a header of {announced} bytes is over the limit \
+                     of {limit}{hint}"
+                );
+                return refuse(&mut conn, &why);
             }
+            Err(err) => return format!("sent no whole header: {err}"),
         };
         let header: Header = match serde_json::from_slice(&raw) {
             Ok(header) => header,
