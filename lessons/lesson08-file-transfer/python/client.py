@@ -95,7 +95,7 @@ def get(conn, name, path):
 def list_files(conn):
     send_header(conn, {"cmd": "list"})
     files = read_answer(conn)["files"]
-    lines = [f"list: {len(files)} files"]
+    lines = [f"list: {len(files)} file" + ("" if len(files) == 1 else "s")]
     lines += [f"{f['name']}  {f['size']} bytes  sha256 {f['sha256']}" for f in files]
     return "\n".join(lines)
 

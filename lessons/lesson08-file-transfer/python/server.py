@@ -212,7 +212,7 @@ class Handler(socketserver.BaseRequestHandler):
             if check_name(name) is None and os.path.isfile(path) and not os.path.islink(path):
                 files.append({"name": name, "size": os.path.getsize(path),
                               "sha256": sha256_of(path)})
-        print("client", self.peer, f"lists {len(files)} files")
+        print("client", self.peer, f"lists {len(files)} file" + ("" if len(files) == 1 else "s"))
         send_header(conn, {"ok": True, "files": files})
 
 

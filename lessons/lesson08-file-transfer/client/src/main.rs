@@ -245,7 +245,7 @@ fn list(conn: &mut TcpStream) -> anyhow::Result<String> {
     let files = answer["files"]
         .as_array()
         .context("server sent a list without files")?;
-    let mut lines = vec![format!("list: {} files", files.len())];
+    let mut lines = vec![format!("list: {}", count(files.len()))];
     for file in files {
         lines.push(format!(
             "{}  {} bytes  sha256 {}",
@@ -328,6 +328,15 @@ fn hash(file: &mut File, size: u64) -> io::Result<Vec<u8>> {
     let mut hasher = Sha256::new();
     io::copy(&mut (&mut *file).take(size), &mut hasher)?;
     Ok(hasher.finalize().to_vec())
+}
+
+/// "1 file", "2 files".
+fn count(files: usize) -> String {
+    if files == 1 {
+        "1 file".to_string()
+    } else {
+        format!("{files} files")
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {

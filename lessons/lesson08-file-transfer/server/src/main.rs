@@ -289,7 +289,8 @@ fn send(
 fn list(conn: &mut TcpStream, peer: SocketAddr, store: &Store) -> Result<(), String> {
     let answer = match store.list() {
         Ok(files) => {
-            println!("client {peer} lists {} files", files.len());
+            let plural = if files.len() == 1 { "" } else { "s" };
+            println!("client {peer} lists {} file{plural}", files.len());
             let files: Vec<Value> = files
                 .into_iter()
                 .map(|f| json!({"name": f.name, "size": f.size, "sha256": f.sha256}))
