@@ -1148,3 +1148,63 @@ fn removes_partial_uploads_older_than_a_day_at_start_up() -> Result<()> {
     ensure!(!old.exists() && young.exists());
     server.kill()?.assert_no_panic()
 }
+
+// --- exercise 1: same, differs or missing, by sha256 alone ---------------------------------
+
+const EXERCISE1: &str = "lesson08-exercise1";
+
+#[test]
+fn exercise1_prints_help() -> Result<()> {
+    contract::help_works(EXERCISE1, DEFAULT_ADDR)
+}
+
+#[test]
+fn exercise1_dies_on_bad_address() -> Result<()> {
+    contract::bad_address_is_refused(EXERCISE1)
+}
+
+#[test]
+fn exercise1_explains_when_no_server_listens() -> Result<()> {
+    contract::client_explains_no_server(EXERCISE1, SERVER)
+}
+
+#[test]
+fn exercise1_tells_same_differs_and_missing_apart() -> Result<()> {
+    let tmp = TempDir::new("lesson08-exercise1")?;
+    let mine = tmp.join("mine");
+    fs::create_dir_all(&mine)?;
+    fs::write(mine.join("same.txt"), b"identical")?;
+    fs::write(mine.join("报告.txt"), b"my version")?;
+    fs::write(mine.join("new.txt"), b"only here")?;
+    let mut server = start(&tmp.join("store"), &[])?;
+    let mut conn = connect(server.addr)?;
+    ensure_stored(
+        &put(&mut conn, "same.txt", b"identical")?,
+        "same.txt",
+        b"identical",
+    )?;
+    ensure_stored(
+        &put(&mut conn, "报告.txt", b"their version")?,
+        "报告.txt",
+        b"their version",
+    )?;
+    let mut check = Command::new(bin_path(EXERCISE1)?);
+    check.arg(server.addr_arg()).current_dir(&mine);
+    let output = run_with_stdin(check, "same.txt\n报告.txt\nnew.txt\n")?;
+    ensure!(output.status.code() == Some(1), "{output:?}");
+    ensure!(
+        stdout(&output) == "same same.txt\ndiffers 报告.txt\nmissing new.txt\n",
+        "{}",
+        stdout(&output)
+    );
+    // Not one file was downloaded: the server only listed.
+    server.wait_for("lists 2 files")?;
+    let log = server.kill()?.stdout;
+    ensure!(!log.iter().any(|line| line.contains(" gets ")), "{log:?}");
+    let mut check = Command::new(bin_path(EXERCISE1)?);
+    let server = start(&tmp.join("store"), &[])?;
+    check.arg(server.addr_arg()).current_dir(&mine);
+    let output = run_with_stdin(check, "same.txt\n")?;
+    ensure!(output.status.success(), "{output:?}");
+    server.kill()?.assert_no_panic()
+}

@@ -7,10 +7,10 @@
 //! kept in one folder (`--dir`); `store.rs` says how an upload becomes a file
 //! without ever being half a file, `names.rs` which names are allowed.
 
+// ANCHOR: imports
 mod names;
 mod store;
 
-// ANCHOR: imports
 use std::io::{self, ErrorKind, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
