@@ -1094,6 +1094,21 @@ fn files_traversal_names(files: &mut Files) -> Result<()> {
     Ok(())
 }
 
+fn files_half_close(files: &mut Files) -> Result<()> {
+    // A request, then "that was all": the answer still comes, then the end.
+    let mut conn = connect(files.server.addr)?;
+    let me = conn.local_addr()?;
+    send_json(&mut conn, &serde_json::json!({"cmd": "list"}))?;
+    conn.shutdown(Shutdown::Write)?;
+    ensure!(read_json(&mut conn)?["ok"] == true);
+    let rest = course_tests::read_to_close(&mut conn)?;
+    ensure!(rest.is_empty(), "got {rest:?}");
+    files
+        .server
+        .wait_for(&format!("client {me} closed the connection"))?;
+    Ok(())
+}
+
 fn files_idle_connections(files: &mut Files) -> Result<()> {
     idle_connections(files.server.addr, IDLE_CONNECTIONS)?;
     Ok(())
@@ -1131,6 +1146,11 @@ fn lesson08_hangs_up_on_headers_of_4_gib_and_64_kib_plus_one() -> Result<()> {
 #[test]
 fn lesson08_never_reads_or_writes_outside_its_folder() -> Result<()> {
     files_survive(files_traversal_names)
+}
+
+#[test]
+fn lesson08_answers_a_half_closed_client_in_full() -> Result<()> {
+    files_survive(files_half_close)
 }
 
 #[test]

@@ -1208,3 +1208,64 @@ fn exercise1_tells_same_differs_and_missing_apart() -> Result<()> {
     ensure!(output.status.success(), "{output:?}");
     server.kill()?.assert_no_panic()
 }
+
+// --- the naive version the chapter starts from ---------------------------------------------
+
+/// The chapter's first try, `python/naive_server.py`, run in `cwd`.
+fn naive_server(cwd: &Path) -> Result<Server> {
+    let mut command = python(LESSON, "naive_server.py");
+    command.arg("127.0.0.1:0").current_dir(cwd);
+    Server::start_command(command)
+}
+
+#[test]
+fn naive_server_receives_a_file_from_the_naive_client() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let tmp = TempDir::new("lesson08-naive")?;
+    let served = tmp.join("served");
+    fs::create_dir_all(&served)?;
+    let data = Rng::new(7).bytes(300_000);
+    fs::write(tmp.join("photo.jpg"), &data)?;
+    let mut server = naive_server(&served)?;
+    let mut client = python(LESSON, "naive_client.py");
+    client.arg(tmp.join("photo.jpg")).arg(server.addr_arg());
+    ensure!(run_with_stdin(client, "")?.status.success());
+    server.wait_for("saved photo.jpg 300000 bytes")?;
+    ensure!(fs::read(served.join("photo.jpg"))? == data);
+    Ok(())
+}
+
+#[test]
+fn naive_server_stores_a_cut_off_upload_as_if_it_were_whole() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let tmp = TempDir::new("lesson08-naivecut")?;
+    let mut server = naive_server(tmp.path())?;
+    let mut conn = connect(server.addr)?;
+    conn.write_all(b"photo.jpg\n")?;
+    conn.write_all(&[7; 1000])?; // of a file of a million bytes
+    drop(conn); // the laptop lid closes
+    server.wait_for("saved photo.jpg 1000 bytes")?;
+    ensure!(fs::read(tmp.join("photo.jpg"))?.len() == 1000);
+    Ok(())
+}
+
+#[test]
+fn naive_server_writes_wherever_the_name_points() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let tmp = TempDir::new("lesson08-naivetraversal")?;
+    let served = tmp.join("served");
+    fs::create_dir_all(&served)?;
+    let mut server = naive_server(&served)?;
+    let mut conn = connect(server.addr)?;
+    conn.write_all(b"../escaped.txt\nnot where it belongs")?;
+    drop(conn);
+    server.wait_for("saved ../escaped.txt")?;
+    ensure!(fs::read(tmp.join("escaped.txt"))? == b"not where it belongs");
+    Ok(())
+}
