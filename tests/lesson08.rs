@@ -1269,3 +1269,21 @@ fn naive_server_writes_wherever_the_name_points() -> Result<()> {
     ensure!(fs::read(tmp.join("escaped.txt"))? == b"not where it belongs");
     Ok(())
 }
+
+#[test]
+fn a_size_near_2_64_does_not_overflow_the_quota() -> Result<()> {
+    // No size limit, and a quota one byte under 2^64: adding the 3 bytes
+    // already stored to a size of 2^64 - 1 must not wrap around to "fits".
+    let tmp = TempDir::new("lesson08-huge")?;
+    let most = u64::MAX.to_string();
+    let quota = (u64::MAX - 1).to_string();
+    let mut server = start(tmp.path(), &["--max-size", &most, "--quota", &quota])?;
+    let mut conn = connect(server.addr)?;
+    ensure_stored(&put(&mut conn, "a", b"abc")?, "a", b"abc")?;
+    let header = json!({"cmd": "put", "name": "b", "size": u64::MAX, "sha256": "0".repeat(64)});
+    send_header(&mut conn, &header)?;
+    let answer = read_header(&mut conn)?;
+    ensure!(answer["ok"] == false, "{answer}");
+    server.wait_for("was refused put \"b\"")?;
+    server.kill()?.assert_no_panic()
+}

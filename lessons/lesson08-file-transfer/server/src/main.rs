@@ -211,7 +211,12 @@ fn receive(
     while left > 0 {
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         let got = match conn.read(&mut buf[..want]) {
-            Ok(0) => 0,
+            Ok(0) => {
+                let had = upload.offset();
+                return Err(format!(
+                    "hung up in the middle of {shown} ({had} of {size} bytes kept aside to resume)"
+                ));
+            }
             Ok(got) => got,
             Err(err) if err.kind() == ErrorKind::Interrupted => continue,
             Err(err) => {
@@ -222,12 +227,6 @@ fn receive(
                 ));
             }
         };
-        if got == 0 {
-            let had = upload.offset();
-            return Err(format!(
-                "hung up in the middle of {shown} ({had} of {size} bytes kept aside to resume)"
-            ));
-        }
         if let Err(err) = upload.write(&buf[..got]) {
             // The disk failed us (full, say). Tell the client, then hang up:
             // the rest of its body is still on the way.

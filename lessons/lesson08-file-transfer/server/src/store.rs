@@ -129,7 +129,8 @@ impl Store {
             let used = self
                 .bytes_used(&busy)
                 .map_err(|err| format!("cannot count the disk: {err}"))?;
-            if used - have.min(used) + size > self.quota {
+            // Saturating: sizes near 2^64 must be refused, not wrap around.
+            if used.saturating_sub(have).saturating_add(size) > self.quota {
                 return Err(format!(
                     "the store holds {used} of its {} bytes; {size} more do not fit",
                     self.quota
@@ -165,13 +166,15 @@ impl Store {
     /// Bytes on the disk: every stored file and idle partial, plus the full
     /// size of every upload in progress.
     fn bytes_used(&self, busy: &HashMap<String, u64>) -> io::Result<u64> {
-        let mut used: u64 = busy.values().sum();
+        let mut used = busy
+            .values()
+            .fold(0u64, |sum, size| sum.saturating_add(*size));
         for folder in [&self.dir, &self.partials] {
             for entry in fs::read_dir(folder)? {
                 let entry = entry?;
                 let in_progress = busy.contains_key(entry.file_name().to_string_lossy().as_ref());
                 if entry.file_type()?.is_file() && !in_progress {
-                    used += entry.metadata()?.len();
+                    used = used.saturating_add(entry.metadata()?.len());
                 }
             }
         }
