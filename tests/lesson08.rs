@@ -243,6 +243,11 @@ fn round_trips_empty_small_large_and_chinese_named_files() -> Result<()> {
         "client failed: {}",
         stderr(&output)
     );
+    // Piped: no progress bar, nothing on stderr, and one line a command
+    // (plus one a file for `list`).
+    ensure!(stderr(&output).is_empty(), "{}", stderr(&output));
+    let lines = stdout(&output).lines().count();
+    ensure!(lines == 3 * files.len() + 1, "{lines} lines");
     let out = stdout(&output);
     for (name, data) in &files {
         let sha = sha256_hex(data);

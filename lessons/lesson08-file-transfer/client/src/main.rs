@@ -363,12 +363,13 @@ fn plain(name: &str) -> anyhow::Result<&str> {
 }
 
 /// A progress bar on a terminal, for a person watching; nothing otherwise.
+/// `wide_bar` takes what the terminal's width leaves, so the line never wraps.
 fn progress(name: &str, size: u64, done: u64) -> ProgressBar {
     if !(io::stdin().is_terminal() && io::stderr().is_terminal()) {
         return ProgressBar::hidden();
     }
     let style = ProgressStyle::with_template(
-        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}, {eta} left",
+        "{msg} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec}, {eta} left",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar());
     let bar = ProgressBar::new(size)
