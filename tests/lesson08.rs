@@ -1302,3 +1302,34 @@ fn a_size_near_2_64_does_not_overflow_the_quota() -> Result<()> {
     server.wait_for("was refused put \"b\"")?;
     server.kill()?.assert_no_panic()
 }
+
+#[test]
+fn an_upload_that_cannot_open_its_partial_does_not_lock_the_file() -> Result<()> {
+    let tmp = TempDir::new("lesson08-lockleak")?;
+    let server = start(tmp.path(), &[])?;
+    let data = b"locked out?";
+    // The partial's name, as the chapter gives it: SHA256-SIZE-NAMEHASH.
+    let key = format!(
+        "{}-{}-{}",
+        sha256_hex(data),
+        data.len(),
+        &sha256_hex(b"f.txt")[..16]
+    );
+    let blocker = tmp.join(".partial").join(key);
+    fs::create_dir_all(&blocker)?; // a folder where the partial file should go
+    let mut conn = connect(server.addr)?;
+    send_header(&mut conn, &put_request("f.txt", data))?;
+    let answer = read_header(&mut conn)?;
+    ensure!(answer["ok"] == false, "{answer}");
+    ensure!(
+        answer["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cannot open a partial file"),
+        "{answer}"
+    );
+    fs::remove_dir(&blocker)?;
+    // The failed try must not have left the file marked as in progress.
+    ensure_stored(&put(&mut conn, "f.txt", data)?, "f.txt", data)?;
+    server.kill()?.assert_no_panic()
+}

@@ -138,15 +138,21 @@ impl Store {
             }
             busy.insert(key.clone(), size);
         }
-        // From here on `upload` owns the key: if anything fails, its `drop`
-        // gives the key back.
-        let file = OpenOptions::new()
+        let opened = OpenOptions::new()
             .create(true)
             .truncate(false) // keep what an earlier try wrote
             .read(true)
             .write(true)
             .open(&path);
-        let file = file.map_err(|err| format!("cannot open a partial file: {err}"))?;
+        let file = match opened {
+            Ok(file) => file,
+            Err(err) => {
+                lock(&self.busy).remove(&key); // no `Upload` yet to give it back
+                return Err(format!("cannot open a partial file: {err}"));
+            }
+        };
+        // From here on `upload` owns the key: whatever happens, its `drop`
+        // gives the key back.
         let mut upload = Upload {
             store: self,
             key,
