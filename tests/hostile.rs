@@ -979,7 +979,15 @@ fn files_are_healthy(files: Files) -> Result<()> {
         .collect::<Result<_>>()?;
     beside.sort();
     ensure!(beside == ["store"], "written outside the store: {beside:?}");
-    files.server.kill()?.assert_no_panic()
+    let done = files.server.kill()?;
+    done.assert_no_panic()?;
+    // Whatever the attacker sent, no control character reached the log.
+    let raw = done
+        .stdout
+        .iter()
+        .find(|line| line.chars().any(char::is_control));
+    ensure!(raw.is_none(), "a control character in the log: {raw:?}");
+    Ok(())
 }
 
 fn files_random_bytes(files: &mut Files) -> Result<()> {
@@ -1008,6 +1016,7 @@ fn files_invalid_utf8(files: &mut Files) -> Result<()> {
         r#"{"cmd":"get","name":"a\u0000b"}"#,
         r#"{"cmd":"put","name":"\u001b[31mred","size":1,"sha256":"00"}"#,
         r#"{"cmd":"get","name":"bell\u0007"}"#,
+        r#"{"cmd":"\u001b[2J\u001b[31mclear the screen"}"#,
     ] {
         conn.write_all(&frame_of(header.as_bytes()))?;
         let answer = read_json(&mut conn)?;

@@ -157,7 +157,13 @@ fn serve(mut conn: TcpStream, peer: SocketAddr, store: &Store, idle: Duration) -
             Err(err) => {
                 // The frame itself was whole, so the stream is still in step:
                 // answer, and read the next header.
-                println!("client {peer} sent a bad header: {err}");
+                // The error may quote the peer's bytes (`unknown variant
+                // "\u{1b}[2J"`): shown escaped, so no control character
+                // reaches our terminal.
+                println!(
+                    "client {peer} sent a bad header: {}",
+                    shared::show(err.to_string().as_bytes())
+                );
                 let answer = refusal(&format!("bad header: {err}"));
                 match send_header(&mut conn, &answer) {
                     Ok(()) => continue,
