@@ -1,5 +1,5 @@
-//! Hostile clients: every server that keeps running (lessons 03 to
-//! 06) is attacked the way a broken or malicious client would attack it.
+//! Hostile clients: every server that keeps running (lessons 03 to 06,
+//! and 08) is attacked the way a broken or malicious client would attack it.
 //! After each attack a normal client must still be answered correctly, and
 //! nothing the server printed may contain a panic.
 //!
@@ -30,8 +30,8 @@ use course_tests::contract::{self, Transport};
 use course_tests::frames::{frame, reply};
 use course_tests::transcript::Transcript;
 use course_tests::{
-    Chatter, Rng, Server, TIMEOUT, cmd, connect, env_number, read_exactly, read_until_hung_up,
-    reset, udp_ask, udp_socket,
+    Chatter, Rng, Server, TIMEOUT, TempDir, cmd, connect, env_number, read_exactly,
+    read_until_hung_up, reset, udp_ask, udp_socket,
 };
 use socket2::{Domain, Socket, Type};
 
@@ -42,6 +42,7 @@ const LESSON04: &str = "lesson04-server";
 const LESSON05: &str = "lesson05-server";
 const LESSON06: &str = "lesson06-server";
 const LESSON07: &str = "lesson07-server";
+const LESSON08: &str = "lesson08-server";
 
 /// The size of the burst without a newline.
 const BURST: usize = 10 * 1024 * 1024;
@@ -1078,6 +1079,300 @@ fn lesson07_survives_1000_connect_close_cycles() -> Result<()> {
     framed_survives(framed_connect_close_cycles)
 }
 
+// ============================================================ lesson 08
+//
+// The file server: many clients at once, each request a frame holding a JSON
+// header, bodies raw. An attack may cost the attacker its connection, never
+// a stored file, never a byte outside the server's folder, never the server.
+
+/// The file server, in a folder of the test's own.
+struct Files {
+    server: Server,
+    dir: TempDir,
+}
+
+fn files_server(extra: &[&str]) -> Result<Files> {
+    let dir = TempDir::new("hostile-lesson08")?;
+    let store = dir.join("store");
+    let store = store.to_str().context("temp dir is not UTF-8")?;
+    let mut args = vec!["--dir", store];
+    args.extend_from_slice(extra);
+    let server = Server::start(LESSON08, &args)?;
+    Ok(Files { server, dir })
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn frame_of(header: &[u8]) -> Vec<u8> {
+    let mut frame = (header.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(header);
+    frame
+}
+
+fn send_json(conn: &mut TcpStream, header: &serde_json::Value) -> Result<()> {
+    conn.write_all(&frame_of(header.to_string().as_bytes()))?;
+    Ok(())
+}
+
+fn read_json(conn: &mut TcpStream) -> Result<serde_json::Value> {
+    let len = read_exactly(conn, 4)?;
+    let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    ensure!(
+        len <= 64 * 1024,
+        "the server announced a header of {len} bytes"
+    );
+    Ok(serde_json::from_slice(&read_exactly(conn, len)?)?)
+}
+
+fn put_header(name: &str, data: &[u8]) -> serde_json::Value {
+    serde_json::json!({"cmd": "put", "name": name, "size": data.len(), "sha256": sha256_hex(data)})
+}
+
+/// Starts the file server, runs `attack`, then checks its health.
+fn files_survive(attack: fn(&mut Files) -> Result<()>) -> Result<()> {
+    let mut files = files_server(&[])?;
+    attack(&mut files).context("attacking lesson08-server")?;
+    files_are_healthy(files)
+}
+
+/// A normal client stores a file and gets it back whole; nothing but the
+/// store was created beside it; nothing printed contains a panic.
+fn files_are_healthy(files: Files) -> Result<()> {
+    let data = "健康 check\n".repeat(5000).into_bytes();
+    let mut conn = connect(files.server.addr)?;
+    send_json(&mut conn, &put_header("health.txt", &data))?;
+    let ready = read_json(&mut conn)?;
+    ensure!(ready["ok"] == true, "put refused after the attack: {ready}");
+    let offset = ready["offset"].as_u64().context("no offset")? as usize;
+    conn.write_all(&data[offset..])?;
+    ensure!(read_json(&mut conn)?["ok"] == true);
+    send_json(
+        &mut conn,
+        &serde_json::json!({"cmd": "get", "name": "health.txt"}),
+    )?;
+    let found = read_json(&mut conn)?;
+    ensure!(found["sha256"] == sha256_hex(&data), "{found}");
+    ensure!(read_exactly(&mut conn, data.len())? == data);
+    let mut beside: Vec<String> = std::fs::read_dir(files.dir.path())?
+        .map(|entry| Ok(entry?.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_>>()?;
+    beside.sort();
+    ensure!(beside == ["store"], "written outside the store: {beside:?}");
+    let done = files.server.kill()?;
+    done.assert_no_panic()?;
+    // Whatever the attacker sent, no control character reached the log.
+    let raw = done
+        .stdout
+        .iter()
+        .find(|line| line.chars().any(char::is_control));
+    ensure!(raw.is_none(), "a control character in the log: {raw:?}");
+    Ok(())
+}
+
+fn files_random_bytes(files: &mut Files) -> Result<()> {
+    // Random bytes read as a length are almost always over 64 KiB, and the
+    // server hangs up; whatever it reads as a header is answered. Either way
+    // the attacker's connection ends, and nobody else notices.
+    let data = random_bytes(noise_len()?)?;
+    let mut conn = connect(files.server.addr)?;
+    let _ = conn.write_all(&data);
+    let _ = conn.shutdown(Shutdown::Write);
+    let _ = course_tests::read_to_close(&mut conn);
+    files.server.wait_for("hanging up")?;
+    Ok(())
+}
+
+fn files_invalid_utf8(files: &mut Files) -> Result<()> {
+    let mut conn = connect(files.server.addr)?;
+    for bytes in INVALID_UTF8 {
+        conn.write_all(&frame_of(bytes))?;
+        let answer = read_json(&mut conn)?;
+        ensure!(answer["ok"] == false, "{bytes:?} was accepted: {answer}");
+    }
+    // Inside JSON: a lone surrogate, and names with a NUL, an escape, a bell.
+    for header in [
+        r#"{"cmd":"get","name":"\ud800"}"#,
+        r#"{"cmd":"get","name":"a\u0000b"}"#,
+        r#"{"cmd":"put","name":"\u001b[31mred","size":1,"sha256":"00"}"#,
+        r#"{"cmd":"get","name":"bell\u0007"}"#,
+        r#"{"cmd":"\u001b[2J\u001b[31mclear the screen"}"#,
+    ] {
+        conn.write_all(&frame_of(header.as_bytes()))?;
+        let answer = read_json(&mut conn)?;
+        ensure!(answer["ok"] == false, "{header} was accepted: {answer}");
+    }
+    Ok(())
+}
+
+fn files_one_byte_at_a_time(files: &mut Files) -> Result<()> {
+    let data = "one byte at a time, 一个字节".as_bytes().to_vec();
+    let mut conn = connect(files.server.addr)?;
+    conn.set_nodelay(true)?;
+    let mut request = frame_of(put_header("slow.txt", &data).to_string().as_bytes());
+    for byte in &request {
+        conn.write_all(&[*byte])?;
+    }
+    ensure!(read_json(&mut conn)?["ok"] == true);
+    request = data.clone();
+    for byte in &request {
+        conn.write_all(&[*byte])?;
+    }
+    let stored = read_json(&mut conn)?;
+    ensure!(stored["sha256"] == sha256_hex(&data), "{stored}");
+    Ok(())
+}
+
+fn files_reset_mid_body(files: &mut Files) -> Result<()> {
+    let data = random_bytes(1024 * 1024)?;
+    let mut conn = connect(files.server.addr)?;
+    send_json(&mut conn, &put_header("cut.bin", &data))?;
+    ensure!(read_json(&mut conn)?["ok"] == true);
+    conn.write_all(&data[..300_000])?;
+    reset(conn)?;
+    files
+        .server
+        .wait_for("reset the connection in the middle of \"cut.bin\"")?;
+    // Nothing under the name: not listed, not served.
+    let mut conn = connect(files.server.addr)?;
+    send_json(&mut conn, &serde_json::json!({"cmd": "list"}))?;
+    let list = read_json(&mut conn)?;
+    ensure!(list["files"] == serde_json::json!([]), "{list}");
+    send_json(
+        &mut conn,
+        &serde_json::json!({"cmd": "get", "name": "cut.bin"}),
+    )?;
+    ensure!(read_json(&mut conn)?["ok"] == false);
+    Ok(())
+}
+
+fn files_huge_headers(files: &mut Files) -> Result<()> {
+    for announced in [u32::MAX, 64 * 1024 + 1, 1 << 31] {
+        let mut conn = connect(files.server.addr)?;
+        conn.write_all(&announced.to_be_bytes())?;
+        let rest = course_tests::read_to_close(&mut conn)?;
+        ensure!(rest.is_empty(), "announced {announced}: got {rest:?}");
+        files
+            .server
+            .wait_for(&format!("announced a header of {announced} bytes"))?;
+    }
+    Ok(())
+}
+
+fn files_traversal_names(files: &mut Files) -> Result<()> {
+    let mut conn = connect(files.server.addr)?;
+    for name in [
+        "../escaped.txt",
+        "../../../../../../tmp/escaped.txt",
+        "/tmp/escaped.txt",
+        r"..\escaped.txt",
+        "C:escaped.txt/..",
+        ".partial",
+        ".partial/anything",
+        "..",
+        "store/../../escaped.txt",
+    ] {
+        send_json(&mut conn, &put_header(name, b"escaped"))?;
+        let answer = read_json(&mut conn)?;
+        ensure!(answer["ok"] == false, "put {name:?} was accepted: {answer}");
+        send_json(&mut conn, &serde_json::json!({"cmd": "get", "name": name}))?;
+        let answer = read_json(&mut conn)?;
+        ensure!(answer["ok"] == false, "get {name:?} was served: {answer}");
+    }
+    ensure!(!std::path::Path::new("/tmp/escaped.txt").exists());
+    Ok(())
+}
+
+fn files_half_close(files: &mut Files) -> Result<()> {
+    // A request, then "that was all": the answer still comes, then the end.
+    let mut conn = connect(files.server.addr)?;
+    let me = conn.local_addr()?;
+    send_json(&mut conn, &serde_json::json!({"cmd": "list"}))?;
+    conn.shutdown(Shutdown::Write)?;
+    ensure!(read_json(&mut conn)?["ok"] == true);
+    let rest = course_tests::read_to_close(&mut conn)?;
+    ensure!(rest.is_empty(), "got {rest:?}");
+    files
+        .server
+        .wait_for(&format!("client {me} closed the connection"))?;
+    Ok(())
+}
+
+fn files_idle_connections(files: &mut Files) -> Result<()> {
+    idle_connections(files.server.addr, IDLE_CONNECTIONS)?;
+    Ok(())
+}
+
+fn files_connect_close_cycles(files: &mut Files) -> Result<()> {
+    connect_close_cycles(files.server.addr, CYCLES)
+}
+
+#[test]
+fn lesson08_survives_random_binary_bytes() -> Result<()> {
+    files_survive(files_random_bytes)
+}
+
+#[test]
+fn lesson08_survives_invalid_utf8_in_headers() -> Result<()> {
+    files_survive(files_invalid_utf8)
+}
+
+#[test]
+fn lesson08_survives_a_request_written_one_byte_at_a_time() -> Result<()> {
+    files_survive(files_one_byte_at_a_time)
+}
+
+#[test]
+fn lesson08_survives_a_reset_in_the_middle_of_an_upload() -> Result<()> {
+    files_survive(files_reset_mid_body)
+}
+
+#[test]
+fn lesson08_hangs_up_on_headers_of_4_gib_and_64_kib_plus_one() -> Result<()> {
+    files_survive(files_huge_headers)
+}
+
+#[test]
+fn lesson08_never_reads_or_writes_outside_its_folder() -> Result<()> {
+    files_survive(files_traversal_names)
+}
+
+#[test]
+fn lesson08_answers_a_half_closed_client_in_full() -> Result<()> {
+    files_survive(files_half_close)
+}
+
+#[test]
+fn lesson08_survives_500_idle_connections_dropped_at_once() -> Result<()> {
+    files_survive(files_idle_connections)
+}
+
+#[test]
+fn lesson08_survives_1000_connect_close_cycles() -> Result<()> {
+    files_survive(files_connect_close_cycles)
+}
+
+#[test]
+fn lesson08_hangs_up_on_a_client_idle_in_the_middle_of_an_upload() -> Result<()> {
+    let mut files = files_server(&["--idle-timeout", "1"])?;
+    let mut conn = connect(files.server.addr)?;
+    let data = random_bytes(100_000)?;
+    send_json(&mut conn, &put_header("idle.bin", &data))?;
+    ensure!(read_json(&mut conn)?["ok"] == true);
+    conn.write_all(&data[..1000])?;
+    let rest = course_tests::read_to_close(&mut conn)?;
+    ensure!(rest.is_empty(), "got {rest:?}");
+    files.server.wait_for(
+        "was silent or did not read for too long, hanging up in the middle of \"idle.bin\"",
+    )?;
+    files_are_healthy(files)
+}
+
 // ============================================================ bounded memory
 //
 // Resident memory (VmRSS) and its high-water mark (VmHWM), read from
@@ -1240,6 +1535,98 @@ mod memory {
         framed_is_healthy(server)
     }
 
+    /// What lesson 08's server may hold while 1 GiB goes up and down: the
+    /// file streams through a buffer of 256 KiB, so the bound is far below
+    /// the file's size.
+    const FILES_BOUND_MB: u64 = 16;
+    const GIB: usize = 1024 * 1024 * 1024;
+    const CHUNK: usize = 1024 * 1024;
+
+    /// Chunk `i` of the test's 1 GiB file: one random MiB, its first eight
+    /// bytes replaced by the chunk's number, so no two chunks are alike and
+    /// the test never holds more than one.
+    fn chunk(block: &[u8], i: usize) -> Vec<u8> {
+        let mut chunk = block.to_vec();
+        chunk[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        chunk
+    }
+
+    #[test]
+    fn lesson08_stays_under_16_mb_while_1_gib_goes_up_and_down() -> Result<()> {
+        use sha2::Digest;
+        let files = files_server(&[])?;
+        let pid = files.server.pid();
+        let block = random_bytes(CHUNK)?;
+        let chunks = GIB / CHUNK;
+        let mut hasher = sha2::Sha256::new();
+        for i in 0..chunks {
+            hasher.update(chunk(&block, i));
+        }
+        let sha256: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let mut conn = connect(files.server.addr)?;
+        let header =
+            serde_json::json!({"cmd": "put", "name": "big.bin", "size": GIB, "sha256": sha256});
+        send_json(&mut conn, &header)?;
+        ensure!(read_json(&mut conn)? == serde_json::json!({"ok": true, "offset": 0}));
+        let mut peak = memory(pid)?;
+        let sample = |peak: &mut Memory| -> Result<()> {
+            let now = memory(pid)?;
+            if now.rss_kib > peak.rss_kib {
+                *peak = now;
+            }
+            Ok(())
+        };
+        for i in 0..chunks {
+            conn.write_all(&chunk(&block, i))?;
+            if i % 32 == 0 {
+                sample(&mut peak)?;
+            }
+        }
+        // Hashing is done as the bytes arrive; the fsync of 1 GiB may take
+        // a while on a slow disk.
+        conn.set_read_timeout(Some(TIMEOUT * 6))?;
+        let stored = read_json(&mut conn)?;
+        ensure!(stored["ok"] == true, "{stored}");
+        conn.set_read_timeout(Some(TIMEOUT))?;
+        sample(&mut peak)?;
+        send_json(
+            &mut conn,
+            &serde_json::json!({"cmd": "get", "name": "big.bin"}),
+        )?;
+        let found = read_json(&mut conn)?;
+        ensure!(found["size"] == GIB && found["sha256"] == sha256, "{found}");
+        let mut hasher = sha2::Sha256::new();
+        let mut buf = vec![0u8; CHUNK];
+        for i in 0..chunks {
+            conn.read_exact(&mut buf)?;
+            ensure!(
+                buf[..8] == (i as u64).to_be_bytes(),
+                "chunk {i} is out of place"
+            );
+            hasher.update(&buf);
+            if i % 32 == 0 {
+                sample(&mut peak)?;
+            }
+        }
+        let got: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        ensure!(got == sha256, "the file came back different");
+        ensure_bounded(
+            "lesson08-server, 1 GiB up and down",
+            peak,
+            memory(pid)?,
+            FILES_BOUND_MB,
+        )?;
+        files_are_healthy(files)
+    }
+
     /// Bob sends lines of 8,000 bytes, the most that fits a line with his
     /// name, while alice reads them all and `stuck` reads nothing, until the
     /// server hangs up on `stuck`. Returns the largest resident memory seen.
@@ -1389,6 +1776,14 @@ fn lesson06_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
 #[test]
 fn lesson07_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
     quiet_on_loopback_warns_elsewhere(LESSON07, Transport::Tcp)
+}
+
+#[test]
+fn lesson08_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
+    let dir = TempDir::new("hostile-lesson08-loopback")?;
+    let dir = dir.path().to_str().context("temp dir is not UTF-8")?;
+    contract::server_is_quiet_on_loopback_with(LESSON08, Transport::Tcp, &["--dir", dir])?;
+    contract::server_warns_on_a_public_address_with(LESSON08, Transport::Tcp, &["--dir", dir])
 }
 
 /// The chapter's example of the warning: `book/output/defences-public.txt`.

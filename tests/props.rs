@@ -19,6 +19,9 @@
 //!   (Only on its own: lesson 04 finds `q` by looking at one `read`, so a `q`
 //!   that arrives in the same read as an earlier message is echoed instead.
 //!   The chapter says so; that is why no property claims more.)
+//! - lesson08-server: put, its body, get and list, glued and cut anywhere, store
+//!   and return the same file.
+//! - lesson08-client: a download delivered in pieces is saved as the same file.
 //!
 //! Each property runs 32 cases (override with `PROPTEST_CASES`) from a fixed
 //! seed, so every run tries the same cases (another seed:
@@ -45,6 +48,8 @@ const CHAT_CLIENT: &str = "lesson06-client";
 const ECHO_CLIENTS: [&str; 3] = ["lesson02-client", "lesson03-client", "lesson04-client"];
 const QUIT_SERVER: &str = "lesson04-server";
 const FRAMED_SERVER: &str = "lesson07-server";
+const FILE_SERVER: &str = "lesson08-server";
+const FILE_CLIENT: &str = "lesson08-client";
 
 /// Cases per property unless `PROPTEST_CASES` is set.
 const CASES: u32 = 32;
@@ -510,6 +515,124 @@ fn quit_server_hangs_up_on_q_however_it_is_split() -> Result<()> {
         },
     )?;
     server.into_inner().kill()?.assert_no_panic()
+}
+
+// ---------------------------------------------------------------- lesson08, frames and bodies
+
+/// One of lesson 08's frames: a 4-byte big-endian length, then the bytes.
+fn frame_of(header: &serde_json::Value) -> Vec<u8> {
+    let body = header.to_string().into_bytes();
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    frame
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Reads one frame of JSON from `conn`.
+fn read_json(conn: &mut TcpStream) -> Result<serde_json::Value> {
+    let mut len = [0u8; 4];
+    conn.read_exact(&mut len)?;
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    conn.read_exact(&mut body)?;
+    Ok(serde_json::from_slice(&body)?)
+}
+
+#[test]
+fn file_server_stores_the_same_file_however_the_requests_are_split() -> Result<()> {
+    let dir = course_tests::TempDir::new("props-lesson08")?;
+    let store = dir
+        .path()
+        .to_str()
+        .context("temp dir is not UTF-8")?
+        .to_string();
+    let server = RefCell::new(Server::start(FILE_SERVER, &["--dir", &store])?);
+    let addr = server.borrow().addr;
+    let case = AtomicUsize::new(0);
+    check((vec(any::<u8>(), 0..3000), cuts()), |(data, cuts)| {
+        // A fresh name per case, so that no case resumes another's upload.
+        let name = format!("文件-{}.bin", case.fetch_add(1, Ordering::Relaxed));
+        let sha = sha256_hex(&data);
+        // put, its body, get and list, glued into one stream and then cut
+        // anywhere: inside a length, a header, a character of the name, the
+        // body, or between any two of them.
+        let mut stream = frame_of(&serde_json::json!(
+            {"cmd": "put", "name": name, "size": data.len(), "sha256": sha}
+        ));
+        stream.extend_from_slice(&data);
+        stream.extend(frame_of(&serde_json::json!({"cmd": "get", "name": name})));
+        stream.extend(frame_of(&serde_json::json!({"cmd": "list"})));
+        let mut conn = connect(addr)?;
+        send_pieces(&mut conn, &cuts.pieces(&stream))?;
+        let ready = read_json(&mut conn)?;
+        ensure!(
+            ready == serde_json::json!({"ok": true, "offset": 0}),
+            "{ready}"
+        );
+        let stored = read_json(&mut conn)?;
+        let expected =
+            serde_json::json!({"ok": true, "name": name, "size": data.len(), "sha256": sha});
+        ensure!(stored == expected, "{stored}");
+        let found = read_json(&mut conn)?;
+        ensure!(found["sha256"] == sha.as_str(), "{found}");
+        let mut back = vec![0u8; data.len()];
+        conn.read_exact(&mut back)?;
+        ensure!(back == data, "the download differs");
+        let list = read_json(&mut conn)?;
+        let listed = list["files"].as_array().context("no files")?;
+        ensure!(listed.iter().any(|f| f["name"] == name.as_str()), "{list}");
+        Ok(())
+    })?;
+    server.into_inner().kill()?.assert_no_panic()
+}
+
+#[test]
+fn file_client_saves_the_same_file_however_the_download_is_split() -> Result<()> {
+    check((vec(any::<u8>(), 0..3000), cuts()), |(data, cuts)| {
+        let dir = course_tests::TempDir::new("props-lesson08-client")?;
+        let mut reply = frame_of(&serde_json::json!(
+            {"ok": true, "size": data.len(), "sha256": sha256_hex(&data)}
+        ));
+        reply.extend_from_slice(&data);
+        let owned: Vec<Vec<u8>> = cuts
+            .pieces(&reply)
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect();
+        let server = PlainServer::start(move |mut conn| {
+            let request = read_json(&mut conn)?;
+            let pieces: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+            send_pieces(&mut conn, &pieces)?;
+            let mut rest = Vec::new();
+            conn.read_to_end(&mut rest)?;
+            Ok(request.to_string().into_bytes())
+        })?;
+        let mut command = std::process::Command::new(course_tests::bin_path(FILE_CLIENT)?);
+        command.arg(server.addr.to_string()).current_dir(dir.path());
+        let mut proc = Proc::spawn_command(command)?;
+        proc.stdin()?.write_all(b"get x.bin\n")?;
+        let finished = proc.wait_exit()?;
+        let request = server.join()?;
+        ensure!(request == br#"{"cmd":"get","name":"x.bin"}"#, "{request:?}");
+        ensure!(
+            finished.status.success() && finished.stderr.is_empty(),
+            "the client failed: {finished:?}"
+        );
+        let saved = std::fs::read(dir.join("x.bin"))?;
+        ensure!(
+            saved == data,
+            "saved {} bytes of {}",
+            saved.len(),
+            data.len()
+        );
+        Ok(())
+    })
 }
 
 // ---------------------------------------------------------------- the test's own parts

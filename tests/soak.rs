@@ -8,6 +8,12 @@
 //!   (1 byte to 64 KiB) of random bytes, one after another on one connection
 //!   per server. Every byte must come back upper-cased, in order.
 //!
+//! - **File soak** (lesson 08): C clients at once each upload F files of
+//!   random length (0 to 256 KiB) under names of their own, and all of them
+//!   upload to the same few shared names meanwhile. Every file must come back
+//!   byte for byte; a shared name must hold one whole version of the ones
+//!   uploaded under it, never a mix.
+//!
 //! The sizes are small by default (about 3 s for the whole file), so
 //! `cargo test --workspace` stays quick. Environment variables make the soak
 //! bigger; a single variable overrides what `SOAK` chose:
@@ -18,6 +24,8 @@
 //! | `SOAK_CLIENTS`     | chat clients (N)                      | 10              | 50          |
 //! | `SOAK_LINES`       | lines each chat client sends (M)      | 200             | 2,000       |
 //! | `SOAK_MESSAGES`    | echo messages per server (K)          | 1,000           | 10,000      |
+//! | `SOAK_FILE_CLIENTS`| file clients at once (C)              | 6               | 24          |
+//! | `SOAK_FILES`       | files each file client uploads (F)    | 20              | 200         |
 //! | `SOAK_SEED`        | seed of the random messages           | 0x50C4E75EED05  | the same    |
 //! | `SOAK_WINDOW`      | a chat client's window W (see below)  | the safe one    | the same    |
 //! | `SOAK_CHAT_SERVER` | another chat server binary to soak    | lesson06-server | the same    |
@@ -68,6 +76,7 @@ const CHAT_SERVER: &str = "lesson06-server";
 const ECHO_SERVER_02: &str = "lesson02-server";
 const ECHO_SERVER_03: &str = "lesson03-server";
 const ECHO_SERVER_04: &str = "lesson04-server";
+const FILE_SERVER: &str = "lesson08-server";
 
 /// How many lines a chat client may send beyond what it has read from the
 /// slowest other client (see the header): the largest window that keeps
@@ -90,6 +99,8 @@ struct Sizes {
     clients: usize,
     lines: usize,
     messages: usize,
+    file_clients: usize,
+    files: usize,
     seed: u64,
     window: usize,
 }
@@ -102,6 +113,8 @@ impl Sizes {
             clients: env_number("SOAK_CLIENTS", pick(10, 50))? as usize,
             lines: env_number("SOAK_LINES", pick(200, 2_000))? as usize,
             messages: env_number("SOAK_MESSAGES", pick(1_000, 10_000))? as usize,
+            file_clients: env_number("SOAK_FILE_CLIENTS", pick(6, 24))? as usize,
+            files: env_number("SOAK_FILES", pick(20, 200))? as usize,
             seed: env_number("SOAK_SEED", DEFAULT_SEED)?,
             window: 0,
         };
@@ -592,6 +605,158 @@ fn echo_soak_lesson04_returns_every_byte_upper_cased() -> Result<()> {
     report(ECHO_SERVER_04, sizes.messages, bytes, started);
     drop(stream);
     answers_a_new_client(server.addr)?;
+    stop(server)?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- file soak
+
+/// The names every file client also uploads to, all at the same time.
+const SHARED_NAMES: usize = 3;
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn send_json(conn: &mut TcpStream, header: &serde_json::Value) -> Result<()> {
+    let body = header.to_string().into_bytes();
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    conn.write_all(&frame)?;
+    Ok(())
+}
+
+fn read_json(conn: &mut TcpStream) -> Result<serde_json::Value> {
+    let mut len = [0u8; 4];
+    conn.read_exact(&mut len)?;
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    conn.read_exact(&mut body)?;
+    Ok(serde_json::from_slice(&body)?)
+}
+
+/// A whole `put`; `false` if the server refused it before the body (the
+/// same file being uploaded by another client right now).
+fn put_file(conn: &mut TcpStream, name: &str, data: &[u8]) -> Result<bool> {
+    let sha = sha256_hex(data);
+    send_json(
+        conn,
+        &serde_json::json!({"cmd": "put", "name": name, "size": data.len(), "sha256": sha}),
+    )?;
+    let ready = read_json(conn)?;
+    if ready["ok"] != true {
+        return Ok(false);
+    }
+    let offset = ready["offset"].as_u64().context("no offset")? as usize;
+    conn.write_all(&data[offset..])?;
+    let stored = read_json(conn)?;
+    ensure!(
+        stored["ok"] == true && stored["sha256"] == sha.as_str(),
+        "put {name}: {stored}"
+    );
+    Ok(true)
+}
+
+fn get_file(conn: &mut TcpStream, name: &str) -> Result<Vec<u8>> {
+    send_json(conn, &serde_json::json!({"cmd": "get", "name": name}))?;
+    let found = read_json(conn)?;
+    ensure!(found["ok"] == true, "get {name}: {found}");
+    let mut data = vec![0u8; found["size"].as_u64().context("no size")? as usize];
+    conn.read_exact(&mut data)?;
+    ensure!(
+        found["sha256"] == sha256_hex(&data).as_str(),
+        "get {name}: bad sha256"
+    );
+    Ok(data)
+}
+
+/// The files client `c` uploads: (name, bytes), its own and the shared ones.
+fn files_of(c: usize, sizes: &Sizes) -> Vec<(String, Vec<u8>)> {
+    let mut rng = Rng::new(sizes.seed ^ (c as u64 + 1));
+    let mut files: Vec<(String, Vec<u8>)> = (0..sizes.files)
+        .map(|f| {
+            let len = rng.between(0, 256 * 1024);
+            (format!("客户{c}-文件{f}.bin"), rng.bytes(len))
+        })
+        .collect();
+    for s in 0..SHARED_NAMES {
+        let len = rng.between(1, 256 * 1024);
+        files.push((format!("shared-{s}.bin"), rng.bytes(len)));
+    }
+    files
+}
+
+#[test]
+fn file_soak_returns_every_file_whole() -> Result<()> {
+    let sizes = Sizes::from_env()?;
+    println!(
+        "file soak seed: {:#x} (set SOAK_SEED to change it)",
+        sizes.seed
+    );
+    let dir = course_tests::TempDir::new("soak-lesson08")?;
+    let store = dir.path().to_str().context("temp dir is not UTF-8")?;
+    let server = Server::start(FILE_SERVER, &["--dir", store])?;
+    let addr = server.addr;
+    let started = Instant::now();
+    let clients: Vec<_> = (0..sizes.file_clients)
+        .map(|c| {
+            let files = files_of(c, &sizes);
+            thread::spawn(move || -> Result<u64> {
+                let mut conn = connect(addr)?;
+                let mut bytes = 0;
+                for (name, data) in &files {
+                    // Never refused: no two clients upload the same bytes.
+                    ensure!(put_file(&mut conn, name, data)?, "put {name} was refused");
+                    bytes += data.len() as u64;
+                }
+                for (name, data) in &files[..files.len() - SHARED_NAMES] {
+                    ensure!(
+                        get_file(&mut conn, name)? == *data,
+                        "{name} came back different"
+                    );
+                }
+                Ok(bytes)
+            })
+        })
+        .collect();
+    let mut bytes = 0;
+    for client in clients {
+        bytes += client
+            .join()
+            .map_err(|_| anyhow!("a file client panicked"))??;
+    }
+    // Each shared name holds exactly one of the versions uploaded under it.
+    let mut conn = connect(addr)?;
+    for s in 0..SHARED_NAMES {
+        let name = format!("shared-{s}.bin");
+        let got = get_file(&mut conn, &name)?;
+        let whole = (0..sizes.file_clients).any(|c| {
+            files_of(c, &sizes)
+                .iter()
+                .any(|(n, d)| *n == name && *d == got)
+        });
+        ensure!(
+            whole,
+            "{name} holds {} bytes that no client uploaded",
+            got.len()
+        );
+    }
+    send_json(&mut conn, &serde_json::json!({"cmd": "list"}))?;
+    let list = read_json(&mut conn)?;
+    let listed = list["files"].as_array().context("no files")?.len();
+    ensure!(
+        listed == sizes.file_clients * sizes.files + SHARED_NAMES,
+        "{listed} files listed"
+    );
+    println!(
+        "file soak: {} clients, {listed} files, {:.1} MiB up in {:.2?}",
+        sizes.file_clients,
+        bytes as f64 / 1048576.0,
+        started.elapsed()
+    );
     stop(server)?;
     Ok(())
 }

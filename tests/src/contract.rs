@@ -114,7 +114,18 @@ pub fn start_talk_stop(
     addr: &str,
     transport: Transport,
 ) -> Result<(SocketAddr, Finished)> {
-    let mut started = Server::start_on(server, addr, &[])?;
+    start_talk_stop_with(server, addr, transport, &[])
+}
+
+/// [`start_talk_stop`] with `extra` arguments for the server (lesson 08's
+/// `--dir`, say).
+pub fn start_talk_stop_with(
+    server: &str,
+    addr: &str,
+    transport: Transport,
+    extra: &[&str],
+) -> Result<(SocketAddr, Finished)> {
+    let mut started = Server::start_on(server, addr, extra)?;
     let bound = started.addr;
     let local = SocketAddr::from(([127, 0, 0, 1], bound.port()));
     match transport {
@@ -134,7 +145,16 @@ pub fn start_talk_stop(
 
 /// A server on loopback (`127.0.0.1`, the default) prints no warning.
 pub fn server_is_quiet_on_loopback(server: &str, transport: Transport) -> Result<()> {
-    let (bound, done) = start_talk_stop(server, "127.0.0.1:0", transport)?;
+    server_is_quiet_on_loopback_with(server, transport, &[])
+}
+
+/// [`server_is_quiet_on_loopback`] with `extra` arguments for the server.
+pub fn server_is_quiet_on_loopback_with(
+    server: &str,
+    transport: Transport,
+    extra: &[&str],
+) -> Result<()> {
+    let (bound, done) = start_talk_stop_with(server, "127.0.0.1:0", transport, extra)?;
     ensure!(
         !done.stderr.contains("warning"),
         "{server} on {bound} warned: {:?}",
@@ -147,7 +167,16 @@ pub fn server_is_quiet_on_loopback(server: &str, transport: Transport) -> Result
 /// its `listening on` line first, and warns in exactly one line on stderr
 /// that other machines can now connect.
 pub fn server_warns_on_a_public_address(server: &str, transport: Transport) -> Result<()> {
-    let (bound, done) = start_talk_stop(server, "0.0.0.0:0", transport)?;
+    server_warns_on_a_public_address_with(server, transport, &[])
+}
+
+/// [`server_warns_on_a_public_address`] with `extra` arguments for the server.
+pub fn server_warns_on_a_public_address_with(
+    server: &str,
+    transport: Transport,
+    extra: &[&str],
+) -> Result<()> {
+    let (bound, done) = start_talk_stop_with(server, "0.0.0.0:0", transport, extra)?;
     ensure!(bound.ip().is_unspecified(), "listening on {bound}");
     let warning =
         format!("warning: listening on {bound}: other machines on the network can now connect");

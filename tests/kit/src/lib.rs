@@ -12,6 +12,7 @@
 
 pub mod bins;
 pub mod chat;
+pub mod files;
 pub mod frames;
 pub mod net;
 pub mod procs;
@@ -21,6 +22,7 @@ pub mod tools;
 
 pub use bins::{Profile, bin_path, bin_path_in, workspace_dir};
 pub use chat::Chatter;
+pub use files::TempDir;
 pub use net::{
     PlainServer, assert_no_datagram, assert_silent, connect, exchange, read_exactly, read_to_close,
     read_until_hung_up, reset, still_on_the_line, udp_ask, udp_socket, unused_addr,

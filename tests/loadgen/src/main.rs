@@ -5,7 +5,8 @@
 //! second, MB/s and latency percentiles. It also carries the baseline servers
 //! the lessons are compared with (a tokio echo server, a thread-per-connection
 //! echo server, the raw loopback ceiling), and `report` runs the whole
-//! benchmark and regenerates the chapter's tables and plots:
+//! benchmark and regenerates the chapter's tables and plots (`files` measures
+//! lesson 08's file transfer on its own):
 //!
 //! ```text
 //! cargo run --release -p loadgen -- report
@@ -16,6 +17,7 @@
 
 mod echo;
 mod fanout;
+mod files;
 mod procs;
 mod raw;
 mod render;
@@ -58,6 +60,15 @@ enum Command {
     },
     /// Run the whole benchmark and rewrite the chapter's tables and plots
     Report(ReportArgs),
+    /// Lesson 08: one file up and down through lesson08-server, its Python twin and raw loopback
+    Files {
+        /// The file's size in MiB
+        #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+        size_mib: u64,
+        /// Also write the table to this file (the book's is book/src/perf/files.md)
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Redraw the tables and plots from a results file, without measuring
     Plot {
         /// The results file `report` wrote
@@ -174,6 +185,16 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Report(args) => report::report(&args),
+        Command::Files { size_mib, out } => {
+            let report = files::run(size_mib as usize, true)?;
+            let table = files::markdown(&report);
+            print!("{table}");
+            if let Some(path) = out {
+                std::fs::write(&path, &table)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            Ok(())
+        }
         Command::Plot { results, out } => {
             let text = std::fs::read_to_string(&results)
                 .with_context(|| format!("reading {}", results.display()))?;

@@ -1,0 +1,395 @@
+//! Lesson 08's benchmark: one file of 1 GiB up and down, through the Rust
+//! server, through its Python twin, and through a bare loopback connection,
+//! in the same run.
+//!
+//! The file is made of one random MiB, each copy numbered in its first eight
+//! bytes, so that the generator never holds more than a MiB and can check
+//! every byte that comes back, without building the expected bytes again. An upload is timed from the first byte of the
+//! body to the server's last answer, which it sends only once the file is
+//! hashed, synced to the disk and renamed: storing it safely is part of the
+//! work. A download is timed from the request to the last byte.
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail, ensure};
+use course_kit::{Server, TempDir};
+use serde_json::{Value, json};
+
+use crate::procs::{self, Peak};
+
+const MIB: usize = 1024 * 1024;
+
+/// What one subject did with the file.
+#[derive(Debug, Clone, Default)]
+pub struct Transfer {
+    pub subject: String,
+    pub upload_mb_s: f64,
+    pub download_mb_s: f64,
+    /// Server CPU (user + system) per MB moved, in milliseconds.
+    pub upload_cpu_ms_per_mb: Option<f64>,
+    pub download_cpu_ms_per_mb: Option<f64>,
+    /// The largest resident memory seen, in MB.
+    pub peak_mb: Option<f64>,
+}
+
+/// The whole run.
+pub struct Report {
+    pub size_mib: usize,
+    pub raw_mb_s: f64,
+    pub disk_mb_s: f64,
+    pub rust: Transfer,
+    pub python: Option<Transfer>,
+}
+
+/// Turns `chunk`, a copy of the random block, into chunk `i` of the file:
+/// only its first eight bytes change from one chunk to the next.
+fn number(chunk: &mut [u8], i: usize) {
+    chunk[..8].copy_from_slice(&(i as u64).to_be_bytes());
+}
+
+/// Whether `got` is chunk `i`, checked without building it.
+fn is_chunk(got: &[u8], block: &[u8], i: usize) -> bool {
+    got[..8] == (i as u64).to_be_bytes() && got[8..] == block[8..]
+}
+
+fn sha256_of_file(block: &[u8], chunks: usize) -> String {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let mut chunk = block.to_vec();
+    for i in 0..chunks {
+        number(&mut chunk, i);
+        hasher.update(&chunk);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn send_header(conn: &mut TcpStream, header: &Value) -> anyhow::Result<()> {
+    let body = header.to_string().into_bytes();
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    conn.write_all(&frame).context("sending a header")
+}
+
+fn read_header(conn: &mut TcpStream) -> anyhow::Result<Value> {
+    let mut len = [0u8; 4];
+    conn.read_exact(&mut len).context("reading a header")?;
+    let len = u32::from_be_bytes(len) as usize;
+    ensure!(
+        len <= 64 * 1024,
+        "the server announced a header of {len} bytes"
+    );
+    let mut body = vec![0u8; len];
+    conn.read_exact(&mut body).context("reading a header")?;
+    serde_json::from_slice(&body).context("the server's header is not JSON")
+}
+
+/// The raw loopback ceiling for this size: one socket streams the bytes to
+/// another, which throws them away.
+fn raw(bytes: usize) -> anyhow::Result<f64> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let reader = thread::spawn(move || -> std::io::Result<u64> {
+        let (mut conn, _) = listener.accept()?;
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0u64;
+        loop {
+            match conn.read(&mut buf)? {
+                0 => return Ok(total),
+                n => total += n as u64,
+            }
+        }
+    });
+    let mut conn = TcpStream::connect(addr)?;
+    let buf = vec![b'x'; MIB];
+    let start = Instant::now();
+    for _ in 0..bytes / MIB {
+        conn.write_all(&buf)?;
+    }
+    drop(conn);
+    let got = reader
+        .join()
+        .map_err(|_| anyhow!("the raw reader panicked"))??;
+    let seconds = start.elapsed().as_secs_f64();
+    ensure!(got == bytes as u64, "raw: {got} of {bytes} bytes arrived");
+    Ok(bytes as f64 / seconds / 1e6)
+}
+
+/// The disk's ceiling for this size: the same bytes written to a file in
+/// the temporary folder and synced, with no network and no hash.
+fn disk(bytes: usize) -> anyhow::Result<f64> {
+    let dir = TempDir::new("loadgen-files-disk")?;
+    let mut file = std::fs::File::create(dir.join("ceiling.bin"))?;
+    let buf = vec![b'x'; MIB];
+    let start = Instant::now();
+    for _ in 0..bytes / MIB {
+        file.write_all(&buf)?;
+    }
+    file.sync_all()?;
+    Ok(bytes as f64 / start.elapsed().as_secs_f64() / 1e6)
+}
+
+/// Samples `pid`'s memory every 20 ms until dropped.
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    peak: Arc<Peak>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Sampler {
+    fn start(pid: u32) -> Sampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(Peak::default());
+        let (s, p) = (Arc::clone(&stop), Arc::clone(&peak));
+        let thread = thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                p.sample(pid);
+                // Sampling memory: a clock is the only event there is.
+                thread::sleep(Duration::from_millis(20));
+            }
+        });
+        Sampler {
+            stop,
+            peak,
+            thread: Some(thread),
+        }
+    }
+
+    fn peak_mb(mut self, pid: u32) -> Option<f64> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.peak.sample(pid);
+        let sampled = self.peak.get().0;
+        // The kernel's high-water mark catches a peak between two samples.
+        let hwm = course_kit::memory(pid).ok().map(|m| m.peak_kib);
+        sampled.max(hwm).map(|kib| kib as f64 / 1024.0)
+    }
+}
+
+/// Uploads and downloads the file through `server`, checking every byte.
+fn transfer(
+    subject: &str,
+    server: &Server,
+    block: &[u8],
+    chunks: usize,
+    sha256: &str,
+) -> anyhow::Result<Transfer> {
+    let pid = server.pid();
+    let size = chunks * MIB;
+    let mb = size as f64 / 1e6;
+    let sampler = Sampler::start(pid);
+    let mut conn = TcpStream::connect(server.addr)?;
+    // Storing 1 GiB safely includes its fsync, which a slow disk makes long.
+    conn.set_read_timeout(Some(Duration::from_secs(600)))?;
+
+    send_header(
+        &mut conn,
+        &json!({"cmd": "put", "name": "big.bin", "size": size, "sha256": sha256}),
+    )?;
+    let ready = read_header(&mut conn)?;
+    ensure!(
+        ready == json!({"ok": true, "offset": 0}),
+        "{subject}: {ready}"
+    );
+    let cpu_before = procs::cpu_seconds(pid);
+    let start = Instant::now();
+    let mut chunk = block.to_vec();
+    for i in 0..chunks {
+        number(&mut chunk, i);
+        conn.write_all(&chunk)?;
+    }
+    let stored = read_header(&mut conn)?;
+    let up_seconds = start.elapsed().as_secs_f64();
+    let cpu_after = procs::cpu_seconds(pid);
+    ensure!(
+        stored["ok"] == true && stored["sha256"] == sha256,
+        "{subject}: {stored}"
+    );
+    let upload_cpu = cpu_after
+        .zip(cpu_before)
+        .map(|(a, b)| (a - b) * 1000.0 / mb);
+
+    let cpu_before = procs::cpu_seconds(pid);
+    let start = Instant::now();
+    send_header(&mut conn, &json!({"cmd": "get", "name": "big.bin"}))?;
+    let found = read_header(&mut conn)?;
+    ensure!(
+        found["size"] == size && found["sha256"] == sha256,
+        "{subject}: {found}"
+    );
+    let mut got = vec![0u8; MIB];
+    for i in 0..chunks {
+        conn.read_exact(&mut got)?;
+        if !is_chunk(&got, block, i) {
+            bail!("{subject}: MiB {i} of the download differs from what was uploaded");
+        }
+    }
+    let down_seconds = start.elapsed().as_secs_f64();
+    let cpu_after = procs::cpu_seconds(pid);
+    let download_cpu = cpu_after
+        .zip(cpu_before)
+        .map(|(a, b)| (a - b) * 1000.0 / mb);
+    Ok(Transfer {
+        subject: subject.to_string(),
+        upload_mb_s: mb / up_seconds,
+        download_mb_s: mb / down_seconds,
+        upload_cpu_ms_per_mb: upload_cpu,
+        download_cpu_ms_per_mb: download_cpu,
+        peak_mb: sampler.peak_mb(pid),
+    })
+}
+
+/// Starts `program args --dir DIR 127.0.0.1:0`, the file server under test.
+fn start(program: &Path, prefix: &[&str], dir: &Path) -> anyhow::Result<Server> {
+    let mut args: Vec<std::ffi::OsString> = prefix.iter().map(Into::into).collect();
+    args.push("127.0.0.1:0".into());
+    args.push("--dir".into());
+    args.push(dir.as_os_str().to_owned());
+    procs::start(program, &args)
+}
+
+/// Runs the whole benchmark with a file of `size_mib` MiB.
+pub fn run(size_mib: usize, progress: bool) -> anyhow::Result<Report> {
+    ensure!(size_mib >= 1, "the file must be at least 1 MiB");
+    let say = |text: &str| {
+        if progress {
+            eprintln!("{text}");
+        }
+    };
+    let block = course_kit::Rng::new(0x0808).bytes(MIB);
+    say(&format!("hashing the {size_mib} MiB file"));
+    let sha256 = sha256_of_file(&block, size_mib);
+
+    say("raw loopback");
+    let raw_mb_s = raw(size_mib * MIB)?;
+    say("disk");
+    let disk_mb_s = disk(size_mib * MIB)?;
+
+    say("lesson08-server");
+    let rust_dir = TempDir::new("loadgen-files-rust")?;
+    let rust_bin = procs::build("lesson08-server")?;
+    let rust_server = start(&rust_bin, &[], rust_dir.path())?;
+    let rust = transfer("lesson08-server", &rust_server, &block, size_mib, &sha256)?;
+    drop(rust_server);
+    drop(rust_dir);
+
+    let python = match procs::python() {
+        None => {
+            say("no Python 3: the twin is not measured");
+            None
+        }
+        Some((python, _)) => {
+            say("the Python twin");
+            let dir = TempDir::new("loadgen-files-python")?;
+            let script: PathBuf =
+                procs::workspace_dir().join("lessons/lesson08-file-transfer/python/server.py");
+            let script = script.to_str().context("the workspace path is not UTF-8")?;
+            let server = start(&python, &[script], dir.path())?;
+            Some(transfer("Python twin", &server, &block, size_mib, &sha256)?)
+        }
+    };
+    Ok(Report {
+        size_mib,
+        raw_mb_s,
+        disk_mb_s,
+        rust,
+        python,
+    })
+}
+
+fn or_dash(value: Option<f64>, digits: usize) -> String {
+    value.map_or("–".to_string(), |v| format!("{v:.digits$}"))
+}
+
+/// The table and the targets, as the appendix includes them.
+pub fn markdown(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "<!-- generated by `cargo run --release -p loadgen -- files`; do not edit -->\n"
+    );
+    let _ = writeln!(
+        out,
+        "One file of {} MiB, up and down once, on the machine described above.\n",
+        report.size_mib
+    );
+    let _ = writeln!(
+        out,
+        "| subject | upload MB/s | download MB/s | server CPU per MB, up / down | server peak memory |"
+    );
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- |");
+    let _ = writeln!(
+        out,
+        "| raw loopback (no server, no disk) | {:.0} | {:.0} | – | – |",
+        report.raw_mb_s, report.raw_mb_s
+    );
+    let _ = writeln!(
+        out,
+        "| disk: write and sync a file (no network, no hash) | {:.0} | – | – | – |",
+        report.disk_mb_s
+    );
+    for t in std::iter::once(&report.rust).chain(report.python.iter()) {
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {:.0} | {} ms / {} ms | {} MB |",
+            t.subject,
+            t.upload_mb_s,
+            t.download_mb_s,
+            or_dash(t.upload_cpu_ms_per_mb, 2),
+            or_dash(t.download_cpu_ms_per_mb, 2),
+            or_dash(t.peak_mb, 1)
+        );
+    }
+    let _ = writeln!(out, "\n| target | wanted | measured | |");
+    let _ = writeln!(out, "| --- | --- | --- | --- |");
+    let verdict = |met: bool| if met { "met" } else { "missed" };
+    for (what, rust) in [
+        ("upload", report.rust.upload_mb_s),
+        ("download", report.rust.download_mb_s),
+    ] {
+        let ratio = rust / report.raw_mb_s;
+        let _ = writeln!(
+            out,
+            "| lesson 08 {what} against raw loopback | at least 0.5× | {ratio:.2}× | {} |",
+            verdict(ratio >= 0.5)
+        );
+    }
+    if let Some(python) = &report.python {
+        for (what, rust, py) in [
+            ("upload", report.rust.upload_mb_s, python.upload_mb_s),
+            ("download", report.rust.download_mb_s, python.download_mb_s),
+        ] {
+            let ratio = rust / py;
+            let _ = writeln!(
+                out,
+                "| lesson 08 {what} against its Python twin | at least 2× | {ratio:.2}× | {} |",
+                verdict(ratio >= 2.0)
+            );
+        }
+    }
+    let of_disk = report.rust.upload_mb_s / report.disk_mb_s;
+    let _ = writeln!(
+        out,
+        "| (for comparison) lesson 08 upload against the disk alone | | {of_disk:.2}× | |"
+    );
+    if let Some(peak) = report.rust.peak_mb {
+        let _ = writeln!(
+            out,
+            "| lesson 08 server's peak memory | under 16 MB | {peak:.1} MB | {} |",
+            verdict(peak < 16.0)
+        );
+    }
+    out
+}
