@@ -43,6 +43,7 @@ const LESSON05: &str = "lesson05-server";
 const LESSON06: &str = "lesson06-server";
 const LESSON07: &str = "lesson07-server";
 const LESSON08: &str = "lesson08-server";
+const LESSON09: &str = "lesson09-server";
 
 /// The size of the burst without a newline.
 const BURST: usize = 10 * 1024 * 1024;
@@ -1373,6 +1374,122 @@ fn lesson08_hangs_up_on_a_client_idle_in_the_middle_of_an_upload() -> Result<()>
     files_are_healthy(files)
 }
 
+// ================================================================ lesson 09
+//
+// The web server: a thread per connection, one request each, an 8 KiB limit
+// on the request head and an idle timeout (1 s here). Every attack ends with
+// the lesson's own client fetching the page.
+
+/// Starts lesson 09's server, runs `attack` on it, then checks its health.
+fn web_survives(attack: fn(&mut Server) -> Result<()>) -> Result<()> {
+    let mut server = Server::start(LESSON09, &["--idle-timeout", "1"])?;
+    attack(&mut server).context("attacking lesson09-server")?;
+    web_is_healthy(server)
+}
+
+fn web_is_healthy(server: Server) -> Result<()> {
+    cmd("lesson09-client")?
+        .arg(server.addr_arg())
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("不要回答"));
+    server.kill()?.assert_no_panic()
+}
+
+/// Sends `bytes` on a thread of its own (the server may stop reading long
+/// before the end) and returns what came back before the server hung up.
+fn web_send(addr: SocketAddr, bytes: Vec<u8>) -> Result<Vec<u8>> {
+    let mut conn = connect(addr)?;
+    let mut out = conn.try_clone()?;
+    let sender = thread::spawn(move || {
+        let _ = out.write_all(&bytes);
+        let _ = out.shutdown(Shutdown::Write);
+    });
+    let answer = read_until_hung_up(&mut conn)?;
+    let _ = sender.join();
+    Ok(answer)
+}
+
+/// Slow loris: connections that send half a request and then nothing. The
+/// idle timeout closes every one of them.
+fn web_slow_loris(server: &mut Server) -> Result<()> {
+    let mut lorises: Vec<TcpStream> = Vec::new();
+    for _ in 0..20 {
+        let mut conn = connect(server.addr)?;
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Wait: ")?;
+        lorises.push(conn);
+    }
+    for conn in &mut lorises {
+        ensure!(
+            read_until_hung_up(conn)?.is_empty(),
+            "a loris got an answer"
+        );
+    }
+    server.wait_for("no request within 1s, closing")?;
+    Ok(())
+}
+
+/// Ten thousand connections opened and dropped, one after another.
+fn web_connect_close_cycles(server: &mut Server) -> Result<()> {
+    connect_close_cycles(server.addr, 10 * CYCLES)
+}
+
+/// A megabyte of header: refused with 431 after 8 KiB.
+fn web_huge_headers(server: &mut Server) -> Result<()> {
+    let mut request = b"GET / HTTP/1.1\r\nX-Huge: ".to_vec();
+    request.extend(std::iter::repeat_n(b'h', 1024 * 1024));
+    let _ = web_send(server.addr, request)?;
+    server.wait_for("-> 431")?;
+    Ok(())
+}
+
+/// Random bytes: not a request line, or not UTF-8, or no end of head
+/// within the limit: 400 or 431, and the next caller is served.
+fn web_garbage(server: &mut Server) -> Result<()> {
+    let mut noise = random_bytes(64 * 1024)?;
+    noise.extend_from_slice(b"\r\n\r\n");
+    let answer = web_send(server.addr, noise)?;
+    ensure!(
+        answer.starts_with(b"HTTP/1.1 400 ")
+            || answer.starts_with(b"HTTP/1.1 431 ")
+            || answer.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&answer[..answer.len().min(80)])
+    );
+    let bad = web_send(server.addr, b"GET /\xff\xfe HTTP/1.1\r\n\r\n".to_vec())?;
+    ensure!(
+        bad.starts_with(b"HTTP/1.1 400 "),
+        "{:?}",
+        String::from_utf8_lossy(&bad)
+    );
+    Ok(())
+}
+
+#[test]
+fn lesson09_closes_slow_loris_connections_after_its_idle_timeout() -> Result<()> {
+    web_survives(web_slow_loris)
+}
+
+#[test]
+fn lesson09_survives_10000_connections_opened_and_dropped() -> Result<()> {
+    web_survives(web_connect_close_cycles)
+}
+
+#[test]
+fn lesson09_refuses_a_megabyte_of_headers() -> Result<()> {
+    web_survives(web_huge_headers)
+}
+
+#[test]
+fn lesson09_survives_garbage_and_invalid_utf8() -> Result<()> {
+    web_survives(web_garbage)
+}
+
+#[test]
+fn lesson09_survives_500_idle_connections_dropped_at_once() -> Result<()> {
+    web_survives(|server| idle_connections(server.addr, IDLE_CONNECTIONS).map(drop))
+}
+
 // ============================================================ bounded memory
 //
 // Resident memory (VmRSS) and its high-water mark (VmHWM), read from
@@ -1627,6 +1744,37 @@ mod memory {
         files_are_healthy(files)
     }
 
+    /// Twenty callers at once, each sending a megabyte of headers: the
+    /// server holds at most 8 KiB (and a little) of each.
+    #[test]
+    fn lesson09_stays_under_16_mb_while_20_callers_send_huge_headers() -> Result<()> {
+        let server = Server::start(LESSON09, &[])?;
+        let pid = server.proc.id();
+        let attackers: Vec<_> = (0..20)
+            .map(|_| {
+                let addr = server.addr;
+                thread::spawn(move || {
+                    let mut request = b"GET / HTTP/1.1\r\nX-Huge: ".to_vec();
+                    request.extend(std::iter::repeat_n(b'h', 1024 * 1024));
+                    web_send(addr, request)
+                })
+            })
+            .collect();
+        let during = memory(pid)?;
+        for attacker in attackers {
+            attacker
+                .join()
+                .map_err(|_| anyhow!("an attacker panicked"))??;
+        }
+        ensure_bounded(
+            "lesson09-server, 20 callers with 1 MB of headers",
+            during,
+            memory(pid)?,
+            CHAT_BOUND_MB,
+        )?;
+        web_is_healthy(server)
+    }
+
     /// Bob sends lines of 8,000 bytes, the most that fits a line with his
     /// name, while alice reads them all and `stuck` reads nothing, until the
     /// server hangs up on `stuck`. Returns the largest resident memory seen.
@@ -1776,6 +1924,11 @@ fn lesson06_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
 #[test]
 fn lesson07_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
     quiet_on_loopback_warns_elsewhere(LESSON07, Transport::Tcp)
+}
+
+#[test]
+fn lesson09_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
+    quiet_on_loopback_warns_elsewhere(LESSON09, Transport::Http)
 }
 
 #[test]

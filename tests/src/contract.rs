@@ -99,10 +99,13 @@ pub fn client_explains_no_server(client: &str, server: &str) -> Result<()> {
 pub enum Transport {
     Tcp,
     Udp,
+    /// TCP with one HTTP request (lesson 09 logs requests, not connections).
+    Http,
 }
 
 /// Starts `server` on `addr`, talks to it once over loopback (a connection
-/// it logs as `connected`, or a datagram it logs as `said`), kills it, and
+/// it logs as `connected`, a datagram it logs as `said`, or a request it
+/// logs with its status), kills it, and
 /// returns the address it listened on with what it printed.
 ///
 /// Talking first is what makes its stderr complete: the warning is printed
@@ -136,6 +139,11 @@ pub fn start_talk_stop_with(
         Transport::Udp => {
             udp_socket()?.send_to(b"hello", local)?;
             started.wait_for(" said ")?;
+        }
+        Transport::Http => {
+            let mut caller = connect(local)?;
+            std::io::Write::write_all(&mut caller, b"GET / HTTP/1.0\r\n\r\n")?;
+            started.wait_for(" -> ")?;
         }
     }
     let done = started.kill()?;
