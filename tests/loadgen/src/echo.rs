@@ -42,6 +42,10 @@ pub struct Spec {
     /// Send every message as a lesson 07 frame: a 4-byte big-endian length
     /// first (TCP only); the reply is one frame too.
     pub framed: bool,
+    /// Fetch `GET /` over a new connection for every "message" (lesson 09):
+    /// the answer must be a 200 whose body is as long as its Content-Length
+    /// says and holds the page's words.
+    pub http: bool,
     pub clients: usize,
     /// Bytes per message.
     pub size: usize,
@@ -139,6 +143,8 @@ pub async fn run(spec: &Spec) -> anyhow::Result<RunStats> {
         tasks.push(tokio::spawn(async move {
             if spec.udp {
                 udp_client(id, &spec, start, end, &replies).await
+            } else if spec.http {
+                http_client(&spec, start, end, &replies).await
             } else {
                 tcp_client(id, &spec, start, end, &replies).await
             }
@@ -326,6 +332,85 @@ async fn tcp_client(
         seq += 1;
     }
     result
+}
+
+/// One web client: a new connection per request, as a browser does with
+/// `Connection: close`, and the whole answer read until the server hangs up.
+async fn http_client(
+    spec: &Spec,
+    start: Instant,
+    end: Instant,
+    replies: &AtomicU64,
+) -> ClientResult {
+    let mut result = ClientResult::default();
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        spec.addr
+    );
+    let mut answer = Vec::with_capacity(1024);
+    let mut seq = 0u64;
+    loop {
+        if spec.messages.is_some_and(|n| seq >= n) {
+            result.done = Some(start.elapsed());
+            break;
+        }
+        let sent = Instant::now();
+        answer.clear();
+        let fetch = async {
+            let mut stream = TcpStream::connect(spec.addr).await?;
+            stream.write_all(request.as_bytes()).await?;
+            stream.read_to_end(&mut answer).await
+        };
+        match timeout_at(end.into(), fetch).await {
+            Err(_) => {
+                result.waiting = seq == 0;
+                break;
+            }
+            Ok(Err(err)) => {
+                result.error = Some(format!("request failed: {err}"));
+                break;
+            }
+            Ok(Ok(_)) => {}
+        }
+        let now = Instant::now();
+        if let Err(why) = check_page(&answer) {
+            result.wrong += 1;
+            result.error = Some(why);
+            break;
+        }
+        result.first_reply.get_or_insert(now - start);
+        result.latencies.push(micros(now - sent));
+        replies.fetch_add(1, Ordering::Relaxed);
+        seq += 1;
+    }
+    result
+}
+
+/// Checks a web answer: status 200, a body of exactly Content-Length bytes,
+/// and the page's words in it.
+fn check_page(answer: &[u8]) -> Result<(), String> {
+    let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Err(format!("no end of head in {}", shared::show(answer)));
+    };
+    let head = String::from_utf8_lossy(&answer[..end]).to_ascii_lowercase();
+    let body = &answer[end + 4..];
+    if !head.starts_with("http/1.1 200") && !head.starts_with("http/1.0 200") {
+        return Err(format!("not a 200: {}", shared::show(&answer[..end])));
+    }
+    let length = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|n| n.trim().parse::<usize>().ok());
+    if length != Some(body.len()) {
+        return Err(format!(
+            "Content-Length {length:?}, body {} bytes",
+            body.len()
+        ));
+    }
+    if !String::from_utf8_lossy(body).contains("不要回答") {
+        return Err(format!("the page lacks its words: {}", shared::show(body)));
+    }
+    Ok(())
 }
 
 async fn udp_client(

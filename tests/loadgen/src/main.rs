@@ -84,6 +84,12 @@ enum Command {
         #[arg(default_value = "127.0.0.1:9101", value_parser = shared::parse_addr)]
         addr: String,
     },
+    /// Baseline: hyper, serving lesson 09's page at / (for the web benchmark)
+    ServeHyper {
+        /// Address to listen on (port 0 lets the system pick)
+        #[arg(default_value = "127.0.0.1:9103", value_parser = shared::parse_addr)]
+        addr: String,
+    },
     /// Baseline: a thread-per-connection echo server, in the style of lesson 06
     ServeThreads {
         /// Address to listen on (port 0 lets the system pick)
@@ -103,6 +109,9 @@ struct RunArgs {
     /// Send each message as a frame, a 4-byte big-endian length first (lesson 07)
     #[arg(long, conflicts_with = "udp")]
     framed: bool,
+    /// Fetch GET / over a new connection each time (lesson 09) instead of echoing
+    #[arg(long, conflicts_with_all = ["udp", "framed"])]
+    http: bool,
     /// Concurrent clients
     #[arg(short, long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     clients: u32,
@@ -211,6 +220,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         }
         Command::ServeTokio { addr } => serve::tokio_echo(&addr),
         Command::ServeThreads { addr } => serve::thread_echo(&addr),
+        Command::ServeHyper { addr } => serve::hyper_page(&addr),
     }
 }
 
@@ -221,6 +231,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         addr: args.addr,
         udp: args.udp,
         framed: args.framed,
+        http: args.http,
         clients: args.clients as usize,
         size: args.size as usize,
         duration: args.duration,

@@ -250,10 +250,11 @@ pub fn echo_table(entries: &[Entry], r: &Results) -> String {
 }
 
 /// Lesson 07's framed echo beside the thread-per-connection echo servers of
-/// the same run, which answer the same payloads without a length.
+/// the same run (lesson 06's first step, the baseline, Python's
+/// ThreadingTCPServer), which answer the same payloads without a length.
 pub fn framed_table(r: &Results) -> String {
     let mut entries: Vec<Entry> = r.framed.clone();
-    for key in ["threads", "py-threading"] {
+    for key in ["lesson06-echo", "threads", "py-threading"] {
         if let Some(e) = r.echo.iter().find(|e| e.key == key) {
             let mut e = e.clone();
             e.label = format!("{} (no length)", e.label);
@@ -261,6 +262,48 @@ pub fn framed_table(r: &Results) -> String {
         }
     }
     echo_table(&entries, r)
+}
+
+/// Lesson 09's web server beside hyper and Python's http.server: requests
+/// per second, each over a new connection.
+pub fn web_table(r: &Results) -> String {
+    let hyper = r
+        .web
+        .iter()
+        .find(|e| e.key == "hyper")
+        .and_then(|e| e.summary.as_ref())
+        .map(|s| s.msgs_per_s)
+        .filter(|&v| v > 0.0);
+    let mut text = String::from(
+        "| server | requests/s | vs hyper | latency p50 / p99 / max | clients served |\n\
+         | --- | ---: | ---: | ---: | ---: |\n",
+    );
+    for e in &r.web {
+        let Some(s) = &e.summary else {
+            let why = e.missing.as_deref().unwrap_or("?");
+            let _ = writeln!(text, "| {} | not measured: {why} | | | |", e.label);
+            continue;
+        };
+        let ratio = hyper.map_or("–".into(), |h| format!("{:.2}×", s.msgs_per_s / h));
+        let _ = writeln!(
+            text,
+            "| {} | {} | {} | {} / {} / {} | {} of {} |",
+            e.label,
+            thousands(s.msgs_per_s),
+            ratio,
+            micros(s.p50_us),
+            micros(s.p99_us),
+            micros(s.max_us),
+            s.served,
+            s.clients,
+        );
+    }
+    let problems = problems(&r.web);
+    if !problems.is_empty() {
+        text.push('\n');
+        text.push_str(&problems);
+    }
+    text
 }
 
 /// What each server spent: CPU per message (in the program and in the
@@ -547,6 +590,7 @@ pub fn write_all(r: &Results, dir: &Path) -> anyhow::Result<()> {
     }
     write("echo.md", echo)?;
     write("framed.md", framed_table(r))?;
+    write("web.md", web_table(r))?;
     let all: Vec<Entry> = r
         .echo
         .iter()

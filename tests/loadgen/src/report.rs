@@ -70,12 +70,15 @@ const PY_SEQUENTIAL: &str = "lessons/lesson03-connection-loop/python/server.py";
 const PY_THREADING: &str = "tests/loadgen/python/threading_server.py";
 const PY_UDP: &str = "lessons/lesson05-udp/python/server.py";
 const PY_FRAMED: &str = "lessons/lesson07-framing/python/server.py";
-const LESSONS: [&str; 5] = [
+const PY_HTTP: &str = "tests/loadgen/python/http_server.py";
+const LESSONS: [&str; 7] = [
     "lesson03-server",
     "lesson04-server",
     "lesson05-server",
+    "lesson06-echo-server",
     "lesson06-server",
     "lesson07-server",
+    "lesson09-server",
 ];
 
 /// Everything the runs need to start servers.
@@ -201,6 +204,12 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
             Launch::Lesson("lesson04-server", vec![]),
         ),
         candidate(
+            "lesson06-echo",
+            "lesson 06 step 1, thread per caller",
+            "lesson",
+            Launch::Lesson("lesson06-echo-server", vec![]),
+        ),
+        candidate(
             "py-sequential",
             "Python, sequential (lesson 03 twin)",
             "python",
@@ -218,6 +227,7 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
         addr: "127.0.0.1:0".parse()?,
         udp: false,
         framed: false,
+        http: false,
         clients: settings.clients,
         size: settings.size,
         duration: Duration::from_secs_f64(settings.duration_s),
@@ -276,6 +286,34 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
     let all: Vec<&Candidate> = framed.iter().collect();
     results.framed = measure_group(&runtime, &env, &all, &framed_load, &settings);
 
+    eprintln!("== web (lesson 09): GET / over a new connection per request, the same clients");
+    let web = [
+        candidate(
+            "hyper",
+            "hyper (tokio), the baseline",
+            "baseline",
+            Launch::Loadgen("serve-hyper"),
+        ),
+        candidate(
+            "lesson09",
+            "lesson 09, thread per connection",
+            "lesson",
+            Launch::Lesson("lesson09-server", vec![]),
+        ),
+        candidate(
+            "py-http",
+            "Python http.server (ThreadingHTTPServer)",
+            "python",
+            Launch::Python(PY_HTTP),
+        ),
+    ];
+    let web_load = echo::Spec {
+        http: true,
+        ..load.clone()
+    };
+    let all: Vec<&Candidate> = web.iter().collect();
+    results.web = measure_group(&runtime, &env, &all, &web_load, &settings);
+
     eprintln!(
         "== sessions: {} clients start at once, each sends {} messages and hangs up (at most {} s)",
         settings.clients, settings.session_messages, settings.session_deadline_s
@@ -328,6 +366,7 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
         .iter()
         .chain(&results.udp)
         .chain(&results.framed)
+        .chain(&results.web)
         .chain(&results.sessions)
         .filter_map(|e| e.summary.as_ref())
         .map(|s| s.wrong)

@@ -20,6 +20,10 @@ pub struct Results {
     /// message, beside the plain echo servers of the same run.
     #[serde(default)]
     pub framed: Vec<Entry>,
+    /// Lesson 09's web server: `GET /`, a new connection per request, beside
+    /// hyper and Python's http.server.
+    #[serde(default)]
+    pub web: Vec<Entry>,
     /// C clients that each send N messages and hang up, all starting at once.
     pub sessions: Vec<Entry>,
     /// Lesson 06's chat room, one line to everybody.
@@ -324,6 +328,48 @@ impl Results {
                 checks.push(not_run("chat fan-out: server resident memory", wanted_rss));
             }
         }
+        // Lesson 09: requests per second against Python's http.server and
+        // against hyper, 50 clients, a new connection per request.
+        let web = |key: &str| {
+            self.web
+                .iter()
+                .find(|e| e.key == key)
+                .and_then(|e| e.summary.as_ref())
+                .map(|s| s.msgs_per_s)
+                .filter(|&v| v > 0.0)
+        };
+        let clients = self.settings.clients;
+        checks.push(match (web("lesson09"), web("py-http")) {
+            (Some(l), Some(p)) => TargetCheck {
+                target: format!("lesson 09 vs Python's http.server, GET /, {clients} clients"),
+                wanted: "at least 5x the requests/s".into(),
+                measured: format!(
+                    "{:.1}x ({} vs {} requests/s)",
+                    l / p,
+                    fmt_rate(l),
+                    fmt_rate(p)
+                ),
+                met: Some(l / p >= 5.0),
+            },
+            _ => not_run(
+                "lesson 09 vs Python's http.server",
+                "at least 5x the requests/s",
+            ),
+        });
+        checks.push(match (web("lesson09"), web("hyper")) {
+            (Some(l), Some(h)) => TargetCheck {
+                target: format!("lesson 09 vs hyper, GET /, {clients} clients"),
+                wanted: "within 2x of hyper".into(),
+                measured: format!(
+                    "hyper is {:.2}x lesson 09's requests/s ({} vs {})",
+                    h / l,
+                    fmt_rate(h),
+                    fmt_rate(l)
+                ),
+                met: Some(h / l <= 2.0),
+            },
+            _ => not_run("lesson 09 vs hyper", "within 2x of hyper"),
+        });
         checks.push(match &self.build {
             Some(b) if b.ok => TargetCheck {
                 target: "release build of loadgen from clean".into(),

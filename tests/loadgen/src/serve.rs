@@ -95,3 +95,65 @@ fn echo(mut conn: TcpStream) {
     }
 }
 // ANCHOR_END: thread-echo
+
+/// The page every web server in the benchmark serves at `/`: the bytes of
+/// lesson 09's own page, so that all of them send the same answer.
+pub const PAGE: &str = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
+                        <title>不要回答</title></head>\n\
+                        <body><h1> 不要回答！！！不要回答！！！不要回答！！！</h1></body></html>\n";
+
+// ANCHOR: hyper-page
+/// The hyper baseline for lesson 09: an HTTP/1 server built on hyper, on a
+/// multi-threaded tokio runtime, serving the page at `/` and 404 elsewhere.
+/// It closes each connection after its answer when the client asks for it
+/// (`Connection: close`), as the lesson's server always does.
+pub fn hyper_page(addr: &str) -> anyhow::Result<()> {
+    use http_body_util::Full;
+    use hyper::body::{Bytes, Incoming};
+    use hyper::header::{CONTENT_TYPE, HeaderValue};
+    use hyper::{Request, Response, StatusCode};
+
+    async fn answer(
+        req: Request<Incoming>,
+    ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+        let mut response = Response::new(Full::new(Bytes::from_static(PAGE.as_bytes())));
+        if req.uri().path() != "/" {
+            *response.status_mut() = StatusCode::NOT_FOUND;
+            *response.body_mut() = Full::new(Bytes::from_static(b"not found\n"));
+        }
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        Ok(response)
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("could not start the tokio runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| shared::cannot_listen(addr))?;
+        shared::print_listening(listener.local_addr()?);
+        loop {
+            let conn = match listener.accept().await {
+                Ok((conn, _peer)) => conn,
+                Err(err) => {
+                    eprintln!("accept failed: {err}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            tokio::spawn(async move {
+                let io = hyper_util::rt::TokioIo::new(conn);
+                let service = hyper::service::service_fn(answer);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    })
+}
+// ANCHOR_END: hyper-page

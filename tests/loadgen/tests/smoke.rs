@@ -118,6 +118,25 @@ fn fails_on_a_server_that_does_not_upper_case() -> Result<()> {
     Ok(())
 }
 
+/// The web load checks every answer: a server that answers 404 fails it.
+#[test]
+fn web_load_fails_on_a_server_that_does_not_serve_the_page() -> Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?.to_string();
+    thread::spawn(move || {
+        for conn in listener.incoming().take(2) {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let output = run(&["run", &addr, "--http", "-c", "2", "-d", "1s"])?;
+    ensure!(!output.status.success(), "a 404 passed as the page");
+    ensure!(output.stderr.contains("not a 200"), "{}", output.stderr);
+    Ok(())
+}
+
 #[test]
 fn refuses_to_load_another_machine() -> Result<()> {
     let output = run(&["run", "192.0.2.1:9003", "-d", "1s"])?;
@@ -138,7 +157,7 @@ fn report_smoke_runs_every_scenario_and_draws_the_plots() -> Result<()> {
     let results = json(&dir.join("results.json"))?;
     // The Rust servers are always there; a Python twin may be missing, and
     // then it must say why.
-    for section in ["echo", "udp", "framed", "sessions"] {
+    for section in ["echo", "udp", "framed", "web", "sessions"] {
         for entry in results[section].as_array().context("no section")? {
             let key = entry["key"].as_str().unwrap_or("?");
             if entry["kind"] == "python" && entry["missing"].is_string() {
@@ -163,6 +182,7 @@ fn report_smoke_runs_every_scenario_and_draws_the_plots() -> Result<()> {
         "machine.md",
         "echo.md",
         "framed.md",
+        "web.md",
         "sessions.md",
         "fanout.md",
         "targets.md",
