@@ -74,16 +74,26 @@ pub const PYTHON3: Tool = Tool {
 impl Tool {
     /// Whether the tool is here. If it is not: with `CI` set, an error that
     /// fails the test; otherwise `false`, after one line on stderr:
-    /// `skipped: TEST needs TOOL (HOW TO INSTALL)`. The calling test then
+    /// `skipped: FILE::TEST needs TOOL (HOW TO INSTALL)`. The calling test then
     /// returns at once and passes.
     pub fn is_here(&self) -> Result<bool> {
         if self.found() {
             return Ok(true);
         }
-        let test = std::thread::current()
+        let name = std::thread::current()
             .name()
             .map(|name| name.rsplit("::").next().unwrap_or(name).to_string())
             .unwrap_or_else(|| "a test".to_string());
+        // The test binary is `target/.../deps/lesson03-0123abcd`: its name
+        // says which file the test is in.
+        let file = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.file_stem()?.to_str().map(str::to_string))
+            .and_then(|stem| stem.split('-').next().map(str::to_string));
+        let test = match file {
+            Some(file) => format!("{file}::{name}"),
+            None => name,
+        };
         if ci() {
             bail!(
                 "{test} needs {} ({}), and CI is set: on CI every tool must be installed",
