@@ -41,6 +41,8 @@ const LESSON03: &str = "lesson03-server";
 const LESSON04: &str = "lesson04-server";
 const LESSON05: &str = "lesson05-server";
 const LESSON06: &str = "lesson06-server";
+const LESSON10: &str = "lesson10-server";
+const LESSON11: &str = "lesson11-server";
 const LESSON07: &str = "lesson07-server";
 const LESSON08: &str = "lesson08-server";
 const LESSON09: &str = "lesson09-server";
@@ -653,10 +655,11 @@ fn lesson05_survives_a_10_mb_flood_of_the_largest_datagrams() -> Result<()> {
 // in the room together: the witness checks that the room goes on, and that
 // it hears exactly what it should.
 
-/// Starts lesson 06's server, runs `attack` on it, then checks its health.
-fn chat_survives(attack: fn(&mut Server) -> Result<()>) -> Result<()> {
-    let mut server = Server::start(LESSON06, &[])?;
-    attack(&mut server).context("attacking lesson06-server")?;
+/// Starts chat server `name` (lesson 06's, 10's or 11's: they speak one
+/// protocol), runs `attack` on it, then checks its health.
+fn chat_survives(name: &str, attack: fn(&mut Server) -> Result<()>) -> Result<()> {
+    let mut server = Server::start(name, &[])?;
+    attack(&mut server).with_context(|| format!("attacking {name}"))?;
     chat_is_healthy(server)
 }
 
@@ -859,42 +862,124 @@ fn chat_connect_close_cycles(server: &mut Server) -> Result<()> {
 
 #[test]
 fn lesson06_survives_random_binary_bytes() -> Result<()> {
-    chat_survives(chat_random_bytes)
+    chat_survives(LESSON06, chat_random_bytes)
 }
 
 #[test]
 fn lesson06_survives_invalid_utf8() -> Result<()> {
-    chat_survives(chat_invalid_utf8)
+    chat_survives(LESSON06, chat_invalid_utf8)
 }
 
 #[test]
 fn lesson06_survives_a_line_written_one_byte_at_a_time() -> Result<()> {
-    chat_survives(chat_one_byte_at_a_time)
+    chat_survives(LESSON06, chat_one_byte_at_a_time)
 }
 
 #[test]
 fn lesson06_survives_a_10_mb_line_without_newline() -> Result<()> {
-    chat_survives(chat_burst)
+    chat_survives(LESSON06, chat_burst)
 }
 
 #[test]
 fn lesson06_survives_a_reset_in_the_middle_of_a_line() -> Result<()> {
-    chat_survives(chat_reset_mid_message)
+    chat_survives(LESSON06, chat_reset_mid_message)
 }
 
 #[test]
 fn lesson06_answers_a_half_closed_client_before_hanging_up() -> Result<()> {
-    chat_survives(chat_half_close)
+    chat_survives(LESSON06, chat_half_close)
 }
 
 #[test]
 fn lesson06_survives_500_idle_connections_dropped_at_once() -> Result<()> {
-    chat_survives(chat_idle_connections)
+    chat_survives(LESSON06, chat_idle_connections)
 }
 
 #[test]
 fn lesson06_survives_1000_connect_close_cycles() -> Result<()> {
-    chat_survives(chat_connect_close_cycles)
+    chat_survives(LESSON06, chat_connect_close_cycles)
+}
+
+// The same attacks on lesson 10's event loop and lesson 11's tasks.
+
+#[test]
+fn lesson10_survives_random_binary_bytes() -> Result<()> {
+    chat_survives(LESSON10, chat_random_bytes)
+}
+
+#[test]
+fn lesson10_survives_invalid_utf8() -> Result<()> {
+    chat_survives(LESSON10, chat_invalid_utf8)
+}
+
+#[test]
+fn lesson10_survives_a_line_written_one_byte_at_a_time() -> Result<()> {
+    chat_survives(LESSON10, chat_one_byte_at_a_time)
+}
+
+#[test]
+fn lesson10_survives_a_10_mb_line_without_newline() -> Result<()> {
+    chat_survives(LESSON10, chat_burst)
+}
+
+#[test]
+fn lesson10_survives_a_reset_in_the_middle_of_a_line() -> Result<()> {
+    chat_survives(LESSON10, chat_reset_mid_message)
+}
+
+#[test]
+fn lesson10_answers_a_half_closed_client_before_hanging_up() -> Result<()> {
+    chat_survives(LESSON10, chat_half_close)
+}
+
+#[test]
+fn lesson10_survives_500_idle_connections_dropped_at_once() -> Result<()> {
+    chat_survives(LESSON10, chat_idle_connections)
+}
+
+#[test]
+fn lesson10_survives_1000_connect_close_cycles() -> Result<()> {
+    chat_survives(LESSON10, chat_connect_close_cycles)
+}
+
+#[test]
+fn lesson11_survives_random_binary_bytes() -> Result<()> {
+    chat_survives(LESSON11, chat_random_bytes)
+}
+
+#[test]
+fn lesson11_survives_invalid_utf8() -> Result<()> {
+    chat_survives(LESSON11, chat_invalid_utf8)
+}
+
+#[test]
+fn lesson11_survives_a_line_written_one_byte_at_a_time() -> Result<()> {
+    chat_survives(LESSON11, chat_one_byte_at_a_time)
+}
+
+#[test]
+fn lesson11_survives_a_10_mb_line_without_newline() -> Result<()> {
+    chat_survives(LESSON11, chat_burst)
+}
+
+#[test]
+fn lesson11_survives_a_reset_in_the_middle_of_a_line() -> Result<()> {
+    chat_survives(LESSON11, chat_reset_mid_message)
+}
+
+#[test]
+fn lesson11_answers_a_half_closed_client_before_hanging_up() -> Result<()> {
+    chat_survives(LESSON11, chat_half_close)
+}
+
+#[test]
+fn lesson11_survives_500_idle_connections_dropped_at_once() -> Result<()> {
+    chat_survives(LESSON11, chat_idle_connections)
+}
+
+#[test]
+fn lesson11_survives_1000_connect_close_cycles() -> Result<()> {
+    chat_survives(LESSON11, chat_connect_close_cycles)
 }
 
 // ================================================================ lesson 07
@@ -1623,6 +1708,56 @@ mod memory {
         chat_is_healthy(server)
     }
 
+    #[test]
+    fn lesson10_stays_under_16_mb_during_a_10_mb_line() -> Result<()> {
+        let mut server = Server::start(LESSON10, &[])?;
+        let pid = server.proc.id();
+        let sent = chat_burst_watched(&mut server)?;
+        eprintln!("lesson10-server took {sent} bytes of the burst before hanging up");
+        let after = memory(pid)?;
+        ensure_bounded("lesson10-server, 10 MB line", after, after, CHAT_BOUND_MB)?;
+        chat_is_healthy(server)
+    }
+
+    #[test]
+    fn lesson10_stays_under_16_mb_while_one_client_never_reads() -> Result<()> {
+        let mut server = Server::start(LESSON10, &[])?;
+        let pid = server.proc.id();
+        let during = flood_past_a_stuck_client(&mut server, pid)?;
+        ensure_bounded(
+            "lesson10-server, flooded room, one client never reads",
+            during,
+            memory(pid)?,
+            CHAT_BOUND_MB,
+        )?;
+        chat_is_healthy(server)
+    }
+
+    #[test]
+    fn lesson11_stays_under_16_mb_during_a_10_mb_line() -> Result<()> {
+        let mut server = Server::start(LESSON11, &[])?;
+        let pid = server.proc.id();
+        let sent = chat_burst_watched(&mut server)?;
+        eprintln!("lesson11-server took {sent} bytes of the burst before hanging up");
+        let after = memory(pid)?;
+        ensure_bounded("lesson11-server, 10 MB line", after, after, CHAT_BOUND_MB)?;
+        chat_is_healthy(server)
+    }
+
+    #[test]
+    fn lesson11_stays_under_16_mb_while_one_client_never_reads() -> Result<()> {
+        let mut server = Server::start(LESSON11, &[])?;
+        let pid = server.proc.id();
+        let during = flood_past_a_stuck_client(&mut server, pid)?;
+        ensure_bounded(
+            "lesson11-server, flooded room, one client never reads",
+            during,
+            memory(pid)?,
+            CHAT_BOUND_MB,
+        )?;
+        chat_is_healthy(server)
+    }
+
     /// A stream of callers, each announcing a frame of almost 4 GiB and
     /// sending a few bytes of it: the announcement is refused before any
     /// body is read, so nothing grows with it.
@@ -1870,7 +2005,7 @@ mod memory {
             "alice heard {alice_heard} of {sent} lines"
         );
         eprintln!(
-            "lesson06-server hung up on the stuck client after {:.1} MB",
+            "the server hung up on the stuck client after {:.1} MB",
             bytes as f64 / 1024.0 / 1024.0
         );
         server.wait_for(&format!("client {stuck_addr} was too slow, disconnected"))?;
@@ -1919,6 +2054,16 @@ fn lesson05_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
 #[test]
 fn lesson06_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
     quiet_on_loopback_warns_elsewhere(LESSON06, Transport::Tcp)
+}
+
+#[test]
+fn lesson10_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
+    quiet_on_loopback_warns_elsewhere(LESSON10, Transport::Tcp)
+}
+
+#[test]
+fn lesson11_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
+    quiet_on_loopback_warns_elsewhere(LESSON11, Transport::Tcp)
 }
 
 #[test]

@@ -8,11 +8,13 @@
 //! `\r` and `\n` included. (The receiver may still read several pieces at
 //! once; that is one more way to cut the same bytes, and must work too.)
 //!
-//! - lesson06-server: lines and commands split anywhere reach another client
-//!   as the same lines (the model: the chapter's rules, in `expected_chat`).
+//! - lesson06-server, and lessons 10 and 11 which speak its protocol: lines
+//!   and commands split anywhere reach another client as the same lines (the
+//!   model: the chapter's rules, in `expected_chat`).
 //! - lesson02/03/04-client: a reply delivered in pieces is printed as exactly
 //!   the upper-cased line.
-//! - lesson06-client: lines delivered in pieces are printed one per line.
+//! - lesson06-client and lesson11-client: lines delivered in pieces are
+//!   printed one per line.
 //! - lesson07-server: frames glued together and split anywhere, inside the
 //!   4-byte length included, are each answered with exactly one frame.
 //! - lesson04-server: `q` on its own hangs up, however its bytes are split.
@@ -270,7 +272,22 @@ fn is_coming_or_going(line: &str) -> bool {
 
 #[test]
 fn chat_server_reads_the_same_lines_however_they_are_split() -> Result<()> {
-    let server = Server::start(CHAT_SERVER, &[])?;
+    chat_server_reads_the_same_lines(CHAT_SERVER)
+}
+
+#[test]
+fn lesson10_server_reads_the_same_lines_however_they_are_split() -> Result<()> {
+    chat_server_reads_the_same_lines("lesson10-server")
+}
+
+#[test]
+fn lesson11_server_reads_the_same_lines_however_they_are_split() -> Result<()> {
+    chat_server_reads_the_same_lines("lesson11-server")
+}
+
+/// The property for chat server `name`: lessons 06, 10 and 11 share it.
+fn chat_server_reads_the_same_lines(name: &str) -> Result<()> {
+    let server = Server::start(name, &[])?;
     let addr = server.addr;
     let names = AtomicUsize::new(0);
     check((vec(said(), 1..12), cuts()), |(said, cuts)| {
@@ -391,6 +408,16 @@ fn echo_clients_print_a_reply_however_it_is_split() -> Result<()> {
 
 #[test]
 fn chat_client_prints_the_same_lines_however_they_are_split() -> Result<()> {
+    chat_client_prints_the_same_lines(CHAT_CLIENT)
+}
+
+#[test]
+fn lesson11_client_prints_the_same_lines_however_they_are_split() -> Result<()> {
+    chat_client_prints_the_same_lines("lesson11-client")
+}
+
+/// The property for chat client `name`: lessons 06 and 11 share it.
+fn chat_client_prints_the_same_lines(name: &str) -> Result<()> {
     let lines = vec(prop_oneof![text_bytes(), line_bytes(0..80)], 1..10);
     check((lines, cuts()), |(lines, cuts)| {
         let mut stream = Vec::new();
@@ -411,7 +438,7 @@ fn chat_client_prints_the_same_lines_however_they_are_split() -> Result<()> {
             conn.read_to_end(&mut rest)?;
             Ok(rest)
         })?;
-        let proc = Proc::spawn(CHAT_CLIENT, &[&server.addr.to_string()])?;
+        let proc = Proc::spawn(name, &[&server.addr.to_string()])?;
         let finished = proc.wait_exit()?;
         let rest = server.join()?;
         ensure!(rest.is_empty(), "the client sent {rest:?}");

@@ -13,6 +13,7 @@ use anyhow::Result;
 
 pub use course_kit::*;
 
+pub mod chat_suite;
 pub mod contract;
 pub mod transcript;
 

@@ -1,0 +1,185 @@
+"""Lesson 11 server in Python: lesson 06's chat room as asyncio tasks.
+
+Usage: python3 server.py [ADDR] [--max-clients N]   (default 127.0.0.1:9011; stop it with Ctrl-C)
+"""
+import argparse
+import asyncio
+import signal
+import socket
+
+MAX_LINE = 8192          # the longest line we accept, without its "\n"
+QUEUE_LINES = 256        # lines that may wait for one client; more: too slow
+GOODBYE_DEADLINE = 5.0   # seconds the members have to take their last lines
+
+room = {}                # address -> Member. One thread: no lock needed.
+
+
+class Member:
+    def __init__(self, name, writer):
+        self.name = name
+        self.writer = writer                       # asyncio's StreamWriter
+        self.outbox = asyncio.Queue(QUEUE_LINES)   # bounded, as in Rust
+        self.task = None                           # the writer task
+        self.reader = None                         # the reader task
+
+
+def show(addr):
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def write_lines(member, peer):
+    """The writer task: the only one that writes to this client's socket."""
+    try:
+        while (line := await member.outbox.get()) is not None:
+            member.writer.write(line)
+            await member.writer.drain()            # wait while their buffer is full
+        member.writer.write_eof()
+    except (OSError, RuntimeError) as err:
+        print(f"client {peer}: sending failed ({err}); hanging up")
+    member.writer.close()
+
+
+def send(text, to):
+    line = (text + "\n").encode()
+    too_slow = []
+    for addr, member in room.items():
+        if to(addr):
+            try:
+                member.outbox.put_nowait(line)
+            except asyncio.QueueFull:
+                too_slow.append(addr)
+    for addr in too_slow:
+        member = room.pop(addr, None)
+        if member:
+            member.task.cancel()                   # stuck in drain(): stop it
+            member.reader.cancel()
+            member.writer.transport.abort()
+            print(f"client {addr} was too slow, disconnected")
+            send(f"* {member.name} left", lambda to: True)
+
+
+def leave(peer, why):
+    member = room.pop(peer, None)
+    if member is None:
+        return
+    try:
+        member.outbox.put_nowait(None)             # the writer sends what is queued, then stops
+    except asyncio.QueueFull:
+        member.task.cancel()
+        member.writer.transport.abort()
+    print(f"client {peer} {why}")
+    send(f"* {member.name} left", lambda to: True)
+
+
+def rename(peer, name, wanted):
+    ok = 1 <= len(wanted) <= 20 and all(c.isalnum() or c in "_-" for c in wanted)
+    if not ok:
+        send("* a name is 1 to 20 letters, digits, _ or -", lambda to: to == peer)
+        return name
+    if any(m.name == wanted for a, m in room.items() if a != peer):
+        send(f"* the name {wanted} is taken", lambda to: to == peer)
+        return name
+    room[peer].name = wanted
+    print(f"client {peer} is now {wanted}")
+    send(f"* {name} is now {wanted}", lambda to: to != peer)
+    send(f"* you are now {wanted}", lambda to: to == peer)
+    return wanted
+
+
+async def talk(reader, peer):
+    """The communication loop of one client; returns why it ended."""
+    name, buf = peer, b""
+    while True:
+        end = buf.find(b"\n")
+        if end < 0 and len(buf) <= MAX_LINE:
+            data = await reader.read(4096)         # waits; other tasks run meanwhile
+            if data:
+                buf += data
+                continue
+            if not buf:
+                return "disconnected"
+            line, buf = buf, b""                   # a last line without "\n"
+        elif end < 0 or end > MAX_LINE:
+            send(f"* line too long (max {MAX_LINE} bytes), disconnecting", lambda to: to == peer)
+            return "sent a line that was too long, disconnected"
+        else:
+            line, buf = buf[:end], buf[end + 1:]
+        text = line.removesuffix(b"\r").decode("utf-8", errors="replace")
+        text = "".join("\ufffd" if ord(c) < 32 and c != "\t" or 127 <= ord(c) < 160 else c for c in text)
+        print(f"client {peer} said {text!r}")
+        command, _, rest = text.partition(" ")
+        if command == "/quit":
+            send("* bye", lambda to: to == peer)
+            return "left with /quit"
+        elif command == "/who":
+            names = sorted(m.name for m in room.values())
+            send(f"* {len(names)} in the room: {', '.join(names)}", lambda to: to == peer)
+        elif command == "/nick":
+            name = rename(peer, name, rest.strip())
+        elif command.startswith("/"):
+            send(f"* unknown command {command}; try /nick NAME, /who or /quit", lambda to: to == peer)
+        elif text:
+            send(f"{name}: {text}", lambda to: to != peer)
+
+
+async def handle(reader, writer):
+    """A task per caller: asyncio.start_server starts one for each."""
+    peer = show(writer.get_extra_info("peername"))
+    if len(room) >= args.max_clients:
+        writer.write(b"* server full\n")
+        print(f"client {peer} turned away: the room is full")
+        await writer.drain()
+        writer.close()
+        return
+    member = Member(peer, writer)
+    member.task = asyncio.create_task(write_lines(member, peer))
+    member.reader = asyncio.current_task()
+    member.outbox.put_nowait(f"* welcome, you are {peer}; commands: /nick NAME, /who, /quit\n".encode())
+    room[peer] = member
+    print(f"client {peer} connected")
+    send(f"* {peer} joined", lambda to: to != peer)
+    try:
+        why = await talk(reader, peer)
+    except OSError as err:
+        why = f"disconnected ({err})"
+    leave(peer, why)
+
+
+async def main():
+    host, _, port = args.addr.rpartition(":")
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    server = await asyncio.start_server(handle, host, int(port), family=family)
+    print("listening on", show(server.sockets[0].getsockname()), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGINT, stop.set)   # Ctrl-C sets the event
+    except NotImplementedError:                            # Windows
+        signal.signal(signal.SIGINT, lambda *_: loop.call_soon_threadsafe(stop.set))
+    await stop.wait()
+    print("Ctrl-C: telling everybody the server is shutting down")
+    server.close()                                         # no new callers
+    members = list(room.values())
+    room.clear()
+    for member in members:
+        member.reader.cancel()
+        try:
+            member.outbox.put_nowait(b"* server shutting down\n")
+            member.outbox.put_nowait(None)
+        except asyncio.QueueFull:
+            member.task.cancel()                           # does not read: do not wait
+    writers = [m.task for m in members]
+    if writers:
+        done, pending = await asyncio.wait(writers, timeout=GOODBYE_DEADLINE)
+        for task in pending:                               # still stuck at the deadline
+            task.cancel()
+    print("server stopped")
+
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("addr", nargs="?", default="127.0.0.1:9011")
+parser.add_argument("--max-clients", type=int, default=100)
+args = parser.parse_args()
+asyncio.run(main())

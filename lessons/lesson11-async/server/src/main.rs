@@ -1,0 +1,398 @@
+//! Lesson 11 server: lesson 06's chat room, as async tasks on tokio.
+//!
+//! Lesson 06 gave each caller a reader thread and a writer thread. Here each
+//! caller gets a reader *task* and a writer *task*: the same code shape, but
+//! a task is a small state machine, not a thread. A few threads of tokio's
+//! runtime run all the tasks, with lesson 10's event loop underneath: when a
+//! task reaches an `.await` that cannot go on yet, the runtime parks it and
+//! runs another, and `poll` says when to wake it.
+
+// ANCHOR: imports
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use clap::builder::RangedU64ValueParser;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+// ANCHOR_END: imports
+
+// ANCHOR: args
+/// Lesson 11 server: lesson 06's chat room, as async tasks on tokio. Each
+/// line a client sends goes to all the others; /nick NAME, /who and /quit
+/// are commands. Stop it with Ctrl-C.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Address to listen on: IP:PORT, [IPv6]:PORT or localhost:PORT (port 0
+    /// lets the system pick)
+    #[arg(default_value = "127.0.0.1:9011", value_parser = shared::parse_addr)]
+    addr: String,
+
+    /// How many clients may be in the room at once; the next one is turned
+    /// away
+    #[arg(long, default_value_t = 100,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    max_clients: usize,
+}
+
+// `#[tokio::main]` builds the runtime (worker threads, one per core, and
+// the event loop) and runs `main`'s body as its first task.
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Args = shared::parse_args();
+    shared::exit_status(run(&args.addr, args.max_clients).await)
+}
+// ANCHOR_END: args
+
+// ANCHOR: limits
+/// The longest line we accept, in bytes, not counting its `\n`.
+const MAX_LINE: usize = 8192;
+
+/// How many lines may wait for one client. More: they are not reading.
+const QUEUE_LINES: usize = 256;
+
+/// After Ctrl-C, how long the members have to take their last lines.
+const GOODBYE_DEADLINE: Duration = Duration::from_secs(5);
+// ANCHOR_END: limits
+
+// ANCHOR: room
+/// One member, as every task can see them.
+struct Member {
+    name: String,
+    /// Their bounded queue of lines; their writer task empties it.
+    outbox: mpsc::Sender<Arc<str>>,
+    /// Their writer task, so that we can stop it (a client who does not
+    /// read leaves it waiting in `write_all` for ever) or wait for it.
+    writer: JoinHandle<()>,
+    /// Dropping this ends their reader task: a `oneshot` whose sender is
+    /// gone wakes its receiver.
+    _hang_up: oneshot::Sender<()>,
+}
+
+/// The room, shared by all tasks. A std `Mutex` is right here: we hold it
+/// only for a few map operations and never across an `.await`.
+type Room = Arc<Mutex<HashMap<SocketAddr, Member>>>;
+
+fn lock(room: &Room) -> MutexGuard<'_, HashMap<SocketAddr, Member>> {
+    room.lock().unwrap_or_else(PoisonError::into_inner)
+}
+// ANCHOR_END: room
+
+// ANCHOR: run
+async fn run(addr: &str, max_clients: usize) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| shared::cannot_listen(addr))?;
+    shared::print_listening(listener.local_addr()?);
+    let room: Room = Arc::new(Mutex::new(HashMap::new()));
+
+    // Two things may happen first: a caller, or Ctrl-C. `select!` waits
+    // for both and runs the branch of whichever comes first; the other
+    // future is dropped. Dropping `accept_loop` cancels it between two
+    // calls, which loses nothing (`accept` is cancellation safe).
+    tokio::select! {
+        () = accept_loop(&listener, &room, max_clients) => {}
+        signal = tokio::signal::ctrl_c() => {
+            signal.context("could not listen for Ctrl-C")?;
+        }
+    }
+    drop(listener); // callers from now on are refused
+    shut_down(&room).await;
+    Ok(())
+}
+// ANCHOR_END: run
+
+// ANCHOR: accept-loop
+/// Lesson 06's accept loop, with `.await` where the thread used to block.
+async fn accept_loop(listener: &TcpListener, room: &Room, max: usize) {
+    loop {
+        match listener.accept().await {
+            Ok((conn, peer)) => admit(room, conn, peer, max).await,
+            Err(err) => {
+                // Usually "too many open files": pause instead of spinning.
+                // This sleep is a timer: no thread waits in it.
+                println!("accept failed: {err}; trying again shortly");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+// ANCHOR_END: accept-loop
+
+// ANCHOR: admit
+/// Lets a caller into the room: a writer task, a place in the map, the
+/// welcome, and a reader task.
+async fn admit(room: &Room, conn: TcpStream, peer: SocketAddr, max: usize) {
+    if lock(room).len() >= max {
+        let mut conn = conn;
+        let _ = conn.write_all(b"* server full\n").await;
+        println!("client {peer} turned away: the room is full");
+        return;
+    }
+    // Two halves of one socket, each owned by one task.
+    let (input, output) = conn.into_split();
+    let (outbox, queue) = mpsc::channel(QUEUE_LINES);
+    let (hang_up, hung_up) = oneshot::channel();
+    let writer = tokio::spawn(write_lines(output, peer, queue));
+    let name = peer.to_string();
+    let welcome = format!(
+        "* welcome, you are {name}; commands: /nick NAME, /who, /quit\n"
+    );
+    {
+        let mut members = lock(room);
+        let _ = outbox.try_send(welcome.into()); // an empty queue has room
+        let member = Member {
+            name: name.clone(),
+            outbox,
+            writer,
+            _hang_up: hang_up,
+        };
+        members.insert(peer, member);
+    } // the guard is dropped here, before any `.await`
+    println!("client {peer} connected");
+    send(room, &format!("* {name} joined"), |to| to != peer);
+    tokio::spawn(serve(Arc::clone(room), input, peer, hung_up));
+}
+// ANCHOR_END: admit
+
+// ANCHOR: writer
+/// The writer task: sends each queued line, in order, then hangs up.
+/// `recv` returns `None` once the room dropped the queue's sender.
+async fn write_lines(
+    mut output: OwnedWriteHalf,
+    peer: SocketAddr,
+    mut queue: mpsc::Receiver<Arc<str>>,
+) {
+    while let Some(line) = queue.recv().await {
+        if let Err(err) = output.write_all(line.as_bytes()).await {
+            println!("client {peer}: sending failed ({err}); hanging up");
+            return;
+        }
+    }
+    let _ = output.shutdown().await; // a FIN: we are done sending
+}
+// ANCHOR_END: writer
+
+// ANCHOR: serve
+/// The reader task: reads a client's lines until they leave, or until the
+/// room hangs up on them (`hung_up` fires), then takes them out.
+async fn serve(
+    room: Room,
+    input: OwnedReadHalf,
+    peer: SocketAddr,
+    hung_up: oneshot::Receiver<()>,
+) {
+    let why = tokio::select! {
+        why = talk(&room, input, peer) => why,
+        // Hung up on by the room: `talk` is dropped in the middle of a
+        // read, and whatever it had read is lost. Nobody wants it now.
+        _ = hung_up => return,
+    };
+    match why {
+        Ok(why) => leave(&room, peer, why),
+        Err(err) => leave(&room, peer, &format!("disconnected ({err})")),
+    }
+}
+// ANCHOR_END: serve
+
+// ANCHOR: read-line
+/// The communication loop of one client, lesson 06's with `.await`.
+async fn talk(
+    room: &Room,
+    input: OwnedReadHalf,
+    peer: SocketAddr,
+) -> std::io::Result<&'static str> {
+    let mut name = peer.to_string();
+    // Every member has one of these buffers. The default, 8 KiB, makes
+    // 80 MB for 10,000 members; lines pass through a small one just as well.
+    let mut reader = BufReader::with_capacity(1024, input);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let limit = MAX_LINE as u64 + 1;
+        let n = (&mut reader)
+            .take(limit)
+            .read_until(b'\n', &mut line)
+            .await?;
+        if n == 0 {
+            return Ok("disconnected");
+        }
+        if line.ends_with(b"\n") {
+            line.pop();
+        } else if line.len() > MAX_LINE {
+            let error = format!(
+                "* line too long (max {MAX_LINE} bytes), disconnecting"
+            );
+            tell(room, peer, &error);
+            return Ok("sent a line that was too long, disconnected");
+        }
+        if line.ends_with(b"\r") {
+            line.pop();
+        }
+        println!("client {peer} said {}", shared::show(&line));
+        let text: String = String::from_utf8_lossy(&line)
+            .chars()
+            .map(|c| {
+                if c.is_control() && c != '\t' {
+                    '\u{fffd}'
+                } else {
+                    c
+                }
+            })
+            .collect();
+        // ANCHOR_END: read-line
+
+        // ANCHOR: commands
+        let (command, rest) = text.split_once(' ').unwrap_or((&*text, ""));
+        match command {
+            "/quit" => {
+                tell(room, peer, "* bye");
+                return Ok("left with /quit");
+            }
+            "/who" => who(room, peer),
+            "/nick" => rename(room, peer, &mut name, rest.trim()),
+            _ if command.starts_with('/') => {
+                let help = format!(
+                    "* unknown command {command}; try /nick NAME, /who or /quit"
+                );
+                tell(room, peer, &help);
+            }
+            _ if text.is_empty() => {}
+            _ => send(room, &format!("{name}: {text}"), |to| to != peer),
+        }
+    }
+}
+// ANCHOR_END: commands
+
+// ANCHOR: send
+/// Puts `text` in the queue of every member for whom `to` says yes.
+/// `try_send` never waits, so this is a plain function, not `async`: it
+/// holds the lock and cannot reach an `.await` while it does.
+fn send(room: &Room, text: &str, to: impl Fn(SocketAddr) -> bool) {
+    let line: Arc<str> = format!("{text}\n").into();
+    let mut too_slow = Vec::new();
+    {
+        let members = lock(room);
+        for (&addr, member) in members.iter() {
+            if !to(addr) {
+                continue;
+            }
+            let sent = member.outbox.try_send(Arc::clone(&line));
+            if let Err(TrySendError::Full(_)) = sent {
+                too_slow.push(addr);
+            }
+        }
+    }
+    for addr in too_slow {
+        hang_up_on_slow(room, addr);
+    }
+}
+
+fn tell(room: &Room, peer: SocketAddr, text: &str) {
+    send(room, text, |to| to == peer);
+}
+// ANCHOR_END: send
+
+// ANCHOR: leave
+/// Takes a client out of the room (once), logs why, tells the others.
+/// Dropping the member drops the queue's sender: their writer sends what
+/// is queued, then hangs up.
+fn leave(room: &Room, peer: SocketAddr, why: &str) {
+    let removed = lock(room).remove(&peer);
+    if let Some(member) = removed {
+        println!("client {peer} {why}");
+        send(room, &format!("* {} left", member.name), |_| true);
+    }
+}
+
+/// Hangs up on a client whose queue is full: stops their writer, which is
+/// stuck in `write_all`, and (by dropping `_hang_up`) their reader.
+fn hang_up_on_slow(room: &Room, peer: SocketAddr) {
+    let removed = lock(room).remove(&peer);
+    if let Some(member) = removed {
+        member.writer.abort();
+        println!("client {peer} was too slow, disconnected");
+        send(room, &format!("* {} left", member.name), |_| true);
+    }
+}
+// ANCHOR_END: leave
+
+// ANCHOR: nick
+fn rename(room: &Room, peer: SocketAddr, name: &mut String, wanted: &str) {
+    let well_formed = (1..=20).contains(&wanted.chars().count())
+        && wanted
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
+    if !well_formed {
+        tell(room, peer, "* a name is 1 to 20 letters, digits, _ or -");
+        return;
+    }
+    let taken = {
+        let mut members = lock(room);
+        let taken = members
+            .iter()
+            .any(|(&addr, member)| addr != peer && member.name == wanted);
+        if !taken {
+            if let Some(me) = members.get_mut(&peer) {
+                me.name = wanted.to_string();
+            }
+        }
+        taken
+    };
+    if taken {
+        tell(room, peer, &format!("* the name {wanted} is taken"));
+        return;
+    }
+    println!("client {peer} is now {wanted}");
+    send(room, &format!("* {name} is now {wanted}"), |to| to != peer);
+    tell(room, peer, &format!("* you are now {wanted}"));
+    *name = wanted.to_string();
+}
+// ANCHOR_END: nick
+
+// ANCHOR: who
+fn who(room: &Room, peer: SocketAddr) {
+    let mut names: Vec<String> =
+        lock(room).values().map(|m| m.name.clone()).collect();
+    names.sort();
+    let list = format!("* {} in the room: {}", names.len(), names.join(", "));
+    tell(room, peer, &list);
+}
+// ANCHOR_END: who
+
+// ANCHOR: shut-down
+/// Ctrl-C: a goodbye in every queue, then the writers get until the
+/// deadline to send what is queued. A writer still busy then belongs to a
+/// member who does not read: it is stopped, and we exit all the same.
+async fn shut_down(room: &Room) {
+    println!("Ctrl-C: telling everybody the server is shutting down");
+    let members: Vec<Member> = lock(room).drain().map(|(_, m)| m).collect();
+    let mut writers = Vec::new();
+    for member in members {
+        let notice: Arc<str> = "* server shutting down\n".into();
+        if member.outbox.try_send(notice).is_err() {
+            member.writer.abort(); // queue full: they do not read
+        }
+        writers.push(member.writer);
+        // The rest of `member` is dropped: the writer sees the end of its
+        // queue after the notice, and the reader is told to stop.
+    }
+    let deadline = tokio::time::Instant::now() + GOODBYE_DEADLINE;
+    for writer in writers {
+        let abort = writer.abort_handle();
+        if tokio::time::timeout_at(deadline, writer).await.is_err() {
+            abort.abort();
+        }
+    }
+    println!("server stopped");
+}
+// ANCHOR_END: shut-down

@@ -1,0 +1,486 @@
+//! Lesson 10: lesson 06's chat room on one thread, with an event loop.
+//!
+//! The server speaks lesson 06's protocol exactly, so it runs lesson 06's
+//! whole protocol suite (tests/src/chat_suite.rs), lesson06-client included.
+//! The tests below the suite are this lesson's own: one thread whatever the
+//! number of members, the idle timeout, the Python twin, the book's output.
+
+use anyhow::{Context, Result, ensure};
+use course_tests::chat_suite::{self, exit_with_stdin_open, interrupt, start_client, type_line};
+use course_tests::contract;
+use course_tests::tools::PYTHON3;
+use course_tests::transcript::Transcript;
+use std::io::Write;
+
+use course_tests::{Chatter, Proc, Server, cmd, connect, exchange, python, run_with_stdin};
+use predicates::prelude::*;
+use socket2::{Domain, Socket, Type};
+
+const SERVER: &str = "lesson10-server";
+/// The client of the lesson: lesson 06's, given this lesson's address.
+const CLIENT: &str = "lesson06-client";
+const LESSON: &str = "lesson10-event-loop";
+const DEFAULT_ADDR: &str = "127.0.0.1:9010";
+
+// ---------------------------------------------------------------- the command line
+
+#[test]
+fn server_prints_help() -> Result<()> {
+    contract::help_works(SERVER, DEFAULT_ADDR)?;
+    cmd(SERVER)?
+        .arg("--help")
+        .assert()
+        .stdout(predicate::str::contains("--max-clients"))
+        .stdout(predicate::str::contains("--idle-timeout <SECS>"));
+    Ok(())
+}
+
+#[test]
+fn server_dies_on_bad_address() -> Result<()> {
+    contract::bad_address_is_refused(SERVER)
+}
+
+#[test]
+fn server_dies_on_bad_arguments() -> Result<()> {
+    for (flag, bad) in [
+        ("--max-clients", "0"),
+        ("--idle-timeout", "0"),
+        ("--idle-timeout", "soon"),
+    ] {
+        cmd(SERVER)?
+            .args(["127.0.0.1:0", flag, bad])
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains(flag))
+            .stderr(predicate::str::contains("panicked").not());
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- the chat protocol
+//
+// Lesson 06's suite, run against lesson10-server.
+
+#[test]
+fn three_clients_talk() -> Result<()> {
+    chat_suite::three_clients_talk(SERVER)
+}
+
+#[test]
+fn a_silent_caller_does_not_keep_the_others_waiting() -> Result<()> {
+    chat_suite::a_silent_caller_does_not_keep_the_others_waiting(SERVER)
+}
+
+#[test]
+fn newcomers_are_named_by_address_and_announced() -> Result<()> {
+    chat_suite::newcomers_are_named_by_address_and_announced(SERVER)
+}
+
+#[test]
+fn nick_renames_and_tells_the_others() -> Result<()> {
+    chat_suite::nick_renames_and_tells_the_others(SERVER)
+}
+
+#[test]
+fn nick_refuses_a_name_that_is_taken() -> Result<()> {
+    chat_suite::nick_refuses_a_name_that_is_taken(SERVER)
+}
+
+#[test]
+fn nick_refuses_a_malformed_name() -> Result<()> {
+    chat_suite::nick_refuses_a_malformed_name(SERVER)
+}
+
+#[test]
+fn who_lists_everybody_in_the_room() -> Result<()> {
+    chat_suite::who_lists_everybody_in_the_room(SERVER)
+}
+
+#[test]
+fn nobody_hears_their_own_lines_and_unknown_commands_get_help() -> Result<()> {
+    chat_suite::nobody_hears_their_own_lines_and_unknown_commands_get_help(SERVER)
+}
+
+#[test]
+fn lines_are_framed_by_newlines_whatever_the_chunks() -> Result<()> {
+    chat_suite::lines_are_framed_by_newlines_whatever_the_chunks(SERVER)
+}
+
+#[test]
+fn invalid_utf8_is_shown_lossily() -> Result<()> {
+    chat_suite::invalid_utf8_is_shown_lossily(SERVER)
+}
+
+#[test]
+fn control_characters_never_reach_the_others() -> Result<()> {
+    chat_suite::control_characters_never_reach_the_others(SERVER)
+}
+
+#[test]
+fn quit_says_bye_hangs_up_and_is_announced() -> Result<()> {
+    chat_suite::quit_says_bye_hangs_up_and_is_announced(SERVER)
+}
+
+#[test]
+fn hanging_up_without_a_word_is_announced() -> Result<()> {
+    chat_suite::hanging_up_without_a_word_is_announced(SERVER)
+}
+
+#[test]
+fn a_client_that_resets_is_removed_and_announced() -> Result<()> {
+    chat_suite::a_client_that_resets_is_removed_and_announced(SERVER)
+}
+
+#[test]
+fn a_client_that_never_reads_does_not_stall_the_others() -> Result<()> {
+    chat_suite::a_client_that_never_reads_does_not_stall_the_others(SERVER)
+}
+
+#[test]
+fn an_over_long_line_gets_an_error_and_a_disconnection() -> Result<()> {
+    chat_suite::an_over_long_line_gets_an_error_and_a_disconnection(SERVER)
+}
+
+#[test]
+fn a_line_of_exactly_8192_bytes_is_fine() -> Result<()> {
+    chat_suite::a_line_of_exactly_8192_bytes_is_fine(SERVER)
+}
+
+#[test]
+fn an_endless_line_without_newline_is_cut_off() -> Result<()> {
+    chat_suite::an_endless_line_without_newline_is_cut_off(SERVER)
+}
+
+#[test]
+fn the_room_turns_away_callers_beyond_max_clients() -> Result<()> {
+    chat_suite::the_room_turns_away_callers_beyond_max_clients(SERVER)
+}
+
+#[test]
+fn client_sends_piped_lines_and_exits_at_end_of_input() -> Result<()> {
+    chat_suite::client_sends_piped_lines_and_exits_at_end_of_input(SERVER)
+}
+
+#[test]
+fn client_reports_when_the_server_goes_away() -> Result<()> {
+    chat_suite::client_reports_when_the_server_goes_away(SERVER)
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_tells_everybody_then_the_server_exits() -> Result<()> {
+    chat_suite::ctrl_c_tells_everybody_then_the_server_exits(SERVER)
+}
+
+// ---------------------------------------------------------------- one thread
+
+/// However many members the room has, the server has the same threads: the
+/// one that runs the event loop, and the `ctrlc` crate's, which only waits
+/// for Ctrl-C. (Lesson 06's server adds two threads per member.)
+#[cfg(target_os = "linux")]
+#[test]
+fn serves_every_member_on_the_same_threads() -> Result<()> {
+    let server = Server::start(SERVER, &["--max-clients", "200"])?;
+    let threads = || course_tests::threads(server.proc.id());
+    // The first welcome comes from the loop, so by then the Ctrl-C thread
+    // (started just after the `listening on` line) exists too.
+    let mut room = vec![Chatter::join(server.addr)?];
+    let before = threads()?;
+    ensure!(before == 2, "{before} threads with the first member");
+    for _ in 0..99 {
+        room.push(Chatter::join(server.addr)?);
+    }
+    // The last one's welcome came from the loop: all 100 are in the room.
+    let mut last = Chatter::named(server.addr, "last")?;
+    last.say("hello, all of you")?;
+    for member in &mut room {
+        member.wait_for("last: hello, all of you")?;
+    }
+    let during = threads()?;
+    ensure!(during == before, "{during} threads with 101 members");
+    Ok(())
+}
+
+// ---------------------------------------------------------------- the idle timeout
+
+#[test]
+fn hangs_up_on_an_idle_member() -> Result<()> {
+    let mut server = Server::start(SERVER, &["--idle-timeout", "1"])?;
+    let mut silent = Chatter::named(server.addr, "silent")?;
+    let addr = silent.addr;
+    server.wait_for(&format!("client {addr} was idle for 1 s, hanging up"))?;
+    let last = silent.lines_until_closed()?;
+    ensure!(
+        last == ["* idle for 1 s, disconnecting"],
+        "the idle member got {last:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_member_who_keeps_talking_is_not_idle() -> Result<()> {
+    let server = Server::start(SERVER, &["--idle-timeout", "1"])?;
+    let mut listener = Chatter::join(server.addr)?;
+    let mut talker = Chatter::join(server.addr)?;
+    listener.expect(&format!("* {} joined", talker.addr))?;
+    // The talker talks on; the listener only listens, and hears each line,
+    // until it is hung up on for saying nothing for a second.
+    let mut n = 0;
+    loop {
+        talker.say(&format!("/nick t{n}"))?;
+        talker.wait_for(&format!("* you are now t{n}"))?;
+        let heard = listener.line()?;
+        if heard == "* idle for 1 s, disconnecting" {
+            break;
+        }
+        ensure!(heard.ends_with(&format!(" is now t{n}")), "got {heard:?}");
+        n += 1;
+    }
+    listener.lines_until_closed()?;
+    // The talker, in the room as long, is still there.
+    ensure!(
+        talker.who()? == format!("* 1 in the room: t{n}"),
+        "the talker was hung up on too"
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------- interop
+
+/// The Python twin server, started on port 0 with `extra` arguments.
+fn python_server(extra: &[&str]) -> Result<Server> {
+    let mut twin = python(LESSON, "server.py");
+    twin.arg("127.0.0.1:0").args(extra);
+    Server::start_command(twin)
+}
+
+#[test]
+fn interop_lesson06_python_client_with_rust_server() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let server = Server::start(SERVER, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut client = python("lesson06-threaded-chat", "client.py");
+    client.arg(server.addr_arg());
+    let done = run_with_stdin(client, "/nick py\nhello from python\n/who\n")?;
+    ensure!(done.status.success(), "python client failed: {done:?}");
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    ensure!(stdout.contains("* 2 in the room: alice, py\n"), "{stdout}");
+    alice.wait_for("py: hello from python")?;
+    alice.expect("* py left")?;
+    Ok(())
+}
+
+#[test]
+fn interop_rust_client_with_python_server() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let mut server = python_server(&[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    cmd(CLIENT)?
+        .arg(server.addr_arg())
+        .write_stdin("/nick rusty\n/who\nhi from rust 你好\n")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("* you are now rusty\n"))
+        .stdout(predicate::str::contains("* 2 in the room: alice, rusty\n"));
+    alice.wait_for("rusty: hi from rust 你好")?;
+    alice.expect("* rusty left")?;
+    server.wait_for(" disconnected")?;
+    server.kill()?.assert_no_panic()
+}
+
+#[test]
+fn interop_python_server_keeps_the_same_rules() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let mut server = python_server(&["--max-clients", "2"])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    bob.say("/nick alice")?;
+    bob.expect("* the name alice is taken")?;
+    let reply = course_tests::read_to_close(&mut connect(server.addr)?)?;
+    ensure!(reply == b"* server full\n", "got {reply:?}");
+    let mut flood = vec![b'a'; 100_000];
+    flood.push(b'\n');
+    let _ = bob.send(&flood);
+    let last = bob.lines_until_closed()?;
+    ensure!(last == [course_tests::chat::TOO_LONG], "bob got {last:?}");
+    alice.wait_for("* bob left")?;
+    server.wait_for("sent a line that was too long, disconnected")?;
+    server.kill()?.assert_no_panic()
+}
+
+#[test]
+fn interop_python_server_outlives_a_stuck_client_too() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    chat_suite::room_outlives_a_stuck_client(python_server(&[])?)
+}
+
+#[test]
+fn interop_python_server_hangs_up_on_an_idle_member() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let mut server = python_server(&["--idle-timeout", "1"])?;
+    let mut silent = Chatter::join(server.addr)?;
+    let addr = silent.addr;
+    server.wait_for(&format!("client {addr} was idle for 1 s, hanging up"))?;
+    let last = silent.lines_until_closed()?;
+    ensure!(
+        last == ["* idle for 1 s, disconnecting"],
+        "the idle member got {last:?}"
+    );
+    server.kill()?.assert_no_panic()
+}
+
+#[cfg(unix)]
+#[test]
+fn interop_python_server_says_goodbye_on_ctrl_c() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let mut server = python_server(&[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    interrupt(&server.proc)?;
+    let last = alice.lines_until_closed()?;
+    ensure!(last == ["* server shutting down"], "alice got {last:?}");
+    server.wait_for("server stopped")?;
+    let done = server.wait_exit()?;
+    ensure!(done.status.success(), "{done:?}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------- the book's output
+//
+// Regenerate with
+// `UPDATE_TRANSCRIPTS=1 cargo test -p course-tests --test lesson10`.
+
+/// The client's own address, read from its welcome line.
+fn welcomed_as(client: &Proc) -> Result<String> {
+    client
+        .seen()
+        .iter()
+        .find_map(|line| line.strip_prefix("* welcome, you are "))
+        .and_then(|rest| rest.split(';').next())
+        .map(str::to_string)
+        .context("no welcome line yet")
+}
+
+/// Lesson 06's client in lesson 10's room: two members talk, bob leaves,
+/// Ctrl-C stops the server.
+#[cfg(target_os = "linux")]
+#[test]
+fn book_output_of_a_chat() -> Result<()> {
+    let mut server = Server::start(SERVER, &[])?;
+    let mut alice = start_client(&server)?;
+    type_line(&mut alice, "/nick alice")?;
+    alice.wait_for("* you are now alice")?;
+    let mut bob = start_client(&server)?;
+    alice.wait_for(" joined")?;
+    type_line(&mut bob, "/nick bob")?;
+    bob.wait_for("* you are now bob")?;
+    alice.wait_for(" is now bob")?;
+    type_line(&mut bob, "hello alice")?;
+    alice.wait_for("bob: hello alice")?;
+    type_line(&mut alice, "/who")?;
+    alice.wait_for("* 2 in the room: alice, bob")?;
+    let names = [
+        (welcomed_as(&alice)?, "127.0.0.1:50312"),
+        (welcomed_as(&bob)?, "127.0.0.1:50314"),
+    ];
+    type_line(&mut bob, "/quit")?;
+    alice.wait_for("* bob left")?;
+    let bob = bob.wait_exit()?;
+    ensure!(bob.status.success(), "bob: {bob:?}");
+    interrupt(&server.proc)?;
+    alice.wait_for("* server shutting down")?;
+    let alice = exit_with_stdin_open(alice)?;
+    ensure!(alice.status.code() == Some(1), "alice: {alice:?}");
+    server.wait_for("server stopped")?;
+    let addr = server.addr;
+    let done = server.wait_exit()?;
+    ensure!(done.status.success(), "{done:?}");
+
+    let transcript = |name: &str, command: &str, lines: &[String], errors: &str| {
+        let mut t = Transcript::new();
+        t.show_addr_as(addr, DEFAULT_ADDR);
+        for (real, shown) in &names {
+            t.show_addr_as(real, shown);
+        }
+        t.command(command).lines(lines).output(errors).check(name)
+    };
+    transcript(
+        "lesson10-alice",
+        "(printf '/nick alice\\n'; sleep 5; printf '/who\\n'; sleep 600) |\n    cargo run -q -p lesson06-client -- 127.0.0.1:9010",
+        &alice.stdout,
+        &alice.stderr,
+    )?;
+    transcript(
+        "lesson10-bob",
+        "(printf '/nick bob\\n'; sleep 1; printf 'hello alice\\n'; sleep 10; printf '/quit\\n') |\n    cargo run -q -p lesson06-client -- 127.0.0.1:9010",
+        &bob.stdout,
+        &bob.stderr,
+    )?;
+    transcript(
+        "lesson10-server",
+        "cargo run -p lesson10-server",
+        &done.stdout,
+        "",
+    )
+}
+
+// ---------------------------------------------------------------- the exercise
+//
+// Exercise solution (lessons/lesson10-event-loop/exercise1).
+
+const EXERCISE: &str = "lesson10-exercise1";
+
+#[test]
+fn exercise1_echoes_to_every_caller_at_once_on_one_thread() -> Result<()> {
+    let server = Server::start(EXERCISE, &[])?;
+    let mut first = connect(server.addr)?;
+    exchange(&mut first, b"first")?;
+    let mut second = connect(server.addr)?;
+    exchange(&mut second, b"second")?;
+    exchange(&mut first, b"still me")?;
+    #[cfg(target_os = "linux")]
+    {
+        let threads = course_tests::threads(server.proc.id())?;
+        ensure!(threads == 1, "{threads} threads with two callers");
+    }
+    server.kill()?.assert_no_panic()
+}
+
+#[test]
+fn exercise1_echoes_a_burst_that_the_caller_reads_late() -> Result<()> {
+    // 200 KB sent before reading a byte, with a small receive buffer on our
+    // side: every byte comes back, in order, and another caller is served
+    // meanwhile.
+    let server = Server::start(EXERCISE, &[])?;
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.set_recv_buffer_size(4096)?;
+    // Room for the whole burst on our side, so that sending cannot wait.
+    socket.set_send_buffer_size(400_000)?;
+    socket.connect_timeout(&server.addr.into(), course_tests::TIMEOUT)?;
+    let mut late: std::net::TcpStream = socket.into();
+    late.set_read_timeout(Some(course_tests::TIMEOUT))?;
+    let data: Vec<u8> = (0..200_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    late.write_all(&data)?;
+    let mut other = connect(server.addr)?;
+    exchange(&mut other, b"not kept waiting")?;
+    let reply = course_tests::read_exactly(&mut late, data.len())?;
+    ensure!(reply == data.to_ascii_uppercase(), "the echo differs");
+    Ok(())
+}
+
+#[test]
+fn exercise1_prints_help() -> Result<()> {
+    contract::help_works(EXERCISE, DEFAULT_ADDR)
+}

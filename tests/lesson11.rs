@@ -1,0 +1,592 @@
+//! Lesson 11: lesson 06's chat room as async tasks on tokio, and a client
+//! that is one task with `select!`.
+//!
+//! The server speaks lesson 06's protocol exactly, so it runs lesson 06's
+//! whole protocol suite (tests/src/chat_suite.rs), lesson06-client included.
+//! Below the suite: lesson11-client against all three chat servers, the
+//! graceful Ctrl-C with its deadline, the runtime's threads, the asyncio
+//! twins, the book's output.
+
+use std::io::Write;
+
+use anyhow::{Context, Result, ensure};
+use course_tests::chat_suite::{self, exit_with_stdin_open, interrupt, type_line};
+use course_tests::contract;
+use course_tests::tools::PYTHON3;
+use course_tests::transcript::Transcript;
+use course_tests::{
+    Chatter, PlainServer, Proc, Server, TIMEOUT, cmd, connect, python, run_with_stdin,
+};
+use predicates::prelude::*;
+use socket2::{Domain, Socket, Type};
+
+const SERVER: &str = "lesson11-server";
+const CLIENT: &str = "lesson11-client";
+const LESSON: &str = "lesson11-async";
+const DEFAULT_ADDR: &str = "127.0.0.1:9011";
+
+// ---------------------------------------------------------------- the command line
+
+#[test]
+fn server_prints_help() -> Result<()> {
+    contract::help_works(SERVER, DEFAULT_ADDR)?;
+    cmd(SERVER)?
+        .arg("--help")
+        .assert()
+        .stdout(predicate::str::contains("--max-clients"));
+    Ok(())
+}
+
+#[test]
+fn client_prints_help() -> Result<()> {
+    contract::help_works(CLIENT, DEFAULT_ADDR)
+}
+
+#[test]
+fn server_dies_on_bad_address() -> Result<()> {
+    contract::bad_address_is_refused(SERVER)
+}
+
+#[test]
+fn client_dies_on_bad_address() -> Result<()> {
+    contract::bad_address_is_refused(CLIENT)
+}
+
+#[test]
+fn server_dies_on_bad_arguments() -> Result<()> {
+    cmd(SERVER)?
+        .args(["127.0.0.1:0", "--max-clients", "0"])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains("--max-clients"))
+        .stderr(predicate::str::contains("panicked").not());
+    Ok(())
+}
+
+#[test]
+fn client_explains_when_no_server_listens() -> Result<()> {
+    contract::client_explains_no_server(CLIENT, SERVER)
+}
+
+// ---------------------------------------------------------------- the chat protocol
+//
+// Lesson 06's suite, run against lesson11-server.
+
+#[test]
+fn three_clients_talk() -> Result<()> {
+    chat_suite::three_clients_talk(SERVER)
+}
+
+#[test]
+fn a_silent_caller_does_not_keep_the_others_waiting() -> Result<()> {
+    chat_suite::a_silent_caller_does_not_keep_the_others_waiting(SERVER)
+}
+
+#[test]
+fn newcomers_are_named_by_address_and_announced() -> Result<()> {
+    chat_suite::newcomers_are_named_by_address_and_announced(SERVER)
+}
+
+#[test]
+fn nick_renames_and_tells_the_others() -> Result<()> {
+    chat_suite::nick_renames_and_tells_the_others(SERVER)
+}
+
+#[test]
+fn nick_refuses_a_name_that_is_taken() -> Result<()> {
+    chat_suite::nick_refuses_a_name_that_is_taken(SERVER)
+}
+
+#[test]
+fn nick_refuses_a_malformed_name() -> Result<()> {
+    chat_suite::nick_refuses_a_malformed_name(SERVER)
+}
+
+#[test]
+fn who_lists_everybody_in_the_room() -> Result<()> {
+    chat_suite::who_lists_everybody_in_the_room(SERVER)
+}
+
+#[test]
+fn nobody_hears_their_own_lines_and_unknown_commands_get_help() -> Result<()> {
+    chat_suite::nobody_hears_their_own_lines_and_unknown_commands_get_help(SERVER)
+}
+
+#[test]
+fn lines_are_framed_by_newlines_whatever_the_chunks() -> Result<()> {
+    chat_suite::lines_are_framed_by_newlines_whatever_the_chunks(SERVER)
+}
+
+#[test]
+fn invalid_utf8_is_shown_lossily() -> Result<()> {
+    chat_suite::invalid_utf8_is_shown_lossily(SERVER)
+}
+
+#[test]
+fn control_characters_never_reach_the_others() -> Result<()> {
+    chat_suite::control_characters_never_reach_the_others(SERVER)
+}
+
+#[test]
+fn quit_says_bye_hangs_up_and_is_announced() -> Result<()> {
+    chat_suite::quit_says_bye_hangs_up_and_is_announced(SERVER)
+}
+
+#[test]
+fn hanging_up_without_a_word_is_announced() -> Result<()> {
+    chat_suite::hanging_up_without_a_word_is_announced(SERVER)
+}
+
+#[test]
+fn a_client_that_resets_is_removed_and_announced() -> Result<()> {
+    chat_suite::a_client_that_resets_is_removed_and_announced(SERVER)
+}
+
+#[test]
+fn a_client_that_never_reads_does_not_stall_the_others() -> Result<()> {
+    chat_suite::a_client_that_never_reads_does_not_stall_the_others(SERVER)
+}
+
+#[test]
+fn an_over_long_line_gets_an_error_and_a_disconnection() -> Result<()> {
+    chat_suite::an_over_long_line_gets_an_error_and_a_disconnection(SERVER)
+}
+
+#[test]
+fn a_line_of_exactly_8192_bytes_is_fine() -> Result<()> {
+    chat_suite::a_line_of_exactly_8192_bytes_is_fine(SERVER)
+}
+
+#[test]
+fn an_endless_line_without_newline_is_cut_off() -> Result<()> {
+    chat_suite::an_endless_line_without_newline_is_cut_off(SERVER)
+}
+
+#[test]
+fn the_room_turns_away_callers_beyond_max_clients() -> Result<()> {
+    chat_suite::the_room_turns_away_callers_beyond_max_clients(SERVER)
+}
+
+#[test]
+fn lesson06_client_sends_piped_lines_and_exits_at_end_of_input() -> Result<()> {
+    chat_suite::client_sends_piped_lines_and_exits_at_end_of_input(SERVER)
+}
+
+#[test]
+fn lesson06_client_reports_when_the_server_goes_away() -> Result<()> {
+    chat_suite::client_reports_when_the_server_goes_away(SERVER)
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_tells_everybody_then_the_server_exits() -> Result<()> {
+    chat_suite::ctrl_c_tells_everybody_then_the_server_exits(SERVER)
+}
+
+// ---------------------------------------------------------------- the client
+
+/// A lesson11-client process in `server`'s room.
+fn start_client(server: &Server) -> Result<Proc> {
+    let mut client = Proc::spawn(CLIENT, &[&server.addr_arg()])?;
+    client.wait_for("* welcome, you are ")?;
+    Ok(client)
+}
+
+/// The one-task client talks and listens at once, in every chat room of
+/// the course: lessons 06, 10 and 11.
+fn client_talks_and_listens_in(server_bin: &str) -> Result<()> {
+    let server = Server::start(server_bin, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut client = start_client(&server)?;
+    let joined = alice.line()?;
+    ensure!(joined.ends_with(" joined"), "alice got {joined:?}");
+    type_line(&mut client, "/nick tokio")?;
+    client.wait_for("* you are now tokio")?;
+    // A line from the room arrives while the client waits for the keyboard.
+    alice.say("hello tokio")?;
+    client.wait_for("alice: hello tokio")?;
+    type_line(&mut client, "hello alice")?;
+    alice.wait_for("tokio: hello alice")?;
+    type_line(&mut client, "/quit")?;
+    let done = client.wait_exit()?;
+    ensure!(done.status.success(), "{done:?}");
+    ensure!(
+        done.stdout.last().map(String::as_str) == Some("* bye"),
+        "{done:?}"
+    );
+    done.assert_no_panic()?;
+    alice.wait_for("* tokio left")?;
+    Ok(())
+}
+
+#[test]
+fn client_talks_and_listens_with_lesson11_server() -> Result<()> {
+    client_talks_and_listens_in(SERVER)
+}
+
+#[test]
+fn client_talks_and_listens_with_lesson10_server() -> Result<()> {
+    client_talks_and_listens_in("lesson10-server")
+}
+
+#[test]
+fn client_talks_and_listens_with_lesson06_server() -> Result<()> {
+    client_talks_and_listens_in("lesson06-server")
+}
+
+#[test]
+fn client_sends_piped_lines_and_exits_at_end_of_input() -> Result<()> {
+    let server = Server::start(SERVER, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    cmd(CLIENT)?
+        .arg(server.addr_arg())
+        .write_stdin("/nick piped\nline one\nline two\n")
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("* welcome, you are 127.0.0.1:"))
+        .stdout(predicate::str::contains("* you are now piped\n"))
+        .stdout(predicate::str::contains(">>").not());
+    alice.wait_for("piped: line one")?;
+    alice.expect("piped: line two")?;
+    alice.expect("* piped left")?;
+    Ok(())
+}
+
+#[test]
+fn client_reports_when_the_server_goes_away() -> Result<()> {
+    let server = Server::start(SERVER, &[])?;
+    let client = start_client(&server)?;
+    server.kill()?;
+    // Its stdin is still open: the select! sees the server's end.
+    let done = exit_with_stdin_open(client)?;
+    ensure!(done.status.code() == Some(1), "{done:?}");
+    ensure!(
+        done.stderr.trim() == "error: server closed the connection",
+        "{done:?}"
+    );
+    done.assert_no_panic()?;
+    Ok(())
+}
+
+#[test]
+fn client_shows_invalid_utf8_from_the_server() -> Result<()> {
+    let plain = PlainServer::start(|mut stream| {
+        stream.write_all(&[b'o', b'k', 0xff, b'\n'])?;
+        let _ = course_tests::read_to_close(&mut stream)?;
+        Ok(Vec::new())
+    })?;
+    cmd(CLIENT)?
+        .arg(plain.addr.to_string())
+        .assert()
+        .success()
+        .stdout("ok\u{fffd}\n");
+    plain.join()?;
+    Ok(())
+}
+
+/// A line from the server arrives in two pieces, and between them a typed
+/// line wins the `select!`. The server branch's future is dropped with the
+/// first piece read: with a cancellation-safe read, no byte is lost.
+#[test]
+fn client_loses_nothing_when_a_typed_line_wins_the_select() -> Result<()> {
+    const ROUNDS: usize = 50;
+    let (first_sent, first_piece) = std::sync::mpsc::channel();
+    let plain = PlainServer::start(move |mut stream| {
+        stream.set_nodelay(true)?;
+        let mut typed = std::io::BufReader::new(stream.try_clone()?);
+        for n in 0..ROUNDS {
+            stream.write_all(format!("line {n:03} ").as_bytes())?;
+            let _ = first_sent.send(n);
+            // The rest only after the client sent a typed line.
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut typed, &mut line)?;
+            stream.write_all(b"in two pieces\n")?;
+        }
+        let _ = course_tests::read_to_close(&mut stream)?;
+        Ok(Vec::new())
+    })?;
+    let mut client = Proc::spawn(CLIENT, &[&plain.addr.to_string()])?;
+    for n in 0..ROUNDS {
+        first_piece.recv_timeout(TIMEOUT)?;
+        type_line(&mut client, &format!("typed {n}"))?;
+        client.wait_for(&format!("line {n:03} in two pieces"))?;
+    }
+    let done = client.wait_exit()?;
+    ensure!(done.status.success(), "{done:?}");
+    let expected: Vec<String> = (0..ROUNDS)
+        .map(|n| format!("line {n:03} in two pieces"))
+        .collect();
+    ensure!(done.stdout == expected, "got {:?}", done.stdout);
+    plain.join()?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- Ctrl-C
+
+/// A room with a member who never reads (and asked for a small receive
+/// buffer), alice who reads, and bob who sends `lines` lines of 8000 bytes,
+/// each heard by alice before the next. Stops early, returning how many
+/// went out, if the server hangs up on the stuck member as too slow.
+fn flood_a_stuck_member(
+    server: &Server,
+    lines: usize,
+) -> Result<(std::net::TcpStream, Chatter, Chatter, usize)> {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.set_recv_buffer_size(4096)?;
+    socket.connect_timeout(&server.addr.into(), TIMEOUT)?;
+    let mut stuck = Chatter::over(socket.into())?;
+    stuck.nick("stuck")?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    alice.wait_for(&format!("* {} is now bob", bob.addr))?;
+    let long = "x".repeat(8000);
+    for sent in 0..lines {
+        bob.say(&long)?;
+        let before = alice.wait_for(&format!("bob: {long}"))?;
+        if before.iter().any(|line| line == "* stuck left") {
+            return Ok((stuck.output, alice, bob, sent));
+        }
+    }
+    Ok((stuck.output, alice, bob, lines))
+}
+
+/// Ctrl-C with a member who reads nothing and whose writer is stuck in
+/// `write_all`: the others get the goodbye, and the server exits 0 at its
+/// deadline (5 s) instead of waiting for the one who does not read.
+///
+/// A first room measures how many lines the stuck member's buffers and
+/// queue take before the server hangs up; the second room sends 100 fewer,
+/// so that the buffers are full and the queue is not.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_says_goodbye_and_a_member_who_does_not_read_cannot_hold_it_up() -> Result<()> {
+    let measure = Server::start(SERVER, &[])?;
+    let (_, _, _, too_many) = flood_a_stuck_member(&measure, 5000)?;
+    drop(measure);
+    ensure!(too_many > 150, "hung up on after only {too_many} lines");
+
+    let mut server = Server::start(SERVER, &[])?;
+    let (stuck, mut alice, mut bob, sent) = flood_a_stuck_member(&server, too_many - 100)?;
+    ensure!(
+        sent == too_many - 100,
+        "hung up on after {sent} lines this time"
+    );
+    interrupt(&server.proc)?;
+    let last = alice.lines_until_closed()?;
+    ensure!(last == ["* server shutting down"], "alice got {last:?}");
+    bob.wait_for("* server shutting down")?;
+    server.wait_for("server stopped")?;
+    let done = server.wait_exit()?;
+    ensure!(done.status.success(), "{done:?}");
+    ensure!(
+        !done.stdout.iter().any(|line| line.contains("too slow")),
+        "the stuck member was hung up on before Ctrl-C: {:?}",
+        done.stdout
+    );
+    done.assert_no_panic()?;
+    drop(stuck);
+    Ok(())
+}
+
+// ---------------------------------------------------------------- threads
+
+/// However many members, the server runs on the runtime's threads: the
+/// main thread and one worker per core. (Lesson 06 adds two per member.)
+#[cfg(target_os = "linux")]
+#[test]
+fn serves_every_member_on_the_runtimes_few_threads() -> Result<()> {
+    let server = Server::start(SERVER, &["--max-clients", "200"])?;
+    let threads = || course_tests::threads(server.proc.id());
+    let cores = std::thread::available_parallelism()?.get() as u64;
+    let before = threads()?;
+    ensure!(before <= cores + 1, "{before} threads on {cores} cores");
+    let mut room = Vec::new();
+    for _ in 0..100 {
+        room.push(Chatter::join(server.addr)?);
+    }
+    let mut last = Chatter::named(server.addr, "last")?;
+    last.say("hello, all of you")?;
+    for member in &mut room {
+        member.wait_for("last: hello, all of you")?;
+    }
+    let during = threads()?;
+    ensure!(
+        during == before,
+        "{during} threads with 101 members, {before} before"
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------- interop
+
+fn python_server(extra: &[&str]) -> Result<Server> {
+    let mut twin = python(LESSON, "server.py");
+    twin.arg("127.0.0.1:0").args(extra);
+    Server::start_command(twin)
+}
+
+#[test]
+fn interop_python_client_with_rust_server() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let server = Server::start(SERVER, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut client = python(LESSON, "client.py");
+    client.arg(server.addr_arg());
+    let done = run_with_stdin(client, "/nick py\nhello from python\n/who\n")?;
+    ensure!(done.status.success(), "python client failed: {done:?}");
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    ensure!(
+        stdout.starts_with("* welcome, you are 127.0.0.1:")
+            && stdout.contains("* you are now py\n")
+            && stdout.contains("* 2 in the room: alice, py\n"),
+        "{stdout}"
+    );
+    alice.wait_for("py: hello from python")?;
+    alice.expect("* py left")?;
+    Ok(())
+}
+
+#[test]
+fn interop_rust_client_with_python_server() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let mut server = python_server(&[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    cmd(CLIENT)?
+        .arg(server.addr_arg())
+        .write_stdin("/nick rusty\n/who\nhi from rust 你好\n")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("* you are now rusty\n"))
+        .stdout(predicate::str::contains("* 2 in the room: alice, rusty\n"));
+    alice.wait_for("rusty: hi from rust 你好")?;
+    alice.expect("* rusty left")?;
+    server.wait_for(" disconnected")?;
+    server.kill()?.assert_no_panic()
+}
+
+#[test]
+fn interop_python_server_keeps_the_same_rules() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let mut server = python_server(&["--max-clients", "2"])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    bob.say("/nick alice")?;
+    bob.expect("* the name alice is taken")?;
+    let reply = course_tests::read_to_close(&mut connect(server.addr)?)?;
+    ensure!(reply == b"* server full\n", "got {reply:?}");
+    let mut flood = vec![b'a'; 100_000];
+    flood.push(b'\n');
+    let _ = bob.send(&flood);
+    let last = bob.lines_until_closed()?;
+    ensure!(last == [course_tests::chat::TOO_LONG], "bob got {last:?}");
+    alice.wait_for("* bob left")?;
+    server.wait_for("sent a line that was too long, disconnected")?;
+    server.kill()?.assert_no_panic()
+}
+
+#[test]
+fn interop_python_server_outlives_a_stuck_client_too() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    chat_suite::room_outlives_a_stuck_client(python_server(&[])?)
+}
+
+#[cfg(unix)]
+#[test]
+fn interop_python_server_says_goodbye_on_ctrl_c() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let mut server = python_server(&[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    interrupt(&server.proc)?;
+    let last = alice.lines_until_closed()?;
+    ensure!(last == ["* server shutting down"], "alice got {last:?}");
+    server.wait_for("server stopped")?;
+    let done = server.wait_exit()?;
+    ensure!(done.status.success(), "{done:?}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------- the book's output
+//
+// Regenerate with
+// `UPDATE_TRANSCRIPTS=1 cargo test -p course-tests --test lesson11`.
+
+fn welcomed_as(client: &Proc) -> Result<String> {
+    client
+        .seen()
+        .iter()
+        .find_map(|line| line.strip_prefix("* welcome, you are "))
+        .and_then(|rest| rest.split(';').next())
+        .map(str::to_string)
+        .context("no welcome line yet")
+}
+
+/// lesson11-client and lesson06-client in lesson 11's room; Ctrl-C stops it.
+#[cfg(target_os = "linux")]
+#[test]
+fn book_output_of_a_chat() -> Result<()> {
+    let mut server = Server::start(SERVER, &[])?;
+    let mut alice = start_client(&server)?;
+    type_line(&mut alice, "/nick alice")?;
+    alice.wait_for("* you are now alice")?;
+    let mut bob = chat_suite::start_client(&server)?;
+    alice.wait_for(" joined")?;
+    type_line(&mut bob, "/nick bob")?;
+    bob.wait_for("* you are now bob")?;
+    alice.wait_for(" is now bob")?;
+    type_line(&mut bob, "hello from lesson 06's client")?;
+    alice.wait_for("bob: hello from lesson 06's client")?;
+    type_line(&mut alice, "hello from one task")?;
+    bob.wait_for("alice: hello from one task")?;
+    let names = [
+        (welcomed_as(&alice)?, "127.0.0.1:50312"),
+        (welcomed_as(&bob)?, "127.0.0.1:50314"),
+    ];
+    interrupt(&server.proc)?;
+    alice.wait_for("* server shutting down")?;
+    bob.wait_for("* server shutting down")?;
+    let alice = exit_with_stdin_open(alice)?;
+    let bob = exit_with_stdin_open(bob)?;
+    ensure!(alice.status.code() == Some(1), "alice: {alice:?}");
+    server.wait_for("server stopped")?;
+    let addr = server.addr;
+    let done = server.wait_exit()?;
+    ensure!(done.status.success(), "{done:?}");
+
+    let transcript = |name: &str, command: &str, lines: &[String], errors: &str| {
+        let mut t = Transcript::new();
+        t.show_addr_as(addr, DEFAULT_ADDR);
+        for (real, shown) in &names {
+            t.show_addr_as(real, shown);
+        }
+        t.command(command).lines(lines).output(errors).check(name)
+    };
+    transcript(
+        "lesson11-alice",
+        "(printf '/nick alice\\n'; sleep 5; printf 'hello from one task\\n'; sleep 600) |\n    cargo run -q -p lesson11-client",
+        &alice.stdout,
+        &alice.stderr,
+    )?;
+    transcript(
+        "lesson11-bob",
+        "(printf '/nick bob\\n'; sleep 1; printf \"hello from lesson 06's client\\n\"; sleep 600) |\n    cargo run -q -p lesson06-client -- 127.0.0.1:9011",
+        &bob.stdout,
+        &bob.stderr,
+    )?;
+    transcript(
+        "lesson11-server",
+        "cargo run -p lesson11-server",
+        &done.stdout,
+        "",
+    )
+}

@@ -1,0 +1,515 @@
+//! Lesson 06's chat protocol, as one suite of tests that every chat server
+//! of the course must pass: lesson 06's threads, lesson 10's event loop and
+//! lesson 11's tasks. Each function takes the name of the server binary;
+//! each lesson's test file calls it from a `#[test]` named after it, so a
+//! failure names the lesson. The real client in these tests is always
+//! lesson06-client: it speaks the protocol, whichever server runs it.
+
+use std::io::Write;
+use std::process::Command;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use predicates::prelude::*;
+use socket2::{Domain, SockRef, Socket, Type};
+
+use crate::{Chatter, Proc, Server, TIMEOUT, cmd, connect};
+
+/// The chat client every chat server is tested with.
+pub const CLIENT: &str = "lesson06-client";
+
+/// A lesson06-client process, joined to `server`'s room.
+pub fn start_client(server: &Server) -> Result<Proc> {
+    let mut client = Proc::spawn(CLIENT, &[&server.addr_arg()])?;
+    client.wait_for("* welcome, you are ")?;
+    Ok(client)
+}
+
+/// Types one line into a client.
+pub fn type_line(client: &mut Proc, text: &str) -> Result<()> {
+    writeln!(client.stdin()?, "{text}").context("typing into the client")
+}
+
+// ---------------------------------------------------------------- talking
+
+pub fn three_clients_talk(server: &str) -> Result<()> {
+    let mut server = Server::start(server, &[])?;
+    let mut alice = start_client(&server)?;
+    type_line(&mut alice, "/nick alice")?;
+    alice.wait_for("* you are now alice")?;
+    let mut bob = start_client(&server)?;
+    type_line(&mut bob, "/nick bob")?;
+    bob.wait_for("* you are now bob")?;
+    alice.wait_for(" is now bob")?;
+    let mut carol = start_client(&server)?;
+    type_line(&mut carol, "/nick carol")?;
+    carol.wait_for("* you are now carol")?;
+    bob.wait_for(" is now carol")?;
+    alice.wait_for(" is now carol")?;
+
+    type_line(&mut alice, "hello everyone")?;
+    bob.wait_for("alice: hello everyone")?;
+    carol.wait_for("alice: hello everyone")?;
+    type_line(&mut bob, "你好, alice")?;
+    alice.wait_for("bob: 你好, alice")?;
+    carol.wait_for("bob: 你好, alice")?;
+    server.wait_for(r#"said "hello everyone""#)?;
+
+    // /quit: the client says goodbye, the server hangs up, exit 0.
+    type_line(&mut carol, "/quit")?;
+    let carol = carol.wait_exit()?;
+    ensure!(carol.status.success(), "carol: {carol:?}");
+    ensure!(
+        carol.stdout.last().map(String::as_str) == Some("* bye"),
+        "{carol:?}"
+    );
+    alice.wait_for("* carol left")?;
+    bob.wait_for("* carol left")?;
+
+    // End of input works like /quit.
+    let alice = alice.wait_exit()?;
+    ensure!(alice.status.success(), "alice: {alice:?}");
+    alice.assert_no_panic()?;
+    // Nobody hears their own lines back.
+    ensure!(
+        !alice.stdout.iter().any(|l| l.contains("alice: hello")),
+        "alice got her own line back: {:?}",
+        alice.stdout
+    );
+    bob.wait_for("* alice left")?;
+    let bob = bob.wait_exit()?;
+    ensure!(bob.status.success(), "bob: {bob:?}");
+    ensure!(
+        !bob.stdout.iter().any(|l| l.starts_with("bob:")),
+        "{:?}",
+        bob.stdout
+    );
+    Ok(())
+}
+
+pub fn a_silent_caller_does_not_keep_the_others_waiting(server: &str) -> Result<()> {
+    // Lesson 03's server would still be talking to `silent`; here the next
+    // callers are picked up and talk at once.
+    let server = Server::start(server, &[])?;
+    let _silent = connect(server.addr)?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    alice.say("anyone there?")?;
+    bob.wait_for("alice: anyone there?")?;
+    Ok(())
+}
+
+pub fn newcomers_are_named_by_address_and_announced(server: &str) -> Result<()> {
+    let server = Server::start(server, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut other = Chatter::join(server.addr)?;
+    alice.expect(&format!("* {} joined", other.addr))?;
+    other.say("hi")?;
+    alice.expect(&format!("{}: hi", other.addr))?;
+    Ok(())
+}
+
+pub fn nick_renames_and_tells_the_others(server: &str) -> Result<()> {
+    let mut server = Server::start(server, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::join(server.addr)?;
+    let old = bob.addr;
+    alice.expect(&format!("* {old} joined"))?;
+    bob.nick("bob")?;
+    alice.expect(&format!("* {old} is now bob"))?;
+    server.wait_for(&format!("client {old} is now bob"))?;
+    bob.say("王小明 says hi")?;
+    alice.expect("bob: 王小明 says hi")?;
+    // A name may be Chinese too: letters are letters.
+    bob.nick("小明")?;
+    alice.expect("* bob is now 小明")?;
+    Ok(())
+}
+
+pub fn nick_refuses_a_name_that_is_taken(server: &str) -> Result<()> {
+    let server = Server::start(server, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    bob.say("/nick alice")?;
+    bob.expect("* the name alice is taken")?;
+    bob.say("still bob")?;
+    alice.wait_for("bob: still bob")?;
+    Ok(())
+}
+
+pub fn nick_refuses_a_malformed_name(server: &str) -> Result<()> {
+    let server = Server::start(server, &[])?;
+    let mut bob = Chatter::join(server.addr)?;
+    let rule = "* a name is 1 to 20 letters, digits, _ or -";
+    for bad in [
+        "/nick",
+        "/nick two words",
+        "/nick 127.0.0.1:5000",
+        "/nick abcdefghijklmnopqrstu",
+    ] {
+        bob.say(bad)?;
+        bob.expect(rule)?;
+    }
+    Ok(())
+}
+
+pub fn who_lists_everybody_in_the_room(server: &str) -> Result<()> {
+    let server = Server::start(server, &[])?;
+    let _carol = Chatter::named(server.addr, "carol")?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let unnamed = Chatter::join(server.addr)?;
+    alice.say("/who")?;
+    alice.wait_for(&format!("* 3 in the room: {}, alice, carol", unnamed.addr))?;
+    Ok(())
+}
+
+pub fn nobody_hears_their_own_lines_and_unknown_commands_get_help(server: &str) -> Result<()> {
+    let server = Server::start(server, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    bob.say("first")?;
+    bob.say("/dance")?;
+    // Bob's queue is in order: had his own line come back, it would be here.
+    bob.expect("* unknown command /dance; try /nick NAME, /who or /quit")?;
+    alice.wait_for("bob: first")?;
+    Ok(())
+}
+
+pub fn lines_are_framed_by_newlines_whatever_the_chunks(server: &str) -> Result<()> {
+    let server = Server::start(server, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    bob.output.set_nodelay(true)?;
+    // One line in pieces, two lines in one write, an empty line (says
+    // nothing), a Windows line ending.
+    for chunk in [
+        &b"hel"[..],
+        b"lo\nsecond",
+        b" line\nthird\n",
+        b"\n",
+        b"crlf\r\n",
+    ] {
+        bob.send(chunk)?;
+    }
+    for expected in ["bob: hello", "bob: second line", "bob: third", "bob: crlf"] {
+        alice.wait_for(expected)?;
+    }
+    Ok(())
+}
+
+pub fn invalid_utf8_is_shown_lossily(server: &str) -> Result<()> {
+    let mut server = Server::start(server, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    bob.send(&[b'o', b'k', 0xff, 0xfe, b'\n'])?;
+    alice.wait_for("bob: ok\u{fffd}\u{fffd}")?;
+    bob.say("still here")?;
+    alice.expect("bob: still here")?;
+    server.wait_for("said \"still here\"")?;
+    Ok(())
+}
+
+pub fn control_characters_never_reach_the_others(server: &str) -> Result<()> {
+    // An Escape sequence would be obeyed by the others' terminals: "\x1b[2J"
+    // clears the screen. The server passes on only what is safe to print.
+    let server = Server::start(server, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    bob.send(b"\x1b[2Jgone\x08\x07\tstill\x7f\n")?;
+    alice.wait_for("bob: \u{fffd}[2Jgone\u{fffd}\u{fffd}\tstill\u{fffd}")?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- leaving
+
+pub fn quit_says_bye_hangs_up_and_is_announced(server: &str) -> Result<()> {
+    let mut server = Server::start(server, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    bob.say("/quit")?;
+    let last = bob.lines_until_closed()?;
+    ensure!(last == ["* bye"], "bob got {last:?}");
+    alice.wait_for("* bob left")?;
+    server.wait_for(&format!("client {} left with /quit", bob.addr))?;
+    Ok(())
+}
+
+pub fn hanging_up_without_a_word_is_announced(server: &str) -> Result<()> {
+    let mut server = Server::start(server, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let bob = Chatter::named(server.addr, "bob")?;
+    let bob_addr = bob.addr;
+    drop(bob);
+    alice.wait_for("* bob left")?;
+    server.wait_for(&format!("client {bob_addr} disconnected"))?;
+    Ok(())
+}
+
+pub fn a_client_that_resets_is_removed_and_announced(server: &str) -> Result<()> {
+    let mut server = Server::start(server, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let bob = Chatter::named(server.addr, "bob")?;
+    let bob_addr = bob.addr;
+    // SO_LINGER with a zero timeout: closing sends a reset (RST) instead of
+    // the polite FIN, as a crashed machine's network stack might.
+    SockRef::from(&bob.output).set_linger(Some(Duration::ZERO))?;
+    drop(bob);
+    alice.wait_for("* bob left")?;
+    server.wait_for(&format!("client {bob_addr} disconnected"))?;
+    alice.say("/who")?;
+    alice.expect("* 1 in the room: alice")?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- abuse
+
+pub fn a_client_that_never_reads_does_not_stall_the_others(server: &str) -> Result<()> {
+    room_outlives_a_stuck_client(Server::start(server, &[])?)
+}
+
+/// Pushes at least 2 MB through the room while one client never reads: the
+/// others must hear every line, and the stuck one must be hung up on.
+pub fn room_outlives_a_stuck_client(mut server: Server) -> Result<()> {
+    const LINE_BYTES: usize = 1000;
+    const AT_LEAST: usize = 2 * 1024 * 1024;
+    const AT_MOST: usize = 64 * 1024 * 1024;
+    // Lines in flight: Bob waits for Alice to catch up before sending more,
+    // so Alice's queue never fills however the test's threads are scheduled.
+    const WINDOW: usize = 64;
+
+    // The stuck client asks for a small receive buffer, so that the kernel
+    // does not hide its stall by buffering megabytes for it.
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.set_recv_buffer_size(4096)?;
+    socket.connect_timeout(&server.addr.into(), TIMEOUT)?;
+    let mut stuck = Chatter::over(socket.into())?;
+    stuck.nick("stuck")?;
+    let stuck_addr = stuck.addr;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    alice.wait_for(&format!("* {} is now bob", bob.addr))?;
+
+    // Alice reads everything in a thread of her own and reports progress.
+    enum Heard {
+        Line(usize),
+        StuckLeft,
+    }
+    let (heard, progress) = mpsc::channel();
+    let listener = thread::spawn(move || -> Result<usize> {
+        let mut expected = 0;
+        loop {
+            let line = alice.line()?;
+            if line == "bob: done" {
+                return Ok(expected);
+            } else if line == "* stuck left" {
+                let _ = heard.send(Heard::StuckLeft);
+            } else if let Some(text) = line.strip_prefix("bob: ") {
+                let number: usize = text
+                    .get(..8)
+                    .and_then(|digits| digits.parse().ok())
+                    .with_context(|| format!("no line number in {line:?}"))?;
+                ensure!(
+                    number == expected,
+                    "line {number} came when {expected} was due"
+                );
+                ensure!(text.len() == LINE_BYTES, "line {number} was cut");
+                expected += 1;
+                let _ = heard.send(Heard::Line(expected));
+            } else {
+                bail!("unexpected line {line:?}");
+            }
+        }
+    });
+
+    let (mut sent, mut received, mut bytes, mut stuck_left) = (0, 0, 0, false);
+    while bytes < AT_LEAST || !stuck_left {
+        ensure!(
+            bytes < AT_MOST,
+            "sent {bytes} bytes and the stuck client is still in the room"
+        );
+        if sent - received >= WINDOW {
+            // If the stuck client stalled the room, this is where we'd wait.
+            match progress.recv_timeout(TIMEOUT) {
+                Ok(Heard::Line(count)) => received = count,
+                Ok(Heard::StuckLeft) => stuck_left = true,
+                Err(_) => {
+                    let why = listener.join();
+                    bail!("alice stopped hearing bob after {received} of {sent} lines: {why:?}")
+                }
+            }
+            continue;
+        }
+        let line = format!("{sent:08}{}", "x".repeat(LINE_BYTES - 8));
+        bob.say(&line)?;
+        sent += 1;
+        bytes += LINE_BYTES + 1;
+        while let Ok(news) = progress.try_recv() {
+            match news {
+                Heard::Line(count) => received = count,
+                Heard::StuckLeft => stuck_left = true,
+            }
+        }
+    }
+    bob.say("done")?;
+    let heard_lines = listener
+        .join()
+        .map_err(|_| anyhow!("alice's thread panicked"))??;
+    ensure!(
+        heard_lines == sent,
+        "alice heard {heard_lines} of {sent} lines"
+    );
+    server.wait_for(&format!("client {stuck_addr} was too slow, disconnected"))?;
+    // The stuck client, when it finally reads, finds the line hung up.
+    stuck.lines_until_closed()?;
+    server.kill()?.assert_no_panic()
+}
+
+pub fn an_over_long_line_gets_an_error_and_a_disconnection(server: &str) -> Result<()> {
+    let mut server = Server::start(server, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    let mut flood = vec![b'a'; 100_000];
+    flood.push(b'\n');
+    // The server stops reading after 8193 bytes; if it has already hung up
+    // (and reset), our sending fails, which is fine: we check what came back.
+    let _ = bob.send(&flood);
+    let last = bob.lines_until_closed()?;
+    ensure!(
+        last == ["* line too long (max 8192 bytes), disconnecting"],
+        "bob got {last:?}"
+    );
+    alice.wait_for("* bob left")?;
+    server.wait_for("sent a line that was too long, disconnected")?;
+    // The room goes on.
+    let mut carol = Chatter::named(server.addr, "carol")?;
+    carol.say("hello")?;
+    alice.wait_for("carol: hello")?;
+    Ok(())
+}
+
+pub fn a_line_of_exactly_8192_bytes_is_fine(server: &str) -> Result<()> {
+    let server = Server::start(server, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    let longest = "y".repeat(8192);
+    bob.say(&longest)?;
+    alice.wait_for(&format!("bob: {longest}"))?;
+    Ok(())
+}
+
+pub fn an_endless_line_without_newline_is_cut_off(server: &str) -> Result<()> {
+    // No `\n` ever: the server must not keep collecting bytes.
+    let server = Server::start(server, &[])?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    let chunk = vec![b'z'; 4096];
+    for _ in 0..64 {
+        if bob.send(&chunk).is_err() {
+            break; // the server hung up (and reset) while we were still sending
+        }
+    }
+    let last = bob.lines_until_closed()?;
+    ensure!(
+        last.is_empty() || last == ["* line too long (max 8192 bytes), disconnecting"],
+        "bob got {last:?}"
+    );
+    Ok(())
+}
+
+pub fn the_room_turns_away_callers_beyond_max_clients(server: &str) -> Result<()> {
+    let mut server = Server::start(server, &["--max-clients", "2"])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    let mut third = connect(server.addr)?;
+    let reply = crate::read_to_close(&mut third)?;
+    ensure!(reply == b"* server full\n", "got {reply:?}");
+    server.wait_for("turned away: the room is full")?;
+    // When someone leaves, there is space again.
+    bob.say("/quit")?;
+    alice.wait_for("* bob left")?;
+    let mut carol = Chatter::named(server.addr, "carol")?;
+    carol.say("made it")?;
+    alice.wait_for("carol: made it")?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- the client
+
+pub fn client_sends_piped_lines_and_exits_at_end_of_input(server: &str) -> Result<()> {
+    let server = Server::start(server, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    cmd(CLIENT)?
+        .arg(server.addr_arg())
+        .write_stdin("/nick piped\nline one\nline two\n")
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("* welcome, you are 127.0.0.1:"))
+        .stdout(predicate::str::contains("* you are now piped\n"))
+        // No prompt when stdin is not a terminal.
+        .stdout(predicate::str::contains(">>").not());
+    alice.wait_for("piped: line one")?;
+    alice.expect("piped: line two")?;
+    alice.expect("* piped left")?;
+    Ok(())
+}
+
+pub fn client_reports_when_the_server_goes_away(server: &str) -> Result<()> {
+    let server = Server::start(server, &[])?;
+    let client = start_client(&server)?;
+    server.kill()?;
+    // Its stdin is still open: only the listening thread can notice.
+    let done = exit_with_stdin_open(client)?;
+    ensure!(done.status.code() == Some(1), "{done:?}");
+    ensure!(
+        done.stderr.trim() == "error: server closed the connection",
+        "{done:?}"
+    );
+    done.assert_no_panic()?;
+    Ok(())
+}
+
+/// Waits for a client to exit by itself while its stdin is still open.
+/// (`Proc::wait_exit` closes stdin first, and end of input alone would end
+/// the client with status 0.) Its stdout closes when it exits; if instead
+/// reading times out, `wait_exit` ends it and the caller's status check fails.
+pub fn exit_with_stdin_open(mut client: Proc) -> Result<crate::Finished> {
+    while client.next_line().is_ok() {}
+    client.wait_exit()
+}
+
+// ---------------------------------------------------------------- Ctrl-C
+
+#[cfg(unix)]
+pub fn ctrl_c_tells_everybody_then_the_server_exits(server: &str) -> Result<()> {
+    let mut server = Server::start(server, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = start_client(&server)?;
+    let joined = alice.line()?;
+    ensure!(joined.ends_with(" joined"), "alice got {joined:?}");
+    interrupt(&server.proc)?;
+    let last = alice.lines_until_closed()?;
+    ensure!(last == ["* server shutting down"], "alice got {last:?}");
+    bob.wait_for("* server shutting down")?;
+    let bob = exit_with_stdin_open(bob)?;
+    ensure!(bob.status.code() == Some(1), "{bob:?}");
+    ensure!(
+        bob.stderr.contains("server closed the connection"),
+        "{bob:?}"
+    );
+    server.wait_for("server stopped")?;
+    let done = server.wait_exit()?;
+    ensure!(done.status.success(), "{done:?}");
+    done.assert_no_panic()?;
+    Ok(())
+}
+
+/// Sends SIGINT, what Ctrl-C sends, to a process.
+#[cfg(unix)]
+pub fn interrupt(proc: &Proc) -> Result<()> {
+    let status = Command::new("kill")
+        .args(["-INT", &proc.id().to_string()])
+        .status()?;
+    ensure!(status.success(), "kill -INT failed");
+    Ok(())
+}
