@@ -17,8 +17,8 @@ use course_tests::contract;
 use course_tests::tools::{CHROMIUM, CURL, PYTHON3};
 use course_tests::transcript::Transcript;
 use course_tests::{
-    PYTHON, Server, cmd, connect, python, read_to_close, read_until_hung_up, run_with_stdin,
-    still_on_the_line,
+    PYTHON, Server, TempDir, cmd, connect, python, read_to_close, read_until_hung_up,
+    run_with_stdin, still_on_the_line,
 };
 use predicates::prelude::*;
 
@@ -125,11 +125,11 @@ fn expect(answer: &Answer, status: u16) -> Result<()> {
     Ok(())
 }
 
-/// A folder of files to serve, with a secret beside it and a link inside
-/// it pointing out.
-fn site(name: &str) -> Result<PathBuf> {
-    let root = std::env::temp_dir().join(format!("lesson09-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+/// A folder of files to serve (`ROOT/site`), with a secret beside it and a
+/// link inside it pointing out. The whole root is removed when the
+/// returned `TempDir` is dropped, whether the test passes or not.
+fn site(name: &str) -> Result<(TempDir, PathBuf)> {
+    let root = TempDir::new(&format!("lesson09-{name}"))?;
     let dir = root.join("site");
     std::fs::create_dir_all(dir.join("sub"))?;
     std::fs::write(dir.join("hello.txt"), "hello, 你好\n")?;
@@ -139,7 +139,7 @@ fn site(name: &str) -> Result<PathBuf> {
     std::fs::write(root.join("secret.txt"), "the secret\n")?;
     #[cfg(unix)]
     std::os::unix::fs::symlink(root.join("secret.txt"), dir.join("link.txt"))?;
-    Ok(dir)
+    Ok((root, dir))
 }
 
 // ---------------------------------------------------------------- the command line
@@ -475,7 +475,7 @@ fn server_reads_a_request_split_at_every_byte() -> Result<()> {
 
 #[test]
 fn server_serves_files_from_its_folder_with_their_types() -> Result<()> {
-    let dir = site("files")?;
+    let (_root, dir) = site("files")?;
     let server = Server::start(SERVER, &["--dir", dir.to_str().context("path")?])?;
     for (path, kind, body) in [
         ("/hello.txt", "text/plain; charset=utf-8", "hello, 你好\n"),
@@ -506,14 +506,13 @@ fn server_serves_files_from_its_folder_with_their_types() -> Result<()> {
         ensure!(answer.body == body.as_bytes(), "{path}");
     }
     server.kill()?.assert_no_panic()?;
-    std::fs::remove_dir_all(dir.parent().context("root")?)?;
     Ok(())
 }
 
 /// However a path is spelled, nothing outside the folder is served.
 #[test]
 fn server_never_serves_a_file_outside_its_folder() -> Result<()> {
-    let dir = site("traversal")?;
+    let (_root, dir) = site("traversal")?;
     let server = Server::start(SERVER, &["--dir", dir.to_str().context("path")?])?;
     let attempts = [
         "/../secret.txt",
@@ -552,7 +551,6 @@ fn server_never_serves_a_file_outside_its_folder() -> Result<()> {
         );
     }
     server.kill()?.assert_no_panic()?;
-    std::fs::remove_dir_all(dir.parent().context("root")?)?;
     Ok(())
 }
 
@@ -733,7 +731,7 @@ fn interop_python_server_never_serves_a_file_outside_its_folder_either() -> Resu
     if !PYTHON3.is_here()? {
         return Ok(());
     }
-    let dir = site("python-traversal")?;
+    let (_root, dir) = site("python-traversal")?;
     let server = python_server(&["--dir", dir.to_str().context("path")?])?;
     expect(
         &ask(server.addr, get("/%E6%8A%A5%E5%91%8A.txt").as_bytes())?,
@@ -758,7 +756,6 @@ fn interop_python_server_never_serves_a_file_outside_its_folder_either() -> Resu
         );
     }
     server.kill()?;
-    std::fs::remove_dir_all(dir.parent().context("root")?)?;
     Ok(())
 }
 
