@@ -249,7 +249,7 @@ async fn receive(
 }
 
 /// `NAME: m SEQ MICROS` → (SEQ, MICROS).
-fn parse_stamp(text: &str) -> Option<(u64, u128)> {
+pub fn parse_stamp(text: &str) -> Option<(u64, u128)> {
     let (_, said) = text.split_once(": m ")?;
     let (seq, sent) = said.split_once(' ')?;
     Some((seq.parse().ok()?, sent.parse().ok()?))

@@ -15,6 +15,7 @@
 //! All traffic goes to 127.0.0.1; every run is bounded in time and stops by
 //! itself.
 
+mod c10k;
 mod echo;
 mod fanout;
 mod files;
@@ -69,6 +70,8 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// C10K: one chat room grown to 100, 1,000, 5,000 and 10,000 members, on lessons 06, 10, 11 and the Python twins
+    C10k(C10kArgs),
     /// Redraw the tables and plots from a results file, without measuring
     Plot {
         /// The results file `report` wrote
@@ -155,6 +158,32 @@ struct FanoutArgs {
 }
 
 #[derive(clap::Args)]
+struct C10kArgs {
+    /// The room sizes, smallest first
+    #[arg(long, value_delimiter = ',', default_values_t = [100, 1_000, 5_000, 10_000],
+          value_parser = clap::value_parser!(u32).range(2..=10_000))]
+    rooms: Vec<u32>,
+    /// Lines one member sends to all the others at each size
+    #[arg(short = 'n', long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    messages: u64,
+    /// Deliveries to time at each size, at least: smaller rooms get more lines
+    #[arg(long, default_value_t = 100_000)]
+    deliveries: u64,
+    /// The longest one server may take to fill its room to the largest size (300, 300s)
+    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    budget: Duration,
+    /// Measure only these servers (lesson06, lesson10, lesson11, python10, python11)
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Where to write c10k.json, c10k.md and c10k-memory.svg (default: the book's perf/ folder)
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Redraw c10k.md and the plot from the c10k.json in the output folder, without measuring
+    #[arg(long)]
+    redraw: bool,
+}
+
+#[derive(clap::Args)]
 pub struct ReportArgs {
     /// A tiny setting (well under a second per scenario) to check that everything works; figures mean nothing
     #[arg(long)]
@@ -204,6 +233,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::C10k(args) => run_c10k(args),
         Command::Plot { results, out } => {
             let text = std::fs::read_to_string(&results)
                 .with_context(|| format!("reading {}", results.display()))?;
@@ -284,6 +314,43 @@ fn run_fanout(args: FanoutArgs) -> anyhow::Result<()> {
     if let Some(err) = &stats.first_error {
         bail!("{err}");
     }
+    Ok(())
+}
+
+/// `loadgen c10k`: the chat rooms at scale, or their table redrawn.
+fn run_c10k(args: C10kArgs) -> anyhow::Result<()> {
+    let dir = args.out.unwrap_or_else(report::default_out_dir);
+    if args.redraw {
+        let path = dir.join("c10k.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let data: c10k::Report = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a c10k results file", path.display()))?;
+        return c10k::redraw(&data, &dir);
+    }
+    let known = c10k::keys();
+    if let Some(bad) = args.only.iter().find(|k| !known.contains(&k.as_str())) {
+        bail!(
+            "--only {bad}: no such server; choose from {}",
+            known.join(", ")
+        );
+    }
+    let mut rooms: Vec<usize> = args.rooms.iter().map(|&n| n as usize).collect();
+    rooms.sort_unstable();
+    rooms.dedup();
+    let spec = c10k::Spec {
+        rooms,
+        messages: args.messages,
+        deliveries: args.deliveries,
+        budget_s: args.budget.as_secs_f64(),
+    };
+    let data = c10k::run(&spec, &args.only, true)?;
+    c10k::write(&data, &dir)?;
+    print!("{}", c10k::markdown(&data));
+    eprintln!(
+        "wrote c10k.json, c10k.md and c10k-memory.svg in {}",
+        dir.display()
+    );
     Ok(())
 }
 

@@ -701,7 +701,7 @@ fn machine(python: Option<String>, load_before: String) -> Machine {
 }
 
 /// Today's UTC date as YYYY-MM-DD (Howard Hinnant's civil-from-days).
-fn today() -> String {
+pub fn today() -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
