@@ -2,11 +2,14 @@
 //!
 //! The server speaks lesson 06's protocol exactly, so it runs lesson 06's
 //! whole protocol suite (tests/src/chat_suite.rs), lesson06-client included.
-//! The tests below the suite are this lesson's own: one thread whatever the
-//! number of members, the idle timeout, the Python twin, the book's output.
+//! The lesson's client, lesson10-client, is that same client with this
+//! lesson's address: it gets the command-line contract, a chat of its own
+//! through the server, and records the book's output. The other tests are
+//! this lesson's own: one thread whatever the number of members, the idle
+//! timeout, the Python twin, the exercise.
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use course_tests::chat_suite::{self, exit_with_stdin_open, interrupt, start_client, type_line};
+use course_tests::chat_suite::{self, exit_with_stdin_open, interrupt, start_client_of, type_line};
 use course_tests::contract;
 use course_tests::tools::PYTHON3;
 use course_tests::transcript::Transcript;
@@ -21,8 +24,8 @@ use predicates::prelude::*;
 use socket2::{Domain, Socket, Type};
 
 const SERVER: &str = "lesson10-server";
-/// The client of the lesson: lesson 06's, given this lesson's address.
-const CLIENT: &str = "lesson06-client";
+/// The client of the lesson: lesson 06's code, with this lesson's address.
+const CLIENT: &str = "lesson10-client";
 const LESSON: &str = "lesson10-event-loop";
 const DEFAULT_ADDR: &str = "127.0.0.1:9010";
 
@@ -40,8 +43,25 @@ fn server_prints_help() -> Result<()> {
 }
 
 #[test]
+fn client_prints_help() -> Result<()> {
+    contract::help_works(CLIENT, DEFAULT_ADDR)?;
+    cmd(CLIENT)?
+        .arg("--help")
+        .assert()
+        .stdout(predicate::str::contains(
+            "lesson 06's chat client, pointed at lesson 10's port",
+        ));
+    Ok(())
+}
+
+#[test]
 fn server_dies_on_bad_address() -> Result<()> {
     contract::bad_address_is_refused(SERVER)
+}
+
+#[test]
+fn client_dies_on_bad_address() -> Result<()> {
+    contract::bad_address_is_refused(CLIENT)
 }
 
 #[test]
@@ -60,6 +80,11 @@ fn server_dies_on_bad_arguments() -> Result<()> {
             .stderr(predicate::str::contains("panicked").not());
     }
     Ok(())
+}
+
+#[test]
+fn client_explains_when_no_server_listens() -> Result<()> {
+    contract::client_explains_no_server(CLIENT, SERVER)
 }
 
 // ---------------------------------------------------------------- the chat protocol
@@ -175,6 +200,40 @@ fn client_reports_when_the_server_goes_away() -> Result<()> {
 #[test]
 fn ctrl_c_tells_everybody_then_the_server_exits() -> Result<()> {
     chat_suite::ctrl_c_tells_everybody_then_the_server_exits(SERVER)
+}
+
+// ---------------------------------------------------------------- the client
+
+/// lesson10-client in lesson 10's room: it joins, takes a name, hears alice,
+/// talks to her, asks `/who`, and `/quit` alone ends it, with status 0.
+#[test]
+fn client_talks_with_the_room_and_quits() -> Result<()> {
+    let mut server = Server::start(SERVER, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut client = start_client_of(CLIENT, &server)?;
+    let me = welcomed_as(&client)?;
+    alice.wait_for(&format!("* {me} joined"))?;
+    type_line(&mut client, "/nick rusty")?;
+    client.wait_for("* you are now rusty")?;
+    alice.wait_for(&format!("* {me} is now rusty"))?;
+    alice.say("hello rusty")?;
+    client.wait_for("alice: hello rusty")?;
+    type_line(&mut client, "hi alice, 你好")?;
+    alice.expect("rusty: hi alice, 你好")?;
+    type_line(&mut client, "/who")?;
+    client.wait_for("* 2 in the room: alice, rusty")?;
+    type_line(&mut client, "/quit")?;
+    client.wait_for("* bye")?;
+    // Its stdin is still open: the client ends because of /quit, not
+    // because its input ended.
+    client.wait_for_stdout_to_close()?;
+    let done = client.wait_exit()?;
+    ensure!(done.status.success(), "{done:?}");
+    ensure!(done.stderr.is_empty(), "{done:?}");
+    done.assert_no_panic()?;
+    alice.expect("* rusty left")?;
+    server.wait_for(&format!("client {me} left with /quit"))?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------- one thread
@@ -377,16 +436,16 @@ fn welcomed_as(client: &Proc) -> Result<String> {
         .context("no welcome line yet")
 }
 
-/// Lesson 06's client in lesson 10's room: two members talk, bob leaves,
-/// Ctrl-C stops the server.
+/// lesson10-client (lesson 06's client) in lesson 10's room: two members
+/// talk, bob leaves, Ctrl-C stops the server.
 #[cfg(target_os = "linux")]
 #[test]
 fn book_output_of_a_chat() -> Result<()> {
     let mut server = Server::start(SERVER, &[])?;
-    let mut alice = start_client(&server)?;
+    let mut alice = start_client_of(CLIENT, &server)?;
     type_line(&mut alice, "/nick alice")?;
     alice.wait_for("* you are now alice")?;
-    let mut bob = start_client(&server)?;
+    let mut bob = start_client_of(CLIENT, &server)?;
     alice.wait_for(" joined")?;
     type_line(&mut bob, "/nick bob")?;
     bob.wait_for("* you are now bob")?;
@@ -422,13 +481,13 @@ fn book_output_of_a_chat() -> Result<()> {
     };
     transcript(
         "lesson10-alice",
-        "(printf '/nick alice\\n'; sleep 5; printf '/who\\n'; sleep 600) |\n    cargo run -q -p lesson06-client -- 127.0.0.1:9010",
+        "(printf '/nick alice\\n'; sleep 5; printf '/who\\n'; sleep 600) |\n    cargo run -q -p lesson10-client",
         &alice.stdout,
         &alice.stderr,
     )?;
     transcript(
         "lesson10-bob",
-        "(printf '/nick bob\\n'; sleep 1; printf 'hello alice\\n'; sleep 10; printf '/quit\\n') |\n    cargo run -q -p lesson06-client -- 127.0.0.1:9010",
+        "(printf '/nick bob\\n'; sleep 1; printf 'hello alice\\n'; sleep 10; printf '/quit\\n') |\n    cargo run -q -p lesson10-client",
         &bob.stdout,
         &bob.stderr,
     )?;
