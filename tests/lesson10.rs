@@ -2,23 +2,30 @@
 //!
 //! The server speaks lesson 06's protocol exactly, so it runs lesson 06's
 //! whole protocol suite (tests/src/chat_suite.rs), lesson06-client included.
-//! The tests below the suite are this lesson's own: one thread whatever the
-//! number of members, the idle timeout, the Python twin, the book's output.
+//! The lesson's client, lesson10-client, is that same client with this
+//! lesson's address: it gets the command-line contract, a chat of its own
+//! through the server, and records the book's output. The other tests are
+//! this lesson's own: one thread whatever the number of members, the idle
+//! timeout, the Python twin, the exercise.
 
-use anyhow::{Context, Result, ensure};
-use course_tests::chat_suite::{self, exit_with_stdin_open, interrupt, start_client, type_line};
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use course_tests::chat_suite::{self, exit_with_stdin_open, interrupt, start_client_of, type_line};
 use course_tests::contract;
 use course_tests::tools::PYTHON3;
 use course_tests::transcript::Transcript;
-use std::io::Write;
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
 
 use course_tests::{Chatter, Proc, Server, cmd, connect, exchange, python, run_with_stdin};
 use predicates::prelude::*;
 use socket2::{Domain, Socket, Type};
 
 const SERVER: &str = "lesson10-server";
-/// The client of the lesson: lesson 06's, given this lesson's address.
-const CLIENT: &str = "lesson06-client";
+/// The client of the lesson: lesson 06's code, with this lesson's address.
+const CLIENT: &str = "lesson10-client";
 const LESSON: &str = "lesson10-event-loop";
 const DEFAULT_ADDR: &str = "127.0.0.1:9010";
 
@@ -36,8 +43,25 @@ fn server_prints_help() -> Result<()> {
 }
 
 #[test]
+fn client_prints_help() -> Result<()> {
+    contract::help_works(CLIENT, DEFAULT_ADDR)?;
+    cmd(CLIENT)?
+        .arg("--help")
+        .assert()
+        .stdout(predicate::str::contains(
+            "lesson 06's chat client, pointed at lesson 10's port",
+        ));
+    Ok(())
+}
+
+#[test]
 fn server_dies_on_bad_address() -> Result<()> {
     contract::bad_address_is_refused(SERVER)
+}
+
+#[test]
+fn client_dies_on_bad_address() -> Result<()> {
+    contract::bad_address_is_refused(CLIENT)
 }
 
 #[test]
@@ -56,6 +80,11 @@ fn server_dies_on_bad_arguments() -> Result<()> {
             .stderr(predicate::str::contains("panicked").not());
     }
     Ok(())
+}
+
+#[test]
+fn client_explains_when_no_server_listens() -> Result<()> {
+    contract::client_explains_no_server(CLIENT, SERVER)
 }
 
 // ---------------------------------------------------------------- the chat protocol
@@ -171,6 +200,40 @@ fn client_reports_when_the_server_goes_away() -> Result<()> {
 #[test]
 fn ctrl_c_tells_everybody_then_the_server_exits() -> Result<()> {
     chat_suite::ctrl_c_tells_everybody_then_the_server_exits(SERVER)
+}
+
+// ---------------------------------------------------------------- the client
+
+/// lesson10-client in lesson 10's room: it joins, takes a name, hears alice,
+/// talks to her, asks `/who`, and `/quit` alone ends it, with status 0.
+#[test]
+fn client_talks_with_the_room_and_quits() -> Result<()> {
+    let mut server = Server::start(SERVER, &[])?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut client = start_client_of(CLIENT, &server)?;
+    let me = welcomed_as(&client)?;
+    alice.wait_for(&format!("* {me} joined"))?;
+    type_line(&mut client, "/nick rusty")?;
+    client.wait_for("* you are now rusty")?;
+    alice.wait_for(&format!("* {me} is now rusty"))?;
+    alice.say("hello rusty")?;
+    client.wait_for("alice: hello rusty")?;
+    type_line(&mut client, "hi alice, 你好")?;
+    alice.expect("rusty: hi alice, 你好")?;
+    type_line(&mut client, "/who")?;
+    client.wait_for("* 2 in the room: alice, rusty")?;
+    type_line(&mut client, "/quit")?;
+    client.wait_for("* bye")?;
+    // Its stdin is still open: the client ends because of /quit, not
+    // because its input ended.
+    client.wait_for_stdout_to_close()?;
+    let done = client.wait_exit()?;
+    ensure!(done.status.success(), "{done:?}");
+    ensure!(done.stderr.is_empty(), "{done:?}");
+    done.assert_no_panic()?;
+    alice.expect("* rusty left")?;
+    server.wait_for(&format!("client {me} left with /quit"))?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------- one thread
@@ -373,16 +436,16 @@ fn welcomed_as(client: &Proc) -> Result<String> {
         .context("no welcome line yet")
 }
 
-/// Lesson 06's client in lesson 10's room: two members talk, bob leaves,
-/// Ctrl-C stops the server.
+/// lesson10-client (lesson 06's client) in lesson 10's room: two members
+/// talk, bob leaves, Ctrl-C stops the server.
 #[cfg(target_os = "linux")]
 #[test]
 fn book_output_of_a_chat() -> Result<()> {
     let mut server = Server::start(SERVER, &[])?;
-    let mut alice = start_client(&server)?;
+    let mut alice = start_client_of(CLIENT, &server)?;
     type_line(&mut alice, "/nick alice")?;
     alice.wait_for("* you are now alice")?;
-    let mut bob = start_client(&server)?;
+    let mut bob = start_client_of(CLIENT, &server)?;
     alice.wait_for(" joined")?;
     type_line(&mut bob, "/nick bob")?;
     bob.wait_for("* you are now bob")?;
@@ -418,13 +481,13 @@ fn book_output_of_a_chat() -> Result<()> {
     };
     transcript(
         "lesson10-alice",
-        "(printf '/nick alice\\n'; sleep 5; printf '/who\\n'; sleep 600) |\n    cargo run -q -p lesson06-client -- 127.0.0.1:9010",
+        "(printf '/nick alice\\n'; sleep 5; printf '/who\\n'; sleep 600) |\n    cargo run -q -p lesson10-client",
         &alice.stdout,
         &alice.stderr,
     )?;
     transcript(
         "lesson10-bob",
-        "(printf '/nick bob\\n'; sleep 1; printf 'hello alice\\n'; sleep 10; printf '/quit\\n') |\n    cargo run -q -p lesson06-client -- 127.0.0.1:9010",
+        "(printf '/nick bob\\n'; sleep 1; printf 'hello alice\\n'; sleep 10; printf '/quit\\n') |\n    cargo run -q -p lesson10-client",
         &bob.stdout,
         &bob.stderr,
     )?;
@@ -458,26 +521,119 @@ fn exercise1_echoes_to_every_caller_at_once_on_one_thread() -> Result<()> {
     server.kill()?.assert_no_panic()
 }
 
+/// How long the burst's sender may make no progress before it tells the
+/// reader that the server has stopped taking the burst (see below).
+const STALLED: Duration = Duration::from_millis(200);
+
+/// What the burst's sender reports to the reader.
+enum Burst {
+    /// Nothing went out for [`STALLED`]: every buffer between the server
+    /// and us is full, and the server keeps the rest of its replies itself.
+    Stalled,
+    /// Every byte went out.
+    Sent,
+}
+
 #[test]
 fn exercise1_echoes_a_burst_that_the_caller_reads_late() -> Result<()> {
-    // 200 KB sent before reading a byte, with a small receive buffer on our
-    // side: every byte comes back, in order, and another caller is served
-    // meanwhile.
+    // 8 MB, more than the buffers between the server and us can hold (on
+    // Linux a send buffer grows to 4 MB by default, and ours receives 4 KB):
+    // sooner or later `write` takes only part of a reply, or nothing, and
+    // the server must keep the rest and send it when our socket has room.
+    // A server that drops what `write` did not take loses bytes here; one
+    // that does not try again when the socket becomes writable leaves us
+    // waiting until TIMEOUT.
+    const LEN: usize = 8 * 1024 * 1024;
     let server = Server::start(EXERCISE, &[])?;
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
     socket.set_recv_buffer_size(4096)?;
-    // Room for the whole burst on our side, so that sending cannot wait.
-    socket.set_send_buffer_size(400_000)?;
     socket.connect_timeout(&server.addr.into(), course_tests::TIMEOUT)?;
-    let mut late: std::net::TcpStream = socket.into();
+    let mut late: TcpStream = socket.into();
     late.set_read_timeout(Some(course_tests::TIMEOUT))?;
-    let data: Vec<u8> = (0..200_000u32).map(|i| b'a' + (i % 26) as u8).collect();
-    late.write_all(&data)?;
+    // Random letters, so that a lost or repeated piece cannot line up with
+    // the bytes around it (a repeating alphabet would hide a loss of 26).
+    let mut rng = course_tests::Rng::new(0x5eed_0010);
+    let burst: Vec<u8> = (0..LEN).map(|_| b'a' + rng.between(0, 25) as u8).collect();
+    let expected = burst.to_ascii_uppercase();
+
+    // A second thread sends the burst while this one reads nothing. A
+    // blocking write that took nothing for STALLED is how the sender sees
+    // that the server stopped reading the burst; it tells us once, then goes
+    // on until all is sent, or until TIMEOUT without progress.
+    let mut sender = late.try_clone()?;
+    sender.set_write_timeout(Some(STALLED))?;
+    let (news, progress) = mpsc::channel();
+    let sending = thread::spawn(move || -> Result<()> {
+        let mut sent = 0;
+        let mut stalled = Duration::ZERO;
+        while sent < burst.len() {
+            match sender.write(&burst[sent..]) {
+                Ok(n) => {
+                    sent += n;
+                    stalled = Duration::ZERO;
+                }
+                Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    if stalled.is_zero() {
+                        let _ = news.send(Burst::Stalled); // the reader may be gone
+                    }
+                    stalled += STALLED;
+                    ensure!(
+                        stalled < course_tests::TIMEOUT,
+                        "the server took nothing more after {sent} bytes"
+                    );
+                }
+                Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                Err(err) => {
+                    return Err(err).with_context(|| format!("sending, after {sent} bytes"));
+                }
+            }
+        }
+        let _ = news.send(Burst::Sent);
+        Ok(())
+    });
+
+    // Read nothing until the server has had to keep replies itself: the
+    // sender is stuck, or has sent all 8 MB (more than the buffers hold).
+    // Whichever comes first, what follows must hold.
+    let Ok(first) = progress.recv_timeout(course_tests::TIMEOUT) else {
+        // The sender ended without a word: its error says why.
+        sending
+            .join()
+            .map_err(|_| anyhow!("the sender panicked"))??;
+        bail!("the sender said nothing");
+    };
+    let when = match first {
+        Burst::Stalled => "while the burst was stuck",
+        Burst::Sent => "after the whole burst was sent",
+    };
+    // Meanwhile the server still answers somebody else at once.
     let mut other = connect(server.addr)?;
-    exchange(&mut other, b"not kept waiting")?;
-    let reply = course_tests::read_exactly(&mut late, data.len())?;
-    ensure!(reply == data.to_ascii_uppercase(), "the echo differs");
-    Ok(())
+    exchange(&mut other, b"not kept waiting").with_context(|| when.to_string())?;
+
+    // Now every byte, in order, checked as it comes, so that bytes lost in
+    // the middle are named where they went missing.
+    let mut got = 0;
+    let mut buf = vec![0; 64 * 1024];
+    while got < LEN {
+        let n = match late.read(&mut buf) {
+            Ok(n) => n,
+            Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+            Err(err) => {
+                return Err(err).with_context(|| format!("reading the echo after {got} bytes"));
+            }
+        };
+        ensure!(n > 0, "the server hung up after {got} of {LEN} bytes");
+        ensure!(n <= LEN - got, "{} bytes more than we sent", got + n - LEN);
+        if let Some(at) = (0..n).find(|&i| buf[i] != expected[got + i]) {
+            bail!("the echo differs from what we sent at byte {}", got + at);
+        }
+        got += n;
+    }
+    sending
+        .join()
+        .map_err(|_| anyhow!("the sender panicked"))??;
+    exchange(&mut other, b"and still served")?;
+    server.kill()?.assert_no_panic()
 }
 
 #[test]

@@ -22,7 +22,14 @@ pub const CLIENT: &str = "lesson06-client";
 
 /// A lesson06-client process, joined to `server`'s room.
 pub fn start_client(server: &Server) -> Result<Proc> {
-    let mut client = Proc::spawn(CLIENT, &[&server.addr_arg()])?;
+    start_client_of(CLIENT, server)
+}
+
+/// A process of the chat client `client` (lesson06-client, or lesson10-client,
+/// which is the same program with lesson 10's address), joined to `server`'s
+/// room.
+pub fn start_client_of(client: &str, server: &Server) -> Result<Proc> {
+    let mut client = Proc::spawn(client, &[&server.addr_arg()])?;
     client.wait_for("* welcome, you are ")?;
     Ok(client)
 }
