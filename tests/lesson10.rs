@@ -534,6 +534,75 @@ enum Burst {
     Sent,
 }
 
+/// Sends `data` from a second thread while the caller's thread reads
+/// nothing, then shuts our sending side if `then_shut`. A blocking write
+/// that took nothing for [`STALLED`] is how the sender sees that the server
+/// stopped reading; it says so once, then goes on until all is sent, or
+/// until TIMEOUT without progress.
+fn send_in_background(
+    conn: &TcpStream,
+    data: Vec<u8>,
+    then_shut: bool,
+) -> Result<(mpsc::Receiver<Burst>, thread::JoinHandle<Result<()>>)> {
+    let mut sender = conn.try_clone()?;
+    sender.set_write_timeout(Some(STALLED))?;
+    let (news, progress) = mpsc::channel();
+    let sending = thread::spawn(move || -> Result<()> {
+        let mut sent = 0;
+        let mut stalled = Duration::ZERO;
+        while sent < data.len() {
+            match sender.write(&data[sent..]) {
+                Ok(n) => {
+                    sent += n;
+                    stalled = Duration::ZERO;
+                }
+                Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    if stalled.is_zero() {
+                        let _ = news.send(Burst::Stalled); // the reader may be gone
+                    }
+                    stalled += STALLED;
+                    ensure!(
+                        stalled < course_tests::TIMEOUT,
+                        "the server took nothing more after {sent} bytes"
+                    );
+                }
+                Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                Err(err) => {
+                    return Err(err).with_context(|| format!("sending, after {sent} bytes"));
+                }
+            }
+        }
+        if then_shut {
+            sender
+                .shutdown(std::net::Shutdown::Write)
+                .context("shutting our sending side")?;
+        }
+        let _ = news.send(Burst::Sent);
+        Ok(())
+    });
+    Ok((progress, sending))
+}
+
+/// Waits until the server has had to keep replies itself (the sender is
+/// stuck), or the whole burst is out. Says which, for the messages.
+fn wait_for_the_burst(
+    progress: &mpsc::Receiver<Burst>,
+    sending: thread::JoinHandle<Result<()>>,
+) -> Result<(&'static str, thread::JoinHandle<Result<()>>)> {
+    let Ok(first) = progress.recv_timeout(course_tests::TIMEOUT) else {
+        // The sender ended without a word: its error says why.
+        sending
+            .join()
+            .map_err(|_| anyhow!("the sender panicked"))??;
+        bail!("the sender said nothing");
+    };
+    let when = match first {
+        Burst::Stalled => "while the burst was stuck",
+        Burst::Sent => "after the whole burst was sent",
+    };
+    Ok((when, sending))
+}
+
 #[test]
 fn exercise1_echoes_a_burst_that_the_caller_reads_late() -> Result<()> {
     // 8 MB, more than the buffers between the server and us can hold (on
@@ -556,56 +625,12 @@ fn exercise1_echoes_a_burst_that_the_caller_reads_late() -> Result<()> {
     let burst: Vec<u8> = (0..LEN).map(|_| b'a' + rng.between(0, 25) as u8).collect();
     let expected = burst.to_ascii_uppercase();
 
-    // A second thread sends the burst while this one reads nothing. A
-    // blocking write that took nothing for STALLED is how the sender sees
-    // that the server stopped reading the burst; it tells us once, then goes
-    // on until all is sent, or until TIMEOUT without progress.
-    let mut sender = late.try_clone()?;
-    sender.set_write_timeout(Some(STALLED))?;
-    let (news, progress) = mpsc::channel();
-    let sending = thread::spawn(move || -> Result<()> {
-        let mut sent = 0;
-        let mut stalled = Duration::ZERO;
-        while sent < burst.len() {
-            match sender.write(&burst[sent..]) {
-                Ok(n) => {
-                    sent += n;
-                    stalled = Duration::ZERO;
-                }
-                Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    if stalled.is_zero() {
-                        let _ = news.send(Burst::Stalled); // the reader may be gone
-                    }
-                    stalled += STALLED;
-                    ensure!(
-                        stalled < course_tests::TIMEOUT,
-                        "the server took nothing more after {sent} bytes"
-                    );
-                }
-                Err(err) if err.kind() == ErrorKind::Interrupted => {}
-                Err(err) => {
-                    return Err(err).with_context(|| format!("sending, after {sent} bytes"));
-                }
-            }
-        }
-        let _ = news.send(Burst::Sent);
-        Ok(())
-    });
+    let (progress, sending) = send_in_background(&late, burst, false)?;
 
     // Read nothing until the server has had to keep replies itself: the
     // sender is stuck, or has sent all 8 MB (more than the buffers hold).
     // Whichever comes first, what follows must hold.
-    let Ok(first) = progress.recv_timeout(course_tests::TIMEOUT) else {
-        // The sender ended without a word: its error says why.
-        sending
-            .join()
-            .map_err(|_| anyhow!("the sender panicked"))??;
-        bail!("the sender said nothing");
-    };
-    let when = match first {
-        Burst::Stalled => "while the burst was stuck",
-        Burst::Sent => "after the whole burst was sent",
-    };
+    let (when, sending) = wait_for_the_burst(&progress, sending)?;
     // Meanwhile the server still answers somebody else at once.
     let mut other = connect(server.addr)?;
     exchange(&mut other, b"not kept waiting").with_context(|| when.to_string())?;
@@ -633,6 +658,39 @@ fn exercise1_echoes_a_burst_that_the_caller_reads_late() -> Result<()> {
         .join()
         .map_err(|_| anyhow!("the sender panicked"))??;
     exchange(&mut other, b"and still served")?;
+    server.kill()?.assert_no_panic()
+}
+
+#[test]
+fn exercise1_sends_every_reply_to_a_caller_who_is_done_sending() -> Result<()> {
+    // A caller sends 8 MB and shuts its sending side, reading nothing until
+    // the server has had to keep replies (as in the burst above). Every
+    // reply must come back, and then the server must hang up. A server that
+    // hangs up at Ok(0) loses what it still holds in `unsent`, when its
+    // socket happens to be full at that moment (not every run); one that
+    // forgets to hang up once `unsent` is empty keeps us waiting here.
+    const LEN: usize = 8 * 1024 * 1024;
+    let server = Server::start(EXERCISE, &[])?;
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.set_recv_buffer_size(4096)?;
+    socket.connect_timeout(&server.addr.into(), course_tests::TIMEOUT)?;
+    let mut caller: TcpStream = socket.into();
+    caller.set_read_timeout(Some(course_tests::TIMEOUT))?;
+    let mut rng = course_tests::Rng::new(0x5eed_0011);
+    let data: Vec<u8> = (0..LEN).map(|_| b'a' + rng.between(0, 25) as u8).collect();
+    let expected = data.to_ascii_uppercase();
+    let (progress, sending) = send_in_background(&caller, data, true)?;
+    let (when, sending) = wait_for_the_burst(&progress, sending)?;
+    let got = course_tests::read_until_hung_up(&mut caller)?;
+    sending
+        .join()
+        .map_err(|_| anyhow!("the sender panicked"))??;
+    ensure!(
+        got.len() == LEN,
+        "{} of {LEN} bytes came back before the server hung up (reading began {when})",
+        got.len()
+    );
+    ensure!(got == expected, "the echo differs from what we sent");
     server.kill()?.assert_no_panic()
 }
 

@@ -35,6 +35,9 @@ fn main() -> ExitCode {
 struct Caller {
     conn: TcpStream,
     unsent: Vec<u8>,
+    /// They have sent all they will send (`read` gave `Ok(0)`), but we may
+    /// still owe them replies: the call ends when `unsent` is empty.
+    done_sending: bool,
 }
 
 /// Replies waiting for one caller beyond this are too many: we stop
@@ -74,7 +77,15 @@ fn run(addr: &str) -> anyhow::Result<()> {
                     poll.registry().register(&mut conn, token, both)?;
                     println!("client {peer} connected");
                     let unsent = Vec::new();
-                    callers.insert(token, Caller { conn, unsent });
+                    let done_sending = false;
+                    callers.insert(
+                        token,
+                        Caller {
+                            conn,
+                            unsent,
+                            done_sending,
+                        },
+                    );
                 }
                 continue;
             }
@@ -111,11 +122,17 @@ fn serve(caller: &mut Caller) -> bool {
                 Err(_) => return false,
             }
         }
+        if caller.done_sending {
+            // Nothing more to read; over once every reply has gone out.
+            return !caller.unsent.is_empty();
+        }
         if caller.unsent.len() >= MAX_UNSENT {
             return true; // wait for "writable" before reading more
         }
         match caller.conn.read(&mut buf) {
-            Ok(0) => return false, // they hung up
+            // They hung up, or only shut their sending side (as `nc -N`
+            // does): either way, the replies we owe still go out first.
+            Ok(0) => caller.done_sending = true,
             Ok(n) => caller.unsent.extend(shared::upper(&buf[..n])),
             Err(err) if err.kind() == ErrorKind::WouldBlock => return true,
             Err(err) if err.kind() == ErrorKind::Interrupted => {}
