@@ -175,7 +175,7 @@ struct C10kArgs {
     /// Measure only these servers (lesson06, lesson10, lesson11, python10, python11)
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Where to write c10k.json, c10k.md and c10k-memory.svg (default: the book's perf/ folder)
+    /// Where to write c10k.json, c10k.md, c10k-ladder.md and c10k-memory.svg (default: the book's perf/ folder)
     #[arg(long)]
     out: Option<PathBuf>,
     /// Redraw c10k.md and the plot from the c10k.json in the output folder, without measuring
