@@ -386,7 +386,9 @@ fn measure(
     };
     let pid = server.pid();
     let budget = Duration::from_secs_f64(spec.budget_s);
-    let deadline = Instant::now() + budget;
+    // Time spent talking counts neither against the budget nor as filling.
+    let mut deadline = Instant::now() + budget;
+    let mut talked = Duration::ZERO;
     runtime.block_on(async {
         let mut room = Room::new(server.addr);
         for &size in &spec.rooms {
@@ -397,7 +399,7 @@ fn measure(
             let base = room.base;
             let tick = |members: usize| {
                 if progress && members % 1000 == 0 {
-                    let secs = base.elapsed().as_secs_f64();
+                    let secs = (base.elapsed() - talked).as_secs_f64();
                     eprintln!("   {}: {members} members, {secs:.0} s", subject.label);
                 }
             };
@@ -406,7 +408,7 @@ fn measure(
                 grown = room.settle(deadline).await;
             }
             stage.reached = room.members();
-            stage.fill_s = room.base.elapsed().as_secs_f64();
+            stage.fill_s = (room.base.elapsed() - talked).as_secs_f64();
             (stage.rss_kb, stage.threads) = procs::sample(pid).unzip();
             if let Err(why) = grown {
                 stage.broke = Some(why);
@@ -414,6 +416,7 @@ fn measure(
                 break;
             }
             let lines = spec.messages.max(spec.deliveries.div_ceil(size as u64 - 1));
+            let talk_start = Instant::now();
             let cpu_before = procs::cpu_seconds(pid);
             match room.talk(lines).await {
                 Ok((mut latencies, missing)) => {
@@ -429,6 +432,8 @@ fn measure(
                 Err(why) => stage.broke = Some(why),
             }
             let cpu_after = procs::cpu_seconds(pid);
+            talked += talk_start.elapsed();
+            deadline += talk_start.elapsed();
             if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
                 if stage.deliveries > 0 {
                     stage.cpu_us_per_line = Some((after - before) * 1e6 / stage.deliveries as f64);

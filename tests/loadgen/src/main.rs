@@ -169,8 +169,8 @@ struct C10kArgs {
     /// Deliveries to time at each size, at least: smaller rooms get more lines
     #[arg(long, default_value_t = 100_000)]
     deliveries: u64,
-    /// The longest one server may take to fill its room to the largest size (300, 300s)
-    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    /// The longest one server may take to fill its room to the largest size (600 or 600s)
+    #[arg(long, default_value = "600s", value_parser = parse_duration)]
     budget: Duration,
     /// Measure only these servers (lesson06, lesson10, lesson11, python10, python11)
     #[arg(long, value_delimiter = ',')]
