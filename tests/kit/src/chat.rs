@@ -188,7 +188,13 @@ pub fn read_line(input: &mut impl BufRead) -> Result<Option<String>> {
     if n == 0 {
         return Ok(None);
     }
-    ensure!(raw.pop() == Some(b'\n'), "a line without its \\n: {raw:?}");
+    ensure!(
+        raw.last() == Some(&b'\n'),
+        "the stream ended inside a line, {} bytes without a \\n: {:?}",
+        raw.len(),
+        String::from_utf8_lossy(&raw[..raw.len().min(100)])
+    );
+    raw.pop();
     String::from_utf8(raw)
         .map(Some)
         .map_err(|err| anyhow!("the server sent invalid UTF-8: {err}"))
