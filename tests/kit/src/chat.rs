@@ -21,6 +21,11 @@ pub const TOO_LONG: &str = "* line too long (max 8192 bytes), disconnecting";
 /// on a member who does not read (its `QUEUE_LINES`).
 pub const QUEUE_LINES: usize = 256;
 
+/// How many bytes lesson 10's server keeps for one member whose socket does
+/// not take them, before it hangs up on them (its `MAX_OUTPUT`). Lesson 10
+/// counts bytes where lessons 06 and 11 count lines.
+pub const OUTPUT_BYTES: usize = 256 * 1024;
+
 /// A chat client played by the test.
 pub struct Chatter {
     /// The lines from the server.
