@@ -21,6 +21,11 @@ pub const TOO_LONG: &str = "* line too long (max 8192 bytes), disconnecting";
 /// on a member who does not read (its `QUEUE_LINES`).
 pub const QUEUE_LINES: usize = 256;
 
+/// How many bytes lesson 10's server keeps for one member whose socket does
+/// not take them, before it hangs up on them (its `MAX_OUTPUT`). Lesson 10
+/// counts bytes where lessons 06 and 11 count lines.
+pub const OUTPUT_BYTES: usize = 256 * 1024;
+
 /// A chat client played by the test.
 pub struct Chatter {
     /// The lines from the server.
@@ -188,7 +193,13 @@ pub fn read_line(input: &mut impl BufRead) -> Result<Option<String>> {
     if n == 0 {
         return Ok(None);
     }
-    ensure!(raw.pop() == Some(b'\n'), "a line without its \\n: {raw:?}");
+    ensure!(
+        raw.last() == Some(&b'\n'),
+        "the stream ended inside a line, {} bytes without a \\n: {:?}",
+        raw.len(),
+        String::from_utf8_lossy(&raw[..raw.len().min(100)])
+    );
+    raw.pop();
     String::from_utf8(raw)
         .map(Some)
         .map_err(|err| anyhow!("the server sent invalid UTF-8: {err}"))
