@@ -348,7 +348,7 @@ fn run_c10k(args: C10kArgs) -> anyhow::Result<()> {
     c10k::write(&data, &dir)?;
     print!("{}", c10k::markdown(&data));
     eprintln!(
-        "wrote c10k.json, c10k.md and c10k-memory.svg in {}",
+        "wrote c10k.json, c10k.md, c10k-ladder.md and c10k-memory.svg in {}",
         dir.display()
     );
     Ok(())
