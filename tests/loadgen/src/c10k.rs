@@ -32,7 +32,7 @@ use tokio::time::timeout;
 
 use crate::fanout;
 use crate::procs;
-use crate::render;
+use crate::render::{self, plot_err};
 use crate::stats::{self, Percentiles};
 
 /// The longest a connect, a welcome or one line reaching everybody may take.
@@ -884,10 +884,6 @@ fn targets(report: &Report) -> String {
     out
 }
 
-fn plot_err<E: std::fmt::Debug>(err: E) -> anyhow::Error {
-    anyhow::anyhow!("drawing the C10K plot failed: {err:?}")
-}
-
 /// Memory per member against room size, one line per server, both axes on
 /// log scales (the servers differ by a factor of a hundred).
 fn memory_plot(report: &Report, path: &Path) -> anyhow::Result<()> {
@@ -947,26 +943,9 @@ fn memory_plot(report: &Report, path: &Path) -> anyhow::Result<()> {
         RGBColor(140, 86, 75),
     ];
     for (i, (label, points)) in series.iter().enumerate() {
-        let colour = palette[i % palette.len()];
-        chart
-            .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
-            .map_err(plot_err)?
-            .label(*label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
-            });
-        chart
-            .draw_series(points.iter().map(|&p| Circle::new(p, 4, colour.filled())))
-            .map_err(plot_err)?;
+        render::dotted_line(&mut chart, points, palette[i % palette.len()], label)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .label_font(("sans-serif", 12))
-        .draw()
-        .map_err(plot_err)?;
+    render::legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     root.present().map_err(plot_err)?;
     Ok(())
 }

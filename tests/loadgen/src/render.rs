@@ -609,8 +609,51 @@ pub fn write_all(r: &Results, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn plot_err<E: std::fmt::Debug>(err: E) -> anyhow::Error {
+pub fn plot_err<E: std::fmt::Debug>(err: E) -> anyhow::Error {
     anyhow!("drawing a plot failed: {err:?}")
+}
+
+/// One labelled line with a dot at every point, on a chart of any scales.
+pub fn dotted_line<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    points: &[(f64, f64)],
+    colour: RGBColor,
+    label: &str,
+) -> anyhow::Result<()>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    chart
+        .draw_series(LineSeries::new(points.to_vec(), colour.stroke_width(2)))
+        .map_err(plot_err)?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+    chart
+        .draw_series(points.iter().map(|&p| Circle::new(p, 4, colour.filled())))
+        .map_err(plot_err)?;
+    Ok(())
+}
+
+/// The legend of the lines, in a corner, in the plots' common style.
+pub fn legend<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    corner: SeriesLabelPosition,
+) -> anyhow::Result<()>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    chart
+        .configure_series_labels()
+        .position(corner)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 12))
+        .draw()
+        .map_err(plot_err)
 }
 
 /// The colour of a kind of server in every plot.
@@ -749,14 +792,7 @@ fn waiting_plot(r: &Results, path: &Path) -> anyhow::Result<()> {
             .label(entry.label.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .label_font(("sans-serif", 12))
-        .draw()
-        .map_err(plot_err)?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     root.present().map_err(plot_err)?;
     Ok(())
 }
@@ -825,16 +861,7 @@ fn fanout_plot(r: &Results, path: &Path) -> anyhow::Result<()> {
             .iter()
             .map(|p| (p.0, if pick == 1 { p.1 } else { p.2 }))
             .collect();
-        chart
-            .draw_series(LineSeries::new(line.clone(), colour.stroke_width(2)))
-            .map_err(plot_err)?
-            .label(name)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
-            });
-        chart
-            .draw_series(line.iter().map(|&p| Circle::new(p, 4, colour.filled())))
-            .map_err(plot_err)?;
+        dotted_line(&mut chart, &line, colour, name)?;
     }
     chart
         .draw_series(points.iter().map(|p| {
@@ -845,14 +872,7 @@ fn fanout_plot(r: &Results, path: &Path) -> anyhow::Result<()> {
             )
         }))
         .map_err(plot_err)?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .label_font(("sans-serif", 12))
-        .draw()
-        .map_err(plot_err)?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     root.present().map_err(plot_err)?;
     Ok(())
 }
