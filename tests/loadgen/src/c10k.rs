@@ -412,6 +412,9 @@ fn measure(
             (stage.rss_kb, stage.threads) = procs::sample(pid).unzip();
             if let Err(why) = grown {
                 stage.broke = Some(why);
+                if progress {
+                    eprintln!("   {}: {}", subject.label, stage_line(&stage));
+                }
                 result.stages.push(stage);
                 break;
             }
@@ -462,14 +465,13 @@ fn measure(
 
 /// One stage in a line, for the progress log.
 fn stage_line(s: &Stage) -> String {
-    let latency = s.latency.unwrap_or_default();
     format!(
         "{} members in {:.1} s; p50 {}, p99 {}, max {}; {}, {} threads{}",
         s.reached,
         s.fill_s,
-        render::micros(s.latency.map(|_| latency.p50_us)),
-        render::micros(s.latency.map(|_| latency.p99_us)),
-        render::micros(s.latency.map(|_| latency.max_us)),
+        render::micros(s.latency.map(|p| p.p50_us)),
+        render::micros(s.latency.map(|p| p.p99_us)),
+        render::micros(s.latency.map(|p| p.max_us)),
         render::rss(s.rss_kb),
         s.threads.map_or("?".into(), |t| t.to_string()),
         s.broke
