@@ -19,7 +19,7 @@ use anyhow::Context;
 use clap::Parser;
 use clap::builder::RangedU64ValueParser;
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Poll, Token};
 // ANCHOR_END: imports
 
 // ANCHOR: args
@@ -126,14 +126,28 @@ fn run(addr: &str, max_clients: usize, idle: Duration) -> anyhow::Result<()> {
     // ANCHOR_END: bind
 
     // ANCHOR: ctrl-c
-    // The Ctrl-C handler runs on a thread of the `ctrlc` crate. It must not
-    // touch the room, which belongs to the loop's thread: it only wakes the
-    // loop, which then sees the token CTRL_C among the ready ones.
-    let waker = Waker::new(poll.registry(), CTRL_C)?;
-    ctrlc::set_handler(move || {
-        let _ = waker.wake();
-    })
-    .context("could not install the Ctrl-C handler")?;
+    // On Unix, Ctrl-C is the signal SIGINT. `Signals` is registered like a
+    // socket: its signal handler writes a byte into a pipe that the poll
+    // watches, so Ctrl-C arrives as the token CTRL_C, on this same thread.
+    #[cfg(unix)]
+    let mut ctrl_c =
+        signal_hook_mio::v1_0::Signals::new([signal_hook::consts::SIGINT])
+            .context("could not listen for Ctrl-C")?;
+    #[cfg(unix)]
+    poll.registry()
+        .register(&mut ctrl_c, CTRL_C, Interest::READABLE)?;
+
+    // Windows runs a Ctrl-C handler on a thread of its own. That thread
+    // must not touch the room, which belongs to the loop: it only wakes the
+    // loop, which then sees the token CTRL_C as on Unix.
+    #[cfg(not(unix))]
+    {
+        let waker = mio::Waker::new(poll.registry(), CTRL_C)?;
+        ctrlc::set_handler(move || {
+            let _ = waker.wake();
+        })
+        .context("could not install the Ctrl-C handler")?;
+    }
     // ANCHOR_END: ctrl-c
 
     // ANCHOR: start
