@@ -600,7 +600,7 @@ const EXERCISE: &str = "lesson10-exercise1";
 
 #[test]
 fn exercise1_echoes_to_every_caller_at_once_on_one_thread() -> Result<()> {
-    let server = Server::start(EXERCISE, &[])?;
+    let mut server = Server::start(EXERCISE, &[])?;
     let mut first = connect(server.addr)?;
     exchange(&mut first, b"first")?;
     let mut second = connect(server.addr)?;
@@ -611,6 +611,10 @@ fn exercise1_echoes_to_every_caller_at_once_on_one_thread() -> Result<()> {
         let threads = course_tests::threads(server.proc.id())?;
         ensure!(threads == 1, "{threads} threads with two callers");
     }
+    // With several callers at once, the log says which one hung up.
+    let second_addr = second.local_addr()?;
+    drop(second);
+    server.wait_for(&format!("client {second_addr} disconnected"))?;
     server.kill()?.assert_no_panic()
 }
 
