@@ -12,9 +12,11 @@ import time
 MAX_LINE = 8192             # the longest line we accept, without its "\n"
 MAX_OUTPUT = 256 * 1024     # bytes that may wait for one client; more: too slow
 LINGER = 5.0                # seconds a leaving client has to take its last lines
+ACCEPT_AGAIN = 0.1          # seconds before we try accept again after it failed
 
 sel = selectors.DefaultSelector()   # epoll on Linux, kqueue on macOS: mio's Poll
 members = {}                        # socket -> Member: everybody, leaving or not
+accept_again_at = None              # set while the listener rests after a failed accept
 
 
 class Member:
@@ -109,13 +111,19 @@ def hang_up(m, why):
 
 
 def accept_all(listener):
+    global accept_again_at
     while True:                                # until the queue is empty
         try:
             conn, addr = listener.accept()
         except BlockingIOError:
             return
-        except OSError as err:
-            print(f"accept failed: {err}")
+        except OSError as err:                 # usually "too many open files"
+            # The caller stays in the queue, so the listener stays readable:
+            # selectors would report it at once, again and again. Stop
+            # watching it, and try again shortly (mio's edge needs this too).
+            print(f"accept failed: {err}; trying again shortly")
+            sel.unregister(listener)
+            accept_again_at = time.monotonic() + ACCEPT_AGAIN
             return
         peer = show(addr)
         if len(in_room()) >= args.max_clients:
@@ -207,8 +215,11 @@ def check_deadlines():
 
 
 def shut_down(listener):
+    global accept_again_at
     print("Ctrl-C: telling everybody the server is shutting down")
-    sel.unregister(listener)
+    if accept_again_at is None:                # else it is not registered now
+        sel.unregister(listener)
+    accept_again_at = None
     listener.close()
     for m in members.values():
         m.in_room = False
@@ -251,6 +262,8 @@ running = True
 while running or members:
     # The event loop: wait for ready sockets or the next deadline, handle each.
     deadlines = [m.deadline for m in members.values()]
+    if accept_again_at is not None:
+        deadlines.append(accept_again_at)
     timeout = max(0, min(deadlines) - time.monotonic()) if deadlines else None
     for key, events in sel.select(timeout):
         if key.data is None:
@@ -266,5 +279,9 @@ while running or members:
                 read_from(m)
             if events & selectors.EVENT_WRITE and m.conn in members:
                 flush(m)
+    if accept_again_at is not None and accept_again_at <= time.monotonic():
+        accept_again_at = None                 # watch the listener again
+        sel.register(listener, selectors.EVENT_READ, None)
+        accept_all(listener)
     check_deadlines()
 print("server stopped")

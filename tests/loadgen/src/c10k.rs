@@ -730,6 +730,15 @@ fn sizes(rooms: &[usize]) -> String {
     String::new()
 }
 
+/// How long the run took: seconds for a trial, minutes for the real thing.
+fn took(seconds: f64) -> String {
+    if seconds < 90.0 {
+        format!("{seconds:.0} s")
+    } else {
+        format!("{:.0} minutes", seconds / 60.0)
+    }
+}
+
 /// Resident memory per member, in kB (10^3 bytes).
 fn per_member_kb(s: &Stage) -> Option<f64> {
     let rss = s.rss_kb? as f64 * 1024.0 / 1e3;
@@ -759,19 +768,23 @@ pub fn markdown(report: &Report) -> String {
     let _ = writeln!(
         out,
         "One room per server, grown to {} members, on the machine described above \
-         ({}, in {:.0} minutes). At each size, one member sent {} lines, one at a \
+         ({}, in {}). At each size, one member sent {} lines, one at a \
          time, to all the others (more in smaller rooms, for at least {} deliveries \
          at each size). Each server had {:.0} s to fill its room. p50, p99 and max \
          are the delivery times of those lines; memory is the server's resident \
          memory with the room full; CPU per line is the server's CPU time per \
-         delivered line. Python selectors and Python asyncio are the twins of \
-         lessons 10 and 11.\n",
+         delivered line.{}\n",
         sizes(&report.spec.rooms),
         report.date,
-        report.took_s / 60.0,
+        took(report.took_s),
         report.spec.messages,
         render::thousands(report.spec.deliveries as f64),
-        report.spec.budget_s
+        report.spec.budget_s,
+        if report.subjects.iter().any(|s| s.key.starts_with("python")) {
+            " Python selectors and Python asyncio are the twins of lessons 10 and 11."
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         out,
@@ -870,7 +883,13 @@ fn targets(report: &Report) -> String {
         ),
     ];
     for (name, check) in checks {
+        let measured = |key: &str| {
+            let subject = report.subjects.iter().find(|s| s.key == key);
+            subject.is_some_and(|s| s.missing.is_none())
+        };
         let cell = |key: &str| match full(key) {
+            // Left out with --only, or could not be started.
+            None if !measured(key) => "not measured".to_string(),
             None => "missed (did not hold the room)".to_string(),
             Some((first, last)) => {
                 check(first, last).map_or("not measured".into(), |(ok, figure)| verdict(ok, figure))
@@ -960,6 +979,12 @@ mod tests {
     fn sizes_read_as_a_list() {
         assert_eq!(sizes(&[100, 1000, 10_000]), "100, 1,000 and 10,000");
         assert_eq!(sizes(&[5]), "5");
+    }
+
+    #[test]
+    fn a_trial_takes_seconds_and_the_real_run_minutes() {
+        assert_eq!(took(15.4), "15 s");
+        assert_eq!(took(1_860.0), "31 minutes");
     }
 
     #[test]

@@ -159,8 +159,8 @@ struct FanoutArgs {
 
 #[derive(clap::Args)]
 struct C10kArgs {
-    /// The room sizes, smallest first
-    #[arg(long, value_delimiter = ',', default_values_t = [100, 1_000, 5_000, 10_000],
+    /// The room sizes, separated by commas, from 2 to 10,000 [default: 100,1000,5000,10000]
+    #[arg(long, value_delimiter = ',', hide_default_value = true, default_values_t = [100, 1_000, 5_000, 10_000],
           value_parser = clap::value_parser!(u32).range(2..=10_000))]
     rooms: Vec<u32>,
     /// Lines one member sends to all the others at each size
@@ -172,7 +172,7 @@ struct C10kArgs {
     /// The longest one server may take to fill its room to the largest size (600 or 600s)
     #[arg(long, default_value = "600s", value_parser = parse_duration)]
     budget: Duration,
-    /// Measure only these servers (lesson06, lesson10, lesson11, python10, python11)
+    /// Measure only these servers, separated by commas (lesson10,lesson11); the five are lesson06, lesson10, lesson11, python10 and python11
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Where to write c10k.json, c10k.md, c10k-ladder.md and c10k-memory.svg (default: the book's perf/ folder)

@@ -4,6 +4,7 @@
 // ANCHOR: imports
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -31,9 +32,10 @@ fn main() -> ExitCode {
 
 // ANCHOR: caller
 /// What an echo server must remember about a caller: the socket, and the
-/// replies it has not taken yet. Nothing else.
+/// replies it has not taken yet. (The address is only for the log.)
 struct Caller {
     conn: TcpStream,
+    peer: SocketAddr,
     unsent: Vec<u8>,
     /// They have sent all they will send (`read` gave `Ok(0)`), but we may
     /// still owe them replies: the call ends when `unsent` is empty.
@@ -82,6 +84,7 @@ fn run(addr: &str) -> anyhow::Result<()> {
                         token,
                         Caller {
                             conn,
+                            peer,
                             unsent,
                             done_sending,
                         },
@@ -94,7 +97,7 @@ fn run(addr: &str) -> anyhow::Result<()> {
                 continue;
             };
             if !serve(caller) {
-                println!("client disconnected");
+                println!("client {} disconnected", caller.peer);
                 callers.remove(&token);
             }
         }

@@ -69,6 +69,9 @@ const MAX_OUTPUT: usize = 256 * 1024;
 /// How long a client who is leaving has to take their last lines.
 const LINGER: Duration = Duration::from_secs(5);
 
+/// How soon we try `accept` again after it failed (too many open files).
+const ACCEPT_AGAIN: Duration = Duration::from_millis(100);
+
 /// The tokens by which `poll` names what is ready. Clients get the numbers
 /// after these, each a new one, so an old event never names a new client.
 const LISTENER: Token = Token(0);
@@ -107,6 +110,8 @@ struct Server {
     idle: Duration,
     /// The earliest `deadline` of any member, so `poll` knows how long to wait.
     wake_at: Option<Instant>,
+    /// When to call `accept` again, after it failed with callers waiting.
+    accept_again_at: Option<Instant>,
 }
 // ANCHOR_END: member
 
@@ -160,6 +165,7 @@ fn run(addr: &str, max_clients: usize, idle: Duration) -> anyhow::Result<()> {
         max_clients,
         idle,
         wake_at: None,
+        accept_again_at: None,
     };
     server.event_loop(listener)
 }
@@ -205,6 +211,14 @@ impl Server {
                     }
                 }
             }
+            // After a failed `accept`, callers may still wait in the queue,
+            // and mio reports the listener only when somebody new calls.
+            if self.accept_again_at.is_some_and(|at| at <= Instant::now()) {
+                self.accept_again_at = None;
+                if let Some(listener) = &listener {
+                    self.accept_all(listener);
+                }
+            }
             self.check_deadlines();
             if listener.is_none() && self.members.is_empty() {
                 println!("server stopped");
@@ -226,8 +240,13 @@ impl Server {
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
                 Err(err) => {
                     // Usually "too many open files". The caller stays in the
-                    // queue; the next event or deadline brings us back.
-                    println!("accept failed: {err}");
+                    // queue, and mio will not report the listener again
+                    // until somebody else calls: we set ourselves a deadline
+                    // to try again, when a member may have left.
+                    println!("accept failed: {err}; trying again shortly");
+                    let at = Instant::now() + ACCEPT_AGAIN;
+                    self.accept_again_at = Some(at);
+                    self.wake_no_later_than(at);
                     return;
                 }
             }
@@ -558,7 +577,8 @@ impl Server {
                 self.hang_up(token, "");
             }
         }
-        self.wake_at = self.members.values().map(|m| m.deadline).min();
+        let deadlines = self.members.values().map(|m| m.deadline);
+        self.wake_at = deadlines.chain(self.accept_again_at).min();
     }
     // ANCHOR_END: deadlines
 
