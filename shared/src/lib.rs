@@ -13,6 +13,8 @@ use std::borrow::Cow;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 // ANCHOR: parse_args
 /// Parses the command line into `T`, the lesson's own `Args` struct.
@@ -202,6 +204,61 @@ pub fn exit_status(result: anyhow::Result<()>) -> ExitCode {
 }
 // ANCHOR_END: exit_status
 
+// ANCHOR: seats
+/// The seats of a server that serves many callers at once: at most `max`
+/// are taken at any moment (the server's `--max-clients`).
+///
+/// Each caller being served holds a [`Seat`]; dropping it, when the caller's
+/// thread ends for any reason, gives the seat back. Cloning `Seats` clones a
+/// handle to the same count, so every thread sees the same seats.
+#[derive(Clone)]
+pub struct Seats {
+    taken: Arc<AtomicUsize>,
+    max: usize,
+}
+
+/// One taken seat of [`Seats`], given back when dropped.
+pub struct Seat {
+    taken: Arc<AtomicUsize>,
+}
+
+impl Seats {
+    /// `max` seats, none taken.
+    pub fn new(max: usize) -> Seats {
+        Seats {
+            taken: Arc::new(AtomicUsize::new(0)),
+            max,
+        }
+    }
+
+    /// Takes a seat, or returns `None` when all `max` are taken.
+    pub fn take(&self) -> Option<Seat> {
+        // Add one only if the count is below `max`, in one atomic step, so
+        // two threads can never both take the last seat.
+        let max = self.max;
+        self.taken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Seat {
+                taken: Arc::clone(&self.taken),
+            })
+    }
+
+    /// How many seats there are: the `max` this was made with.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.taken.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+// ANCHOR_END: seats
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +308,18 @@ mod tests {
         let long = show(&[b'x'; 1000]);
         assert!(long.ends_with("... (1000 bytes)"), "{long}");
         assert!(long.len() < 100);
+    }
+
+    #[test]
+    fn seats_are_given_back_when_dropped() {
+        let seats = Seats::new(2);
+        let first = seats.take().expect("a seat is free");
+        let second = seats.clone().take().expect("a second seat is free");
+        assert!(seats.take().is_none(), "a third seat was given out");
+        drop(first);
+        let third = seats.take().expect("the dropped seat is free again");
+        drop((second, third));
+        assert_eq!(seats.taken.load(Ordering::Acquire), 0);
     }
 
     #[test]
