@@ -17,6 +17,33 @@ pub mod chat_suite;
 pub mod contract;
 pub mod transcript;
 
+/// A table of tests, one line each: `name: expression;` becomes
+/// `#[test] fn name() -> anyhow::Result<()> { expression }`.
+///
+/// The suites that run the same check against many programs (the contract,
+/// the hostile attacks, the chat suite) are written once as functions; this
+/// gives each use its own named test, so a failure still names the lesson,
+/// the program and the behaviour:
+///
+/// ```ignore
+/// course_tests::test_table! {
+///     server_prints_help: contract::help_works(SERVER, DEFAULT_ADDR);
+///     client_prints_help: contract::help_works(CLIENT, DEFAULT_ADDR);
+/// }
+/// ```
+#[macro_export]
+macro_rules! test_table {
+    ($($(#[$attr:meta])* $name:ident: $body:expr;)*) => {
+        $(
+            #[test]
+            $(#[$attr])*
+            fn $name() -> ::anyhow::Result<()> {
+                $body
+            }
+        )*
+    };
+}
+
 /// An `assert_cmd` command for the lesson binary `name`, with a timeout so a
 /// hanging binary fails the test instead of hanging it.
 pub fn cmd(name: &str) -> Result<assert_cmd::Command> {
