@@ -639,7 +639,7 @@ fn join_with_buffers(server: SocketAddr, recv_buffer: usize, mss: u32) -> Result
     // Windows has no TCP_MAXSEG to set; its buffers are small anyway.
     #[cfg(unix)]
     if mss > 0 {
-        socket.set_mss(mss)?;
+        socket.set_tcp_mss(mss)?;
     }
     #[cfg(not(unix))]
     let _ = mss;

@@ -33,7 +33,7 @@ use tokio::time::timeout;
 use crate::fanout;
 use crate::procs;
 use crate::render::{self, plot_err};
-use crate::stats::{self, Percentiles};
+use crate::stats::{Latencies, Percentiles};
 
 /// The longest a connect, a welcome or one line reaching everybody may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -235,9 +235,9 @@ impl Room {
     /// Member 0 says `messages` lines, one at a time; each is timed at every
     /// other member. Returns the latencies (µs) and how many deliveries never
     /// came (counting the lines not sent after one went astray).
-    async fn talk(&mut self, messages: u64) -> Result<(Vec<u32>, u64), String> {
+    async fn talk(&mut self, messages: u64) -> Result<(Latencies, u64), String> {
         let receivers = self.members() as u64 - 1;
-        let mut latencies = Vec::with_capacity((messages * receivers) as usize);
+        let mut latencies = Latencies::new();
         let mut missing = 0;
         for seq in 0..messages {
             let sent_us = self.base.elapsed().as_micros();
@@ -253,7 +253,7 @@ impl Room {
                 match timeout(left, self.inbox.recv()).await {
                     Ok(Some((s, latency))) if s == seq => {
                         got += 1;
-                        latencies.push(latency);
+                        latencies.record(Duration::from_micros(latency.into()));
                     }
                     Ok(Some(_)) => {} // a late one from an earlier line
                     Ok(None) | Err(_) => break,
@@ -422,10 +422,10 @@ fn measure(
             let talk_start = Instant::now();
             let cpu_before = procs::cpu_seconds(pid);
             match room.talk(lines).await {
-                Ok((mut latencies, missing)) => {
-                    stage.deliveries = latencies.len() as u64;
+                Ok((latencies, missing)) => {
+                    stage.deliveries = latencies.count();
                     stage.missing = missing;
-                    stage.latency = stats::percentiles(&mut latencies);
+                    stage.latency = latencies.percentiles();
                     if missing > 0 {
                         stage.broke = Some(format!(
                             "a line did not reach everybody within {STEP_TIMEOUT:?}"

@@ -26,7 +26,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout_at;
 
 use crate::procs;
-use crate::stats::{self, Percentiles};
+use crate::stats::{Latencies, Percentiles};
 
 /// How long a UDP client waits for one reply before it counts the datagram
 /// as lost and sends the next one.
@@ -118,7 +118,7 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// What one client saw.
 #[derive(Default)]
 struct ClientResult {
-    latencies: Vec<u32>,
+    latencies: Latencies,
     first_reply: Option<Duration>,
     done: Option<Duration>,
     never_connected: bool,
@@ -327,7 +327,7 @@ async fn tcp_client(
             break;
         }
         result.first_reply.get_or_insert(now - start);
-        result.latencies.push(micros(now - sent));
+        result.latencies.record(now - sent);
         replies.fetch_add(1, Ordering::Relaxed);
         seq += 1;
     }
@@ -379,7 +379,7 @@ async fn http_client(
             break;
         }
         result.first_reply.get_or_insert(now - start);
-        result.latencies.push(micros(now - sent));
+        result.latencies.record(now - sent);
         replies.fetch_add(1, Ordering::Relaxed);
         seq += 1;
     }
@@ -505,7 +505,7 @@ async fn udp_client(
         }
         let now = Instant::now();
         result.first_reply.get_or_insert(now - start);
-        result.latencies.push(micros(now - sent));
+        result.latencies.record(now - sent);
         replies.fetch_add(1, Ordering::Relaxed);
         seq += 1;
     }
@@ -522,16 +522,12 @@ fn is_late(got: &[u8], id: usize, timed_out: &[u64], size: usize) -> bool {
     })
 }
 
-fn micros(d: Duration) -> u32 {
-    d.as_micros().min(u128::from(u32::MAX)) as u32
-}
-
 fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
 fn summarise(spec: &Spec, window: Duration, results: Vec<ClientResult>) -> RunStats {
-    let mut all = Vec::new();
+    let mut all = Latencies::new();
     let mut stats = RunStats {
         clients: spec.clients,
         size: spec.size,
@@ -554,13 +550,13 @@ fn summarise(spec: &Spec, window: Duration, results: Vec<ClientResult>) -> RunSt
         }
         stats.first_reply_ms.push(r.first_reply.map(millis));
         stats.done_ms.push(r.done.map(millis));
-        all.extend(r.latencies);
+        all.merge(&r.latencies);
     }
-    stats.messages = all.len() as u64;
+    stats.messages = all.count();
     let secs = window.as_secs_f64().max(1e-9);
     stats.msgs_per_s = stats.messages as f64 / secs;
     stats.mb_per_s = stats.messages as f64 * spec.size as f64 / secs / 1e6;
-    stats.latency = stats::percentiles(&mut all);
+    stats.latency = all.percentiles();
     sort_options(&mut stats.first_reply_ms);
     sort_options(&mut stats.done_ms);
     stats

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 use crate::procs;
-use crate::stats::{self, Percentiles};
+use crate::stats::{Latencies, Percentiles};
 
 /// The longest one step may take: a connect and welcome, all the joins, one
 /// line reaching everybody.
@@ -145,7 +145,7 @@ pub async fn run(spec: &Spec) -> anyhow::Result<FanoutStats> {
 
     // Talk: one line at a time, each to everybody.
     let receivers = spec.clients as u64 - 1;
-    let mut latencies = Vec::with_capacity((spec.messages * receivers) as usize);
+    let mut latencies = Latencies::new();
     let send_start = Instant::now();
     let sender = &mut writers[0];
     for seq in 0..spec.messages {
@@ -160,7 +160,7 @@ pub async fn run(spec: &Spec) -> anyhow::Result<FanoutStats> {
             match timeout(STEP_TIMEOUT, inbox.recv()).await {
                 Ok(Some(Event::Got { seq: s, latency_us })) if s == seq => {
                     got += 1;
-                    latencies.push(latency_us);
+                    latencies.record(Duration::from_micros(latency_us.into()));
                 }
                 Ok(Some(Event::Got { .. } | Event::Joined)) => {}
                 Ok(Some(Event::Closed(why))) => {
@@ -185,8 +185,8 @@ pub async fn run(spec: &Spec) -> anyhow::Result<FanoutStats> {
         peak.sample(pid);
         (stats.server_rss_kb, stats.server_threads) = peak.get();
     }
-    stats.deliveries = latencies.len() as u64;
-    stats.latency = stats::percentiles(&mut latencies);
+    stats.deliveries = latencies.count();
+    stats.latency = latencies.percentiles();
     if stats.missing > 0 && stats.first_error.is_none() {
         stats.first_error = Some(format!(
             "{} deliveries missing after {STEP_TIMEOUT:?}",

@@ -55,7 +55,7 @@ enum Command {
         /// Bytes per write
         #[arg(short, long, default_value_t = 64)]
         size: usize,
-        /// How long to stream: 3, 3s or 500ms
+        /// How long to stream: 3s, 500ms, 1m
         #[arg(short, long, default_value = "3s", value_parser = parse_duration)]
         duration: Duration,
     },
@@ -121,7 +121,7 @@ struct RunArgs {
     /// Bytes per message
     #[arg(short, long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=60_000))]
     size: u32,
-    /// How long to run (3, 3s, 500ms); with --messages, the longest it may take
+    /// How long to run (3s, 500ms, 1m); with --messages, the longest it may take
     #[arg(short, long, default_value = "3s", value_parser = parse_duration)]
     duration: Duration,
     /// Messages per client; each client hangs up after its last reply
@@ -169,7 +169,7 @@ struct C10kArgs {
     /// Deliveries to time at each size, at least: smaller rooms get more lines
     #[arg(long, default_value_t = 100_000)]
     deliveries: u64,
-    /// The longest one server may take to fill its room to the largest size (600 or 600s)
+    /// The longest one server may take to fill its room to the largest size (600s, 10m)
     #[arg(long, default_value = "600s", value_parser = parse_duration)]
     budget: Duration,
     /// Measure only these servers, separated by commas (lesson10,lesson11); the five are lesson06, lesson10, lesson11, python10 and python11
@@ -194,7 +194,7 @@ pub struct ReportArgs {
     /// Measured runs per scenario (the median is reported)
     #[arg(long)]
     runs: Option<usize>,
-    /// Length of one measured run (3, 3s, 500ms)
+    /// Length of one measured run (3s, 500ms)
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
     /// Skip timing a clean release build of loadgen (it takes about a minute)
@@ -354,21 +354,15 @@ fn run_c10k(args: C10kArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Accepts `3`, `3s`, `2.5s` or `500ms`.
+/// A length of time as humantime writes it (`3s`, `500ms`, `1m 30s`), at
+/// most an hour.
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("expected seconds like 3, 3s or 500ms, got {text:?}");
-    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
-        (ms, 0.001)
-    } else if let Some(s) = text.strip_suffix('s') {
-        (s, 1.0)
-    } else {
-        (text, 1.0)
-    };
-    let value: f64 = number.trim().parse().map_err(|_| bad())?;
-    if !value.is_finite() || value < 0.0 || value * scale > 3600.0 {
-        return Err(bad());
+    let bad = |why: String| format!("expected a time like 3s, 500ms or 1m, got {text:?} ({why})");
+    let duration = humantime::parse_duration(text).map_err(|err| bad(err.to_string()))?;
+    if duration > Duration::from_secs(3600) {
+        return Err(bad("more than an hour".to_string()));
     }
-    Ok(Duration::from_secs_f64(value * scale))
+    Ok(duration)
 }
 
 /// The load generator sends only to this machine: the address must be loopback.
@@ -389,12 +383,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_parse_in_three_forms() {
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert_eq!(parse_duration("2.5s"), Ok(Duration::from_millis(2500)));
+    fn durations_parse_as_humantime_writes_them() {
+        assert_eq!(parse_duration("3s"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("2s 500ms"), Ok(Duration::from_millis(2500)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("2h").is_err());
     }
 
     #[test]
