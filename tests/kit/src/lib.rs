@@ -31,7 +31,7 @@ pub use net::{
 pub use procs::{Finished, PYTHON, Proc, Server, parse_listening, python};
 pub use rng::{Rng, env_number};
 pub use sys::{Memory, cpu_times, memory, threads};
-pub use tools::Tool;
+pub use tools::{Facility, Tool};
 
 use std::time::Duration;
 
