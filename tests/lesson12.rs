@@ -128,7 +128,13 @@ fn server_echoes_over_ipv6_loopback() -> Result<()> {
         .stdout("HELLO\n");
     let line = server.wait_for(" connected")?;
     ensure!(line.starts_with("client [::1]:"), "{line}");
-    server.kill()?.assert_no_panic()
+    let done = server.kill()?;
+    ensure!(
+        done.stderr.is_empty(),
+        "[::1] is loopback, yet: {:?}",
+        done.stderr
+    );
+    done.assert_no_panic()
 }
 
 /// `[::]` is dual stack: an IPv4 caller is answered and logged in its
