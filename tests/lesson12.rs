@@ -185,8 +185,8 @@ fn v6only_server_refuses_ipv4_callers() -> Result<()> {
 
 /// A port taken on IPv4 only is still free on IPv6 only: `[::1]:P` and
 /// `[::]:P --v6only` start, but the dual-stack `[::]:P` wants the IPv4
-/// side too, and is refused. (Linux's rule; the BSDs decide otherwise
-/// when SO_REUSEADDR is set.)
+/// side too, and is refused. (Linux's rule; other systems decide such
+/// overlaps in their own ways.)
 #[cfg(target_os = "linux")]
 #[test]
 fn an_address_in_use_on_ipv4_only_leaves_ipv6_free() -> Result<()> {

@@ -46,9 +46,9 @@ fn main() -> ExitCode {
 }
 // ANCHOR_END: args
 
+// ANCHOR: door-imports
 #[cfg(unix)]
 mod door {
-    // ANCHOR: door-imports
     use std::fs;
     use std::io::{self, Write};
     use std::net::{Shutdown, TcpStream};
