@@ -42,7 +42,10 @@ fn main() -> ExitCode {
     return shared::exit_status(door::run(&args));
     // Elsewhere `parse_socket_path` has refused every path already.
     #[cfg(not(unix))]
-    ExitCode::from(2)
+    {
+        let _ = args;
+        ExitCode::from(2)
+    }
 }
 // ANCHOR_END: args
 
@@ -50,7 +53,7 @@ fn main() -> ExitCode {
 #[cfg(unix)]
 mod door {
     use std::fs;
-    use std::io::{self, Write};
+    use std::io::{self, Read, Write};
     use std::net::{Shutdown, TcpStream};
     use std::os::fd::OwnedFd;
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -143,6 +146,12 @@ mod door {
                 let _ = caller.write_all(
                     b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                 );
+                // Read what the caller sent before hanging up (a little,
+                // for a second at most): closing with it unread would make
+                // the kernel report a reset, and the answer could be lost.
+                let _ = caller.shutdown(Shutdown::Write);
+                let _ = caller.set_read_timeout(Some(Duration::from_secs(1)));
+                let _ = io::copy(&mut (&caller).take(64 * 1024), &mut io::sink());
                 return;
             }
         };
