@@ -1,5 +1,5 @@
-//! Hostile clients: every server that keeps running (lessons 03 to 06,
-//! and 08) is attacked the way a broken or malicious client would attack it.
+//! Hostile clients: every server that keeps running (lessons 03 to 12) is
+//! attacked the way a broken or malicious client would attack it.
 //! After each attack a normal client must still be answered correctly, and
 //! nothing the server printed may contain a panic.
 //!
@@ -46,6 +46,7 @@ const LESSON11: &str = "lesson11-server";
 const LESSON07: &str = "lesson07-server";
 const LESSON08: &str = "lesson08-server";
 const LESSON09: &str = "lesson09-server";
+const LESSON12: &str = "lesson12-server";
 
 /// The size of the burst without a newline.
 const BURST: usize = 10 * 1024 * 1024;
@@ -127,18 +128,22 @@ fn ensure_upper(reply: &[u8], sent: &[u8]) -> Result<()> {
 /// With `half_close` our sending side is shut down after `data` and the
 /// answer is read until the server closes; otherwise exactly `data.len()`
 /// bytes are read. `halfway` runs once, when half the answer has arrived.
-fn send_while_reading(
-    stream: &TcpStream,
+fn send_while_reading<S>(
+    stream: &S,
     data: &[u8],
     half_close: bool,
     mut halfway: impl FnMut() -> Result<()>,
-) -> Result<Vec<u8>> {
+) -> Result<Vec<u8>>
+where
+    S: Duplex,
+    for<'a> &'a S: Read + Write,
+{
     thread::scope(|scope| {
         let sender = scope.spawn(move || -> Result<()> {
             let mut out = stream;
             out.write_all(data).context("sending")?;
             if half_close {
-                stream.shutdown(Shutdown::Write)?;
+                stream.shut(Shutdown::Write)?;
             }
             Ok(())
         });
@@ -174,7 +179,7 @@ fn send_while_reading(
         };
         if read.is_err() {
             // Unblock the sender, which may be stuck in a full buffer.
-            let _ = stream.shutdown(Shutdown::Both);
+            let _ = stream.shut(Shutdown::Both);
         }
         let sent = sender
             .join()
@@ -183,6 +188,25 @@ fn send_while_reading(
         sent?;
         Ok(answer)
     })
+}
+
+/// A connected byte stream of either family (TCP, or lesson 12's Unix
+/// domain socket), as the attacks use it.
+trait Duplex: Sync {
+    fn shut(&self, how: Shutdown) -> std::io::Result<()>;
+}
+
+impl Duplex for TcpStream {
+    fn shut(&self, how: Shutdown) -> std::io::Result<()> {
+        self.shutdown(how)
+    }
+}
+
+#[cfg(unix)]
+impl Duplex for std::os::unix::net::UnixStream {
+    fn shut(&self, how: Shutdown) -> std::io::Result<()> {
+        self.shutdown(how)
+    }
 }
 
 /// Opens `count` connections at once (a thread each, every connect bounded by
@@ -249,13 +273,14 @@ impl Echo {
         self.server.addr
     }
 
-    /// The bytes an attack sends, made safe for lesson 04's `q`: it hangs up
+    /// The bytes an attack sends, made safe for lesson 04's `q` (and lesson
+    /// 12's, the same): it hangs up
     /// when one read is exactly `q` (its chapter explains that shortcut), and
     /// a read of random data can, by a rare chance of timing, be just that.
     /// Hanging up would end the attack early, not harm the server; we want
     /// the whole attack to reach it, so its data carries no `q`.
     fn data(&self, mut bytes: Vec<u8>) -> Vec<u8> {
-        if self.name == LESSON04 {
+        if matches!(self.name, LESSON04 | LESSON12) {
             for byte in &mut bytes {
                 if byte.eq_ignore_ascii_case(&b'q') {
                     *byte = b'_';
@@ -447,6 +472,192 @@ fn lesson04_survives_500_idle_connections_dropped_at_once() -> Result<()> {
 #[test]
 fn lesson04_survives_1000_connect_close_cycles() -> Result<()> {
     echo_survives(LESSON04, echo_connect_close_cycles)
+}
+
+// ================================================================ lesson 12
+//
+// Lesson 12's echo server, a thread per caller, on TCP: the attacks of
+// lessons 03 and 04, through the same helpers. On its Unix domain socket:
+// the same attacks over a socket file (a caller that vanishes stands in for
+// the reset, which a Unix socket does not have).
+
+course_tests::test_table! {
+    lesson12_survives_random_binary_bytes: echo_survives(LESSON12, echo_random_bytes);
+    lesson12_survives_invalid_utf8: echo_survives(LESSON12, echo_invalid_utf8);
+    lesson12_survives_a_message_written_one_byte_at_a_time: echo_survives(LESSON12, echo_one_byte_at_a_time);
+    lesson12_survives_a_10_mb_burst_without_newline: echo_survives(LESSON12, echo_burst);
+    lesson12_survives_a_reset_in_the_middle_of_a_message: echo_survives(LESSON12, echo_reset_mid_message);
+    lesson12_answers_a_half_closed_client_in_full: echo_survives(LESSON12, echo_half_close);
+    lesson12_survives_500_idle_connections_dropped_at_once: echo_survives(LESSON12, echo_idle_connections);
+    lesson12_survives_1000_connect_close_cycles: echo_survives(LESSON12, echo_connect_close_cycles);
+}
+
+#[cfg(unix)]
+mod lesson12_unix {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+    use std::path::Path;
+
+    use course_tests::{UnixServer, connect_unix};
+
+    /// Lesson 12's server on a fresh socket file.
+    pub struct UnixEcho {
+        pub server: UnixServer,
+        _dir: TempDir,
+    }
+
+    impl UnixEcho {
+        pub fn start() -> Result<UnixEcho> {
+            let dir = TempDir::new("hostile-l12")?;
+            let server = UnixServer::start(LESSON12, &dir.join("lesson12.sock"), &[])?;
+            Ok(UnixEcho { server, _dir: dir })
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.server.path
+        }
+    }
+
+    /// Lesson 12's `q` rule, as `Echo::data`: the attack's bytes carry none.
+    fn no_q(mut bytes: Vec<u8>) -> Vec<u8> {
+        for byte in &mut bytes {
+            if byte.eq_ignore_ascii_case(&b'q') {
+                *byte = b'_';
+            }
+        }
+        bytes
+    }
+
+    pub fn unix_survives(attack: fn(&mut UnixEcho) -> Result<()>) -> Result<()> {
+        let mut echo = UnixEcho::start()?;
+        attack(&mut echo).context("attacking lesson12-server on its Unix socket")?;
+        unix_is_healthy(echo)
+    }
+
+    /// The lesson's own client, over the socket file, is answered; nothing
+    /// printed contains a panic.
+    pub fn unix_is_healthy(echo: UnixEcho) -> Result<()> {
+        cmd("lesson12-client")?
+            .args(["--unix", &echo.server.path_arg()])
+            .write_stdin("hello 你好\n")
+            .assert()
+            .success()
+            .stdout("HELLO 你好\n");
+        echo.server.proc.kill()?.assert_no_panic()
+    }
+
+    fn read_exactly_unix(conn: &mut UnixStream, len: usize) -> Result<Vec<u8>> {
+        let mut buf = vec![0; len];
+        conn.read_exact(&mut buf).context("reading the reply")?;
+        Ok(buf)
+    }
+
+    fn random(echo: &mut UnixEcho) -> Result<()> {
+        let data = no_q(random_bytes(noise_len()?)?);
+        let conn = connect_unix(echo.path())?;
+        let reply = send_while_reading(&conn, &data, false, || Ok(()))?;
+        ensure_upper(&reply, &data)
+    }
+
+    fn invalid_utf8(echo: &mut UnixEcho) -> Result<()> {
+        let mut conn = connect_unix(echo.path())?;
+        for bad in INVALID_UTF8 {
+            conn.write_all(bad)?;
+            let reply = read_exactly_unix(&mut conn, bad.len())?;
+            ensure_upper(&reply, bad).with_context(|| format!("sending {bad:?}"))?;
+        }
+        echo.server.wait_for("an escape code")?;
+        ensure!(
+            !echo.server.proc.seen().iter().any(|l| l.contains('\x1b')),
+            "a raw escape code reached the log"
+        );
+        Ok(())
+    }
+
+    fn one_byte_at_a_time(echo: &mut UnixEcho) -> Result<()> {
+        let mut conn = connect_unix(echo.path())?;
+        for &byte in "hello, 你好: one byte at a time\n".as_bytes() {
+            conn.write_all(&[byte])?;
+            let reply = read_exactly_unix(&mut conn, 1)?;
+            ensure!(reply == [byte.to_ascii_uppercase()], "got {reply:?}");
+        }
+        Ok(())
+    }
+
+    pub fn burst_watched(echo: &UnixEcho, halfway: impl FnMut() -> Result<()>) -> Result<()> {
+        let data = no_q(text_bytes(BURST));
+        let conn = connect_unix(echo.path())?;
+        let reply = send_while_reading(&conn, &data, false, halfway)?;
+        ensure_upper(&reply, &data)
+    }
+
+    fn burst(echo: &mut UnixEcho) -> Result<()> {
+        burst_watched(echo, || Ok(()))
+    }
+
+    fn vanish_mid_message(echo: &mut UnixEcho) -> Result<()> {
+        let mut conn = connect_unix(echo.path())?;
+        let first = b"the first half of a message, ";
+        conn.write_all(first)?;
+        ensure_upper(&read_exactly_unix(&mut conn, first.len())?, first)?;
+        conn.write_all(b"and the sec")?;
+        drop(conn); // gone, mid-sentence, with the answer unread
+        echo.server.wait_for("the connection")?;
+        Ok(())
+    }
+
+    fn half_close(echo: &mut UnixEcho) -> Result<()> {
+        let data = no_q(text_bytes(1024 * 1024));
+        let conn = connect_unix(echo.path())?;
+        let reply = send_while_reading(&conn, &data, true, || Ok(()))?;
+        ensure_upper(&reply, &data)
+    }
+
+    /// 500 connections at once, from one thread (a Unix-socket connect
+    /// completes as soon as the kernel queues it), held, then dropped at
+    /// once. Beyond the server's 100 seats callers are turned away, which
+    /// is part of the attack. The whole is bounded by the kit's TIMEOUT.
+    fn idle_connections(echo: &mut UnixEcho) -> Result<()> {
+        let path = echo.path().to_path_buf();
+        let (done, connected) = mpsc::channel();
+        thread::spawn(move || {
+            let conns: Vec<UnixStream> = (0..IDLE_CONNECTIONS)
+                .filter_map(|_| UnixStream::connect(&path).ok())
+                .collect();
+            let _ = done.send(conns.len());
+            drop(conns);
+        });
+        let count = connected
+            .recv_timeout(TIMEOUT)
+            .map_err(|_| anyhow!("500 connects did not finish within {TIMEOUT:?}"))?;
+        eprintln!("{count} of {IDLE_CONNECTIONS} idle Unix-socket connections connected");
+        ensure!(count > 0, "not one connection got through");
+        echo.server
+            .wait_for("turned away: all 100 seats are taken")?;
+        Ok(())
+    }
+
+    fn connect_close_cycles(echo: &mut UnixEcho) -> Result<()> {
+        for cycle in 0..CYCLES {
+            let mut conn = connect_unix(echo.path()).with_context(|| format!("cycle {cycle}"))?;
+            conn.shutdown(Shutdown::Write)?;
+            let mut rest = Vec::new();
+            conn.read_to_end(&mut rest)
+                .with_context(|| format!("cycle {cycle}"))?;
+        }
+        Ok(())
+    }
+
+    course_tests::test_table! {
+        lesson12_unix_survives_random_binary_bytes: unix_survives(random);
+        lesson12_unix_survives_invalid_utf8: unix_survives(invalid_utf8);
+        lesson12_unix_survives_a_message_written_one_byte_at_a_time: unix_survives(one_byte_at_a_time);
+        lesson12_unix_survives_a_10_mb_burst_without_newline: unix_survives(burst);
+        lesson12_unix_survives_a_caller_that_vanishes_mid_message: unix_survives(vanish_mid_message);
+        lesson12_unix_answers_a_half_closed_client_in_full: unix_survives(half_close);
+        lesson12_unix_survives_500_idle_connections_dropped_at_once: unix_survives(idle_connections);
+        lesson12_unix_survives_1000_connect_close_cycles: unix_survives(connect_close_cycles);
+    }
 }
 
 // ================================================================ lesson 05
@@ -1661,6 +1872,31 @@ mod memory {
     }
 
     #[test]
+    fn lesson12_stays_under_8_mb_during_a_10_mb_burst() -> Result<()> {
+        echo_memory_under_burst(LESSON12)
+    }
+
+    #[test]
+    fn lesson12_unix_stays_under_8_mb_during_a_10_mb_burst() -> Result<()> {
+        use super::lesson12_unix::{UnixEcho, burst_watched, unix_is_healthy};
+        let echo = UnixEcho::start()?;
+        let pid = echo.server.proc.id();
+        let mut during = None;
+        burst_watched(&echo, || {
+            during = Some(memory(pid)?);
+            Ok(())
+        })?;
+        let during = during.context("never halfway")?;
+        ensure_bounded(
+            "lesson12-server on its Unix socket, 10 MB burst",
+            during,
+            memory(pid)?,
+            ECHO_BOUND_MB,
+        )?;
+        unix_is_healthy(echo)
+    }
+
+    #[test]
     fn lesson05_stays_under_8_mb_during_a_10_mb_flood() -> Result<()> {
         let mut server = Server::start(LESSON05, &[])?;
         let pid = server.proc.id();
@@ -2074,6 +2310,22 @@ fn lesson07_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
 #[test]
 fn lesson09_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
     quiet_on_loopback_warns_elsewhere(LESSON09, Transport::Http)
+}
+
+/// Lesson 12's default is `[::1]:9012`, loopback too (that `[::1]` is quiet
+/// is checked by `server_echoes_over_ipv6_loopback` in tests/lesson12.rs);
+/// `[::]`, dual stack on every address, warns like `0.0.0.0`.
+#[test]
+fn lesson12_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
+    quiet_on_loopback_warns_elsewhere(LESSON12, Transport::Tcp)?;
+    if !course_tests::tools::IPV6.is_here()? {
+        return Ok(());
+    }
+    let (bound, done) = contract::start_talk_stop(LESSON12, "[::]:0", Transport::Tcp)?;
+    let warning =
+        format!("warning: listening on {bound}: other machines on the network can now connect");
+    ensure!(done.stderr.trim_end() == warning, "{:?}", done.stderr);
+    Ok(())
 }
 
 #[test]

@@ -13,6 +13,9 @@
 //! - **Echo soak** (lessons 02, 03 and 04): K messages of random length
 //!   (1 byte to 64 KiB) of random bytes, one after another on one connection
 //!   per server. Every byte must come back upper-cased, in order.
+//! - **Echo soak at once** (lesson 12): four connections at once on TCP and
+//!   four on the server's Unix socket, K/8 messages of their own each (K in
+//!   all), the same check.
 //! - **File soak** (lesson 08): C clients at once each upload F files of
 //!   random length (0 to 256 KiB) under names of their own, and all of them
 //!   upload to the same few shared names meanwhile. Every file must come back
@@ -128,6 +131,7 @@ const CHAT_SERVER_11: &str = "lesson11-server";
 const ECHO_SERVER_02: &str = "lesson02-server";
 const ECHO_SERVER_03: &str = "lesson03-server";
 const ECHO_SERVER_04: &str = "lesson04-server";
+const ECHO_SERVER_12: &str = "lesson12-server";
 const FILE_SERVER: &str = "lesson08-server";
 
 /// The seed used unless `SOAK_SEED` says otherwise.
@@ -955,7 +959,7 @@ fn chat_soak_lesson11_delivers_every_line_once_in_order() -> Result<()> {
 /// `avoid_quit` replaces `q` and `Q` by `r` and `R`: lesson 04 hangs up on a
 /// read that holds only `q` and spaces, and random bytes cut into random
 /// reads could make one.
-fn echo_soak(stream: &mut TcpStream, count: usize, seed: u64, avoid_quit: bool) -> Result<u64> {
+fn echo_soak<S: Duplex>(stream: &mut S, count: usize, seed: u64, avoid_quit: bool) -> Result<u64> {
     let make = move |rng: &mut Rng| {
         let mut message = message(rng);
         if avoid_quit {
@@ -967,7 +971,7 @@ fn echo_soak(stream: &mut TcpStream, count: usize, seed: u64, avoid_quit: bool) 
         }
         message
     };
-    let mut out = stream.try_clone()?;
+    let mut out = stream.clone_handle()?;
     let mut total = 0u64;
     thread::scope(|scope| -> Result<()> {
         let writer = scope.spawn(move || -> Result<()> {
@@ -1005,7 +1009,7 @@ fn echo_soak(stream: &mut TcpStream, count: usize, seed: u64, avoid_quit: bool) 
                 });
             if checked.is_err() {
                 // Unblock the writer, so the scope can end.
-                let _ = stream.shutdown(Shutdown::Both);
+                let _ = stream.shut_both();
                 break;
             }
             total += message.len() as u64;
@@ -1015,6 +1019,31 @@ fn echo_soak(stream: &mut TcpStream, count: usize, seed: u64, avoid_quit: bool) 
         written
     })?;
     Ok(total)
+}
+
+/// A connected stream of either family, as the echo soak uses it.
+trait Duplex: Read + Write + Send + Sized {
+    fn clone_handle(&self) -> std::io::Result<Self>;
+    fn shut_both(&self) -> std::io::Result<()>;
+}
+
+impl Duplex for TcpStream {
+    fn clone_handle(&self) -> std::io::Result<Self> {
+        self.try_clone()
+    }
+    fn shut_both(&self) -> std::io::Result<()> {
+        self.shutdown(Shutdown::Both)
+    }
+}
+
+#[cfg(unix)]
+impl Duplex for std::os::unix::net::UnixStream {
+    fn clone_handle(&self) -> std::io::Result<Self> {
+        self.try_clone()
+    }
+    fn shut_both(&self) -> std::io::Result<()> {
+        self.shutdown(Shutdown::Both)
+    }
 }
 
 /// Checks that a sequential server, after the soak, answers a new client.
@@ -1091,6 +1120,48 @@ fn echo_soak_lesson04_returns_every_byte_upper_cased() -> Result<()> {
     answers_a_new_client(server.addr)?;
     stop(server)?;
     Ok(())
+}
+
+/// Lesson 12: four callers at once over TCP and four over the Unix socket,
+/// each soaking its own connection with its own seed.
+#[cfg(unix)]
+#[test]
+fn echo_soak_lesson12_returns_every_byte_upper_cased_on_both_families() -> Result<()> {
+    use course_tests::{TempDir, UnixServer, connect_unix};
+    let sizes = Sizes::from_env()?;
+    println!(
+        "echo soak seed: {:#x} (set SOAK_SEED to change it)",
+        sizes.seed
+    );
+    let tcp = Server::start(ECHO_SERVER_12, &[])?;
+    let dir = TempDir::new("soak-l12")?;
+    let unix = UnixServer::start(ECHO_SERVER_12, &dir.join("lesson12.sock"), &[])?;
+    let started = Instant::now();
+    let each = sizes.messages.div_ceil(8);
+    let bytes = thread::scope(|scope| -> Result<u64> {
+        let mut soaks = Vec::new();
+        for c in 0..4u64 {
+            let addr = tcp.addr;
+            soaks.push(scope.spawn(move || -> Result<u64> {
+                let mut stream = connect(addr)?;
+                echo_soak(&mut stream, each, sizes.seed + c, true)
+            }));
+            let path = unix.path.clone();
+            soaks.push(scope.spawn(move || -> Result<u64> {
+                let mut stream = connect_unix(&path)?;
+                echo_soak(&mut stream, each, sizes.seed + 100 + c, true)
+            }));
+        }
+        let mut total = 0;
+        for soak in soaks {
+            total += soak.join().map_err(|_| anyhow!("a soak panicked"))??;
+        }
+        Ok(total)
+    })?;
+    report(ECHO_SERVER_12, 8 * each, bytes, started);
+    answers_a_new_client(tcp.addr)?;
+    stop(tcp)?;
+    unix.proc.kill()?.assert_no_panic()
 }
 
 // ---------------------------------------------------------------- file soak

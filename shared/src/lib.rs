@@ -57,6 +57,38 @@ pub fn parse_addr(text: &str) -> Result<String, String> {
 }
 // ANCHOR_END: parse_addr
 
+// ANCHOR: parse_socket_path
+/// Checks a `--unix PATH` argument: the file name of a Unix domain socket.
+///
+/// The kernel keeps that name in `sun_path`, a fixed array inside the socket
+/// address: 108 bytes on Linux, 104 on macOS and the BSDs, the last of them
+/// a terminating zero. A longer path cannot be an address at all, so it is
+/// refused here, with the numbers, rather than by `bind` with a vague error.
+/// Where std has no Unix domain sockets (Windows), every path is refused.
+pub fn parse_socket_path(text: &str) -> Result<std::path::PathBuf, String> {
+    if cfg!(not(unix)) {
+        return Err("Unix domain sockets are not available on this system \
+                    (Rust's standard library has them only on Unix); use an address instead"
+            .to_string());
+    }
+    const SUN_PATH: usize = if cfg!(any(target_os = "linux", target_os = "android")) {
+        108
+    } else {
+        104
+    };
+    if text.is_empty() {
+        return Err("expected the path of a socket file, e.g. /tmp/lesson12.sock".to_string());
+    }
+    if text.len() >= SUN_PATH {
+        return Err(format!(
+            "the path is {} bytes long, and a socket's path must be shorter than {SUN_PATH} bytes here (the size of sun_path)",
+            text.len()
+        ));
+    }
+    Ok(std::path::PathBuf::from(text))
+}
+// ANCHOR_END: parse_socket_path
+
 // ANCHOR: resolve
 /// Resolves a checked `ADDR` to the first socket address it names.
 ///
@@ -297,6 +329,19 @@ mod tests {
         ] {
             assert!(parse_addr(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn parse_socket_path_refuses_what_sun_path_cannot_hold() {
+        assert!(parse_socket_path("/tmp/lesson12.sock").is_ok());
+        assert!(parse_socket_path(&format!("/{}", "x".repeat(106))).is_ok());
+        let err = parse_socket_path(&format!("/{}", "x".repeat(107))).unwrap_err();
+        assert!(
+            err.contains("108 bytes long") && err.contains("sun_path"),
+            "{err}"
+        );
+        assert!(parse_socket_path("").is_err());
     }
 
     #[test]

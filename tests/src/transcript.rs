@@ -35,6 +35,9 @@ pub struct Transcript {
     text: String,
     /// Real address text -> what the book shows instead.
     fixed: Vec<(String, String)>,
+    /// Any other real text (a temporary path, a process id) -> what the book
+    /// shows instead, replaced before the addresses are normalised.
+    replaced: Vec<(String, String)>,
 }
 
 impl Transcript {
@@ -46,6 +49,13 @@ impl Transcript {
     /// (the lesson's default address, as a reader would see it).
     pub fn show_addr_as(&mut self, real: impl ToString, shown: &str) -> &mut Self {
         self.fixed.push((real.to_string(), shown.to_string()));
+        self
+    }
+
+    /// Shows any text `real` that differs from run to run (a temporary
+    /// folder, a process id) as `shown`.
+    pub fn show_text_as(&mut self, real: impl ToString, shown: &str) -> &mut Self {
+        self.replaced.push((real.to_string(), shown.to_string()));
         self
     }
 
@@ -77,7 +87,11 @@ impl Transcript {
 
     /// The text with addresses normalised.
     pub fn normalised(&self) -> String {
-        normalise(&self.text, &self.fixed)
+        let mut text = self.text.clone();
+        for (real, shown) in &self.replaced {
+            text = text.replace(real, shown);
+        }
+        normalise(&text, &self.fixed)
     }
 
     /// Compares with `book/output/<name>.txt`, or writes it when
@@ -119,7 +133,7 @@ pub fn output_dir() -> PathBuf {
     workspace_dir().join("book").join("output")
 }
 
-/// Replaces each `127.0.0.1:PORT` / `[::1]:PORT`: a `fixed` address by what
+/// Replaces each `127.0.0.1:PORT` / `[::1]:PORT` / `[::ffff:127.0.0.1]:PORT`: a `fixed` address by what
 /// it is shown as, a lesson default port (9000-9099) or port 0 by itself, and any other
 /// port by a stand-in, given in order of appearance.
 fn normalise(text: &str, fixed: &[(String, String)]) -> String {
@@ -158,7 +172,9 @@ fn normalise(text: &str, fixed: &[(String, String)]) -> String {
 }
 
 fn find_host(text: &str) -> Option<(usize, &'static str)> {
-    ["127.0.0.1:", "[::1]:"]
+    // An IPv4 caller of a dual-stack server (lesson 12) is logged in its
+    // IPv4-mapped IPv6 form.
+    ["127.0.0.1:", "[::1]:", "[::ffff:127.0.0.1]:"]
         .into_iter()
         .filter_map(|host| text.find(host).map(|at| (at, host)))
         .min_by_key(|&(at, _)| at)

@@ -19,6 +19,8 @@ pub mod procs;
 pub mod rng;
 pub mod sys;
 pub mod tools;
+#[cfg(unix)]
+pub mod unix;
 
 pub use bins::{Profile, bin_path, bin_path_in, workspace_dir};
 pub use chat::Chatter;
@@ -31,7 +33,9 @@ pub use net::{
 pub use procs::{Finished, PYTHON, Proc, Server, parse_listening, python};
 pub use rng::{Rng, env_number};
 pub use sys::{Memory, cpu_times, memory, threads};
-pub use tools::Tool;
+pub use tools::{Facility, Tool};
+#[cfg(unix)]
+pub use unix::{UnixServer, connect_unix};
 
 use std::time::Duration;
 

@@ -1,4 +1,5 @@
-//! Tests that need a tool from outside Rust: nc, ss, curl, Chromium, Python.
+//! Tests that need a tool from outside Rust: nc, ss, curl, Chromium, Python;
+//! and tests that need something of the machine itself: IPv6 loopback.
 //!
 //! On a reader's machine a missing tool skips the test with one line that
 //! says what to install, and the suite still passes. With the environment
@@ -80,36 +81,7 @@ impl Tool {
         if self.found() {
             return Ok(true);
         }
-        let name = std::thread::current()
-            .name()
-            .map(|name| name.rsplit("::").next().unwrap_or(name).to_string())
-            .unwrap_or_else(|| "a test".to_string());
-        // The test binary is `target/.../deps/lesson03-0123abcd`: its name
-        // says which file the test is in.
-        let file = std::env::current_exe()
-            .ok()
-            .and_then(|exe| exe.file_stem()?.to_str().map(str::to_string))
-            .and_then(|stem| stem.split('-').next().map(str::to_string));
-        let test = match file {
-            Some(file) => format!("{file}::{name}"),
-            None => name,
-        };
-        if ci() {
-            bail!(
-                "{test} needs {} ({}), and CI is set: on CI every tool must be installed",
-                self.name,
-                self.install
-            );
-        }
-        // Straight to the stderr stream, past the test harness's capture, so
-        // that the reader sees what did not run.
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: {test} needs {} ({})",
-            self.name,
-            self.install
-        );
-        Ok(false)
+        missing(self.name, self.install)
     }
 
     /// Runs the probe once per process and remembers the answer.
@@ -133,6 +105,78 @@ impl Tool {
                 }
             }
         })
+    }
+}
+
+/// The test's answer when what it needs (`what`, got as `hint` says) is
+/// missing: with `CI` set, an error that fails it; otherwise `false`, after
+/// one line on stderr, `skipped: FILE::TEST needs WHAT (HINT)`.
+fn missing(what: &str, hint: &str) -> Result<bool> {
+    let name = std::thread::current()
+        .name()
+        .map(|name| name.rsplit("::").next().unwrap_or(name).to_string())
+        .unwrap_or_else(|| "a test".to_string());
+    // The test binary is `target/.../deps/lesson03-0123abcd`: its name
+    // says which file the test is in.
+    let file = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.file_stem()?.to_str().map(str::to_string))
+        .and_then(|stem| stem.split('-').next().map(str::to_string));
+    let test = match file {
+        Some(file) => format!("{file}::{name}"),
+        None => name,
+    };
+    if ci() {
+        bail!(
+            "{test} needs {what} ({hint}), and CI is set: on CI nothing a test needs may be missing"
+        );
+    }
+    // Straight to the stderr stream, past the test harness's capture, so
+    // that the reader sees what did not run.
+    let _ = writeln!(std::io::stderr(), "skipped: {test} needs {what} ({hint})");
+    Ok(false)
+}
+
+/// Something of the machine itself that some tests need, rather than a
+/// program: today only IPv6 loopback. Asked for like a tool, with the same
+/// skip-or-fail rule.
+#[derive(Debug)]
+pub struct Facility {
+    /// What the tests need, as the skip line names it.
+    pub name: &'static str,
+    /// Tries it once; `true` when it works.
+    pub probe: fn() -> bool,
+    /// An environment variable that, set to `1`, makes the probe say no,
+    /// so that the skip and the failure can be seen on any machine.
+    pub pretend_missing: &'static str,
+    /// How to get it.
+    pub install: &'static str,
+}
+
+/// IPv6 loopback: the address `::1`, which some machines (containers
+/// started with IPv6 off, say) do not have. `COURSE_NO_IPV6=1` pretends it
+/// is missing.
+pub const IPV6: Facility = Facility {
+    name: "IPv6 loopback [::1]",
+    probe: ipv6_loopback_works,
+    pretend_missing: "COURSE_NO_IPV6",
+    install: "turn IPv6 on for loopback: sudo sysctl -w net.ipv6.conf.lo.disable_ipv6=0",
+};
+
+/// Whether a socket can be bound to `[::1]`: then `::1` exists.
+fn ipv6_loopback_works() -> bool {
+    std::net::TcpListener::bind("[::1]:0").is_ok()
+}
+
+impl Facility {
+    /// Whether it is here; if not, the same as [`Tool::is_here`]: with `CI`
+    /// set an error, otherwise `false` after one `skipped: ...` line.
+    pub fn is_here(&self) -> Result<bool> {
+        let pretend = std::env::var(self.pretend_missing).is_ok_and(|v| v.trim() == "1");
+        if !pretend && (self.probe)() {
+            return Ok(true);
+        }
+        missing(self.name, self.install)
     }
 }
 

@@ -26,6 +26,8 @@ mod report;
 mod results;
 mod serve;
 mod stats;
+#[cfg(unix)]
+mod unix;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -67,6 +69,18 @@ enum Command {
         #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=65_536))]
         size_mib: u64,
         /// Also write the table to this file (the book's is book/src/perf/files.md)
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Lesson 12: the same echo server over a Unix domain socket and over TCP loopback, in turns
+    Unix {
+        /// Measured runs per transport and load (the median is reported)
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
+        runs: u64,
+        /// Length of one measured run (3, 3s, 500ms)
+        #[arg(long, default_value = "3s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Also write the tables to this file (the book's is book/src/perf/unix.md)
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -233,6 +247,11 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Unix {
+            runs,
+            duration,
+            out,
+        } => run_unix(runs as usize, duration, out),
         Command::C10k(args) => run_c10k(args),
         Command::Plot { results, out } => {
             let text = std::fs::read_to_string(&results)
@@ -315,6 +334,24 @@ fn run_fanout(args: FanoutArgs) -> anyhow::Result<()> {
         bail!("{err}");
     }
     Ok(())
+}
+
+/// `loadgen unix`: lesson 12's echo over a Unix socket beside TCP loopback.
+#[cfg(unix)]
+fn run_unix(runs: usize, duration: Duration, out: Option<PathBuf>) -> anyhow::Result<()> {
+    let report = unix::run(runs, duration, true)?;
+    let table = unix::markdown(&report);
+    print!("{table}");
+    if let Some(path) = out {
+        std::fs::write(&path, &table).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Where std has no Unix domain sockets there is nothing to compare.
+#[cfg(not(unix))]
+fn run_unix(_runs: usize, _duration: Duration, _out: Option<PathBuf>) -> anyhow::Result<()> {
+    bail!("loadgen unix needs Unix domain sockets, which this system's std does not have")
 }
 
 /// `loadgen c10k`: the chat rooms at scale, or their table redrawn.
