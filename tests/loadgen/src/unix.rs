@@ -22,7 +22,7 @@ use course_kit::procs::Keep;
 use course_kit::{Proc, Server, TempDir};
 
 use crate::procs;
-use crate::stats;
+use crate::stats::Latencies;
 
 /// The load of one scenario.
 #[derive(Clone, Copy, Debug)]
@@ -97,8 +97,8 @@ fn dial(target: &Target) -> std::io::Result<Box<dyn Stream>> {
     Ok(stream)
 }
 
-/// One client's closed loop until `end`: the round-trip times, in µs.
-fn client(target: &Target, size: usize, end: Instant) -> anyhow::Result<Vec<u32>> {
+/// One client's closed loop until `end`: its round-trip times.
+fn client(target: &Target, size: usize, end: Instant) -> anyhow::Result<Latencies> {
     let mut conn = dial(target).with_context(|| format!("connecting to {target:?}"))?;
     // Lower-case letters and digits: the reply differs from the message.
     let message: Vec<u8> = b"abcdefghijklmnopqrstuvwxyz0123456789"
@@ -109,14 +109,14 @@ fn client(target: &Target, size: usize, end: Instant) -> anyhow::Result<Vec<u32>
         .collect();
     let expected = message.to_ascii_uppercase();
     let mut reply = vec![0u8; size];
-    let mut latencies = Vec::new();
+    let mut latencies = Latencies::new();
     while Instant::now() < end {
         let start = Instant::now();
         conn.write_all(&message).context("sending")?;
         conn.read_exact(&mut reply).context("reading the reply")?;
         let took = start.elapsed();
         ensure!(reply == expected, "a reply was not the message in capitals");
-        latencies.push(u32::try_from(took.as_micros()).unwrap_or(u32::MAX));
+        latencies.record(took);
     }
     Ok(latencies)
 }
@@ -132,7 +132,7 @@ fn measure(
     let cpu_before = procs::cpu_seconds(pid);
     let start = Instant::now();
     let end = start + length;
-    let results: Vec<anyhow::Result<Vec<u32>>> = thread::scope(|scope| {
+    let results: Vec<anyhow::Result<Latencies>> = thread::scope(|scope| {
         let threads: Vec<_> = (0..load.clients)
             .map(|_| scope.spawn(|| client(target, load.size, end)))
             .collect();
@@ -146,13 +146,13 @@ fn measure(
     });
     let seconds = start.elapsed().as_secs_f64();
     let cpu_after = procs::cpu_seconds(pid);
-    let mut all = Vec::new();
+    let mut all = Latencies::new();
     for result in results {
-        all.extend(result.with_context(|| format!("{name}: a client failed"))?);
+        all.merge(&result.with_context(|| format!("{name}: a client failed"))?);
     }
-    let messages = all.len() as f64;
+    let messages = all.count() as f64;
     ensure!(messages > 0.0, "{name}: not one reply in {seconds:.1} s");
-    let latency = stats::percentiles(&mut all).context("no latencies")?;
+    let latency = all.percentiles().context("no latencies")?;
     Ok(Row {
         transport: name,
         msgs_per_s: messages / seconds,
