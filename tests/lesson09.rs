@@ -565,16 +565,83 @@ fn server_closes_a_silent_connection_after_the_idle_timeout() -> Result<()> {
 }
 
 /// A hundred silent connections hold a hundred threads, and the next
-/// caller is still answered at once.
+/// caller is still answered at once (with a seat left for it).
 #[test]
 fn server_answers_while_100_silent_connections_are_open() -> Result<()> {
-    let server = Server::start(SERVER, &[])?;
+    let server = Server::start(SERVER, &["--max-clients", "101"])?;
     let silent: Vec<TcpStream> = (0..100)
         .map(|_| connect(server.addr))
         .collect::<Result<_>>()?;
     expect(&ask(server.addr, get("/").as_bytes())?, 200)?;
     drop(silent);
     server.kill()?.assert_no_panic()
+}
+
+/// What the server says when it is full, as `--max-clients 2` says it.
+const FULL: &str = "server full: 2 clients are being served, try again later\n";
+
+/// Two silent callers hold both seats of `server` (started with
+/// `--max-clients 2`; they are accepted in the order they connected). The
+/// third gets `503` with `body` and is hung up on; once a seat is free
+/// again (the server logs `freed` for the caller who left), a caller gets
+/// the page.
+fn answers_503_past_max_clients(mut server: Server, body: &str, freed: &str) -> Result<()> {
+    let first = connect(server.addr)?;
+    let _second = connect(server.addr)?;
+    let mut third = connect(server.addr)?;
+    let me = third.local_addr()?;
+    third.write_all(get("/").as_bytes())?;
+    // A reset may follow the answer if the request came after the server
+    // had read what there was; the answer is there all the same.
+    let answer = parse(&read_until_hung_up(&mut third)?)?;
+    expect(&answer, 503)?;
+    ensure!(
+        answer.status_line == "HTTP/1.1 503 Service Unavailable",
+        "{}",
+        answer.status_line
+    );
+    ensure!(answer.body == body.as_bytes(), "{:?}", answer.body);
+    server.wait_for(&format!(
+        "client {me}: turned away, the server is full -> 503"
+    ))?;
+    let gone = first.local_addr()?;
+    drop(first);
+    server.wait_for(&format!("client {gone}: {freed}"))?;
+    // The seat is given back just after that line: call until it is.
+    let deadline = std::time::Instant::now() + course_tests::TIMEOUT;
+    loop {
+        let mut conn = connect(server.addr)?;
+        conn.write_all(get("/").as_bytes())?;
+        let answer = parse(&read_until_hung_up(&mut conn)?)?;
+        if answer.status() == 503 && std::time::Instant::now() < deadline {
+            continue;
+        }
+        ensure!(answer.status() == 200, "{}", answer.status_line);
+        break;
+    }
+    server.kill()?.assert_no_panic()
+}
+
+#[test]
+fn server_answers_503_to_the_caller_past_max_clients() -> Result<()> {
+    let server = Server::start(SERVER, &["--max-clients", "2"])?;
+    answers_503_past_max_clients(server, FULL, "hung up before a whole request")
+}
+
+#[test]
+fn server_serves_100_connections_at_once_by_default() -> Result<()> {
+    cmd(SERVER)?
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--max-clients <N>"))
+        .stdout(predicate::str::contains("[default: 100]"));
+    cmd(SERVER)?
+        .args(["--max-clients", "0"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("'0'"));
+    Ok(())
 }
 
 // ---------------------------------------------------------------- other clients
@@ -757,6 +824,15 @@ fn interop_python_server_never_serves_a_file_outside_its_folder_either() -> Resu
     }
     server.kill()?;
     Ok(())
+}
+
+#[test]
+fn interop_python_server_answers_503_to_the_caller_past_max_clients() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let server = python_server(&["--max-clients", "2"])?;
+    answers_503_past_max_clients(server, FULL, "hung up before a whole request")
 }
 
 #[test]
@@ -954,6 +1030,81 @@ fn client_reads_the_seed_until_it_hangs_up() -> Result<()> {
 }
 
 #[test]
+fn client_prints_the_503_of_a_full_server() -> Result<()> {
+    let server = Server::start(SERVER, &["--max-clients", "1"])?;
+    let _seated = connect(server.addr)?;
+    cmd(CLIENT)?
+        .arg(server.addr_arg())
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(
+            "HTTP/1.1 503 Service Unavailable\n",
+        ))
+        .stdout(predicate::str::ends_with(
+            "\n\nserver full: 1 clients are being served, try again later\n",
+        ));
+    server.kill()?.assert_no_panic()
+}
+
+/// A server of the test's own that reads the request head and sends
+/// `answer` (on a thread of its own: the client may stop reading first).
+fn answering(answer: Vec<u8>) -> Result<course_tests::PlainServer> {
+    course_tests::PlainServer::start(move |mut stream| {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte)?;
+            head.push(byte[0]);
+        }
+        let _ = stream.write_all(&answer);
+        Ok(head)
+    })
+}
+
+/// Runs the client against `answer` and checks its one line of error.
+fn client_refuses(answer: Vec<u8>, error: &str) -> Result<()> {
+    let plain = answering(answer)?;
+    let out = cmd(CLIENT)?.arg(plain.addr.to_string()).assert().code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    ensure!(stderr == format!("error: {error}\n"), "{stderr:?}");
+    plain.join()?;
+    Ok(())
+}
+
+#[test]
+fn client_refuses_an_answer_head_over_64_kib() -> Result<()> {
+    let mut answer = b"HTTP/1.1 200 OK\r\nX-Long: ".to_vec();
+    answer.extend(std::iter::repeat_n(b'x', 100 * 1024));
+    client_refuses(
+        answer,
+        "the answer's head goes on past our limit of 65536 bytes",
+    )
+}
+
+#[test]
+fn client_refuses_a_body_announced_over_16_mib() -> Result<()> {
+    client_refuses(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 4294967296\r\n\r\nhi".to_vec(),
+        "the server announced a body of 4294967296 bytes, over our limit of 16777216",
+    )
+}
+
+#[test]
+fn client_stops_a_body_without_a_length_past_16_mib() -> Result<()> {
+    let mut answer = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+    answer.extend(std::iter::repeat_n(b'x', 16 * 1024 * 1024 + 10));
+    client_refuses(answer, "the body goes on past our limit of 16777216 bytes")
+}
+
+#[test]
+fn client_refuses_a_content_length_that_is_not_a_number() -> Result<()> {
+    client_refuses(
+        b"HTTP/1.1 200 OK\r\nContent-Length: lots\r\n\r\nhi".to_vec(),
+        "a bad Content-Length: lots",
+    )
+}
+
+#[test]
 fn client_refuses_a_path_without_a_slash() -> Result<()> {
     cmd(CLIENT)?
         .args([DEFAULT_ADDR, "index.html"])
@@ -1023,6 +1174,16 @@ fn exercise1_takes_two_requests_in_one_write_and_closes_when_asked() -> Result<(
         "{text}"
     );
     server.kill()?.assert_no_panic()
+}
+
+#[test]
+fn exercise1_answers_503_to_the_caller_past_max_clients() -> Result<()> {
+    let server = Server::start(EXERCISE, &["--max-clients", "2"])?;
+    answers_503_past_max_clients(
+        server,
+        "server full, try again later\n",
+        "done after 0 requests",
+    )
 }
 
 // ---------------------------------------------------------------- the book's output

@@ -4,7 +4,8 @@
 //! text ending in an empty line, and expects an answer in the same form: a
 //! status line, headers, an empty line, then the body. This server reads
 //! the request whole, answers with every header a browser needs, and hangs
-//! up politely, a thread per caller as in lesson 06's first step.
+//! up politely, a thread per caller as in lesson 07, up to `--max-clients`
+//! at once.
 //!
 //! With `--like-the-seed` it behaves instead like the Python tutorials'
 //! first web server: one `recv(1024)`, a status line that is not quite
@@ -21,6 +22,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
+use clap::builder::RangedU64ValueParser;
+use shared::Seats;
 // ANCHOR_END: imports
 
 // ANCHOR: args
@@ -45,6 +48,12 @@ struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..))]
     idle_timeout: u64,
+
+    /// Serve at most this many connections at once; the next one is
+    /// answered 503 Service Unavailable
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    max_clients: usize,
 
     /// Answer like the Python tutorials' first web server does (to see
     /// what goes wrong)
@@ -83,14 +92,29 @@ fn run(args: Args) -> anyhow::Result<()> {
     let listener =
         TcpListener::bind(addr).with_context(|| shared::cannot_listen(addr))?;
     shared::print_listening(listener.local_addr()?);
+    // Lesson 07's connection loop: a seat per caller, and a failing
+    // accept said once, then tried again every 100 ms.
+    let seats = Seats::new(args.max_clients);
+    let mut failures = 0;
     loop {
         let (conn, peer) = match listener.accept() {
             Ok(call) => call,
             Err(err) => {
-                println!("accept failed: {err}; trying again shortly");
+                if failures == 0 {
+                    println!("accept failed: {err}; trying again every 100 ms");
+                }
+                failures += 1;
                 thread::sleep(Duration::from_millis(100));
                 continue;
             }
+        };
+        if failures > 0 {
+            println!("accept works again after {failures} failures");
+            failures = 0;
+        }
+        let Some(seat) = seats.take() else {
+            turn_away(conn, peer, seats.max());
+            continue;
         };
         let config = std::sync::Arc::clone(&config);
         let talk = move || {
@@ -99,13 +123,39 @@ fn run(args: Args) -> anyhow::Result<()> {
             } else {
                 answer(conn, peer, &config);
             }
+            drop(seat);
         };
         if let Err(err) = thread::Builder::new().spawn(talk) {
-            println!("client {peer} could not be served: {err}");
+            println!("client {peer}: could not be served: {err}; hanging up");
         }
     }
 }
 // ANCHOR_END: accept-loop
+
+// ANCHOR: turn-away
+/// Answers 503 while every seat is taken. The accept loop must not wait
+/// for anybody, so the request is not read: a new connection's send buffer
+/// is empty, and this short write cannot block.
+fn turn_away(mut conn: TcpStream, peer: SocketAddr, max: usize) {
+    let why = format!(
+        "server full: {max} clients are being served, try again later\n"
+    );
+    let full = Response::new(503, "Service Unavailable", TEXT_UTF8, why.into());
+    println!("client {peer}: turned away, the server is full -> 503");
+    let _ = conn.write_all(&[full.head(), full.body].concat());
+    // Our side is done. What the caller has sent so far is read and
+    // dropped, without waiting for more, so that the close sends no reset.
+    let _ = conn.shutdown(Shutdown::Write);
+    if conn.set_nonblocking(true).is_ok() {
+        let mut buf = [0u8; 4096];
+        for _ in 0..16 {
+            if !matches!(conn.read(&mut buf), Ok(1..)) {
+                break;
+            }
+        }
+    }
+}
+// ANCHOR_END: turn-away
 
 // ANCHOR: seed
 /// The Python tutorials' first web server, line for line:
@@ -327,6 +377,7 @@ impl Response {
 }
 
 const HTML_UTF8: &str = "text/html; charset=utf-8";
+const TEXT_UTF8: &str = "text/plain; charset=utf-8";
 
 /// Decides the answer to one request head.
 fn respond(head: &[u8], config: &Config) -> Response {
@@ -456,7 +507,7 @@ fn content_type(path: &Path) -> &'static str {
     let ending = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     match ending.to_ascii_lowercase().as_str() {
         "html" | "htm" => HTML_UTF8,
-        "txt" => "text/plain; charset=utf-8",
+        "txt" => TEXT_UTF8,
         "css" => "text/css; charset=utf-8",
         "js" => "text/javascript; charset=utf-8",
         "json" => "application/json",
