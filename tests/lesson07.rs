@@ -807,7 +807,7 @@ s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 def recv_exactly(n):
     data = b""
     while len(data) < n:
-        chunk = s.recv(n - len(data))
+        chunk = s.recv(min(n - len(data), 65536))
         if not chunk:
             raise SystemExit("cut off")
         data += chunk
@@ -816,6 +816,8 @@ for word in [b"hello", b"", "你好".encode()]:
     s.sendall(struct.pack("!I", len(word)) + word)
 for _ in range(3):
     (n,) = struct.unpack("!I", recv_exactly(4))
+    if n > 1024 * 1024:
+        raise SystemExit(f"a reply of {n} bytes is too long")
     print(recv_exactly(n).decode())
 "#;
 
@@ -837,6 +839,35 @@ fn interop_plain_python_peer_talks_to_the_rust_server() -> Result<()> {
     ensure!(out.status.success(), "{out:?}");
     ensure!(out.stdout == "HELLO\n\n你好\n".as_bytes(), "{out:?}");
     server.kill()?.assert_no_panic()
+}
+
+/// The plain peer bounds what it reads: a reply announced as 4 GiB is
+/// refused before any of it is read.
+#[test]
+fn interop_plain_python_peer_refuses_a_reply_over_1_mib() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let plain = PlainServer::start(|mut stream| {
+        for _ in 0..3 {
+            reply(&mut stream)?;
+        }
+        stream.write_all(&[0xff, 0xff, 0xff, 0xff])?;
+        Ok(Vec::new())
+    })?;
+    let mut peer = Command::new(PYTHON);
+    peer.env("PYTHONUTF8", "1")
+        .args(["-c", PLAIN_PYTHON_PEER])
+        .arg(plain.addr.port().to_string());
+    let out = run_with_stdin(peer, "")?;
+    ensure!(out.status.code() == Some(1), "{out:?}");
+    ensure!(
+        out.stderr == "a reply of 4294967295 bytes is too long\n".as_bytes(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    plain.join()?;
+    Ok(())
 }
 
 #[test]
@@ -982,46 +1013,86 @@ fn interop_python_client_refuses_a_reply_over_its_limit_in_one_line() -> Result<
 
 // ---------------------------------------------------------------- exercise 1: a header
 
-/// A client written the courses' way: a JSON header with a length prefix,
-/// then the raw body; then the answer header and body back.
-const HEADER_CLIENT: &str = r#"import json, socket, struct, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-body = "hello, 你好".encode()
-header = json.dumps({"name": "notes.txt", "size": len(body)}).encode()
-s.sendall(struct.pack("!I", len(header)) + header + body)
-def recv_exactly(n):
-    data = b""
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        if not chunk:
-            raise SystemExit("cut off")
-        data += chunk
-    return data
-(n,) = struct.unpack("!I", recv_exactly(4))
-answer = json.loads(recv_exactly(n))
-print(answer)
-print(recv_exactly(answer["size"]).decode())
-"#;
-
 #[test]
 fn exercise1_answers_a_header_and_body_sent_the_courses_way() -> Result<()> {
     if !PYTHON3.is_here()? {
         return Ok(());
     }
     let mut server = Server::start(EXERCISE, &[])?;
-    let mut peer = Command::new(PYTHON);
-    peer.env("PYTHONUTF8", "1")
-        .args(["-c", HEADER_CLIENT])
-        .arg(server.addr.port().to_string());
-    let out = run_with_stdin(peer, "")?;
+    let out = header_client(server.addr.port(), &[])?;
     ensure!(out.status.success(), "{out:?}");
     ensure!(
-        out.stdout == "{'name': 'notes.txt', 'ok': True, 'size': 13}\nHELLO, 你好\n".as_bytes(),
+        out.stdout == "{\"name\":\"notes.txt\",\"ok\":true,\"size\":13}\nHELLO, 你好\n".as_bytes(),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
     server.wait_for(r#"sent "notes.txt" (13 bytes)"#)?;
+    // Announcing more than --max-body: the refusal, and no body.
+    let out = header_client(server.addr.port(), &["2000000"])?;
+    ensure!(
+        out.stdout
+            == "{\"error\":\"a body of 2000000 bytes is over the limit of 1048576\",\"ok\":false}\n"
+                .as_bytes(),
+        "{out:?}"
+    );
     server.kill()?.assert_no_panic()
+}
+
+/// The chapter's "Try it" of the exercise: the courses' client against the
+/// solution, once as it is and once announcing more than `--max-body`.
+#[cfg(target_os = "linux")]
+#[test]
+fn book_output_of_the_header_client() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let server = Server::start(EXERCISE, &[])?;
+    let mut t = Transcript::new();
+    for extra in [&[][..], &["2000000"]] {
+        let out = header_client(server.addr.port(), extra)?;
+        ensure!(out.status.success(), "{out:?}");
+        let mut command = "python3 lessons/lesson07-framing/python/header_client.py".to_string();
+        if !extra.is_empty() {
+            command.push_str(" 9007 ");
+            command.push_str(&extra.join(" "));
+        }
+        t.command(&command)
+            .output(&String::from_utf8_lossy(&out.stdout));
+    }
+    server.kill()?.assert_no_panic()?;
+    t.check("lesson07-header-client")
+}
+
+/// The exercise's client, written the courses' way (`python/header_client.py`),
+/// run to its end against `port`.
+fn header_client(port: u16, extra: &[&str]) -> Result<std::process::Output> {
+    let mut client = python(LESSON, "header_client.py");
+    client.arg(port.to_string()).args(extra);
+    run_with_stdin(client, "")
+}
+
+/// The courses' client bounds what it reads, too: a 4 GiB answer header
+/// is refused before a byte of it is read.
+#[test]
+fn exercise1_header_client_refuses_an_answer_header_over_8_kib() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let plain = PlainServer::start(|mut stream| {
+        let _header = reply(&mut stream)?;
+        let _body = read_exactly(&mut stream, "hello, 你好".len())?;
+        stream.write_all(&[0xff, 0xff, 0xff, 0xff])?;
+        Ok(Vec::new())
+    })?;
+    let out = header_client(plain.addr.port(), &[])?;
+    ensure!(out.status.code() == Some(1), "{out:?}");
+    ensure!(
+        out.stderr == "error: an answer header of 4294967295 bytes is over our limit\n".as_bytes(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    plain.join()?;
+    Ok(())
 }
 
 /// Reads the answer header of the exercise server as JSON text.
