@@ -2275,6 +2275,11 @@ fn lesson09_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
 }
 
 #[test]
+fn lesson09_seed_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
+    quiet_on_loopback_warns_elsewhere("lesson09-seed-server", Transport::Http)
+}
+
+#[test]
 fn lesson08_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
     let dir = TempDir::new("hostile-lesson08-loopback")?;
     let dir = dir.path().to_str().context("temp dir is not UTF-8")?;

@@ -1,8 +1,8 @@
 //! Lesson 09: answering a real web browser, by hand.
 //!
-//! First the Python tutorials' first web server (`--like-the-seed`, and its
-//! Python original, `seed.py`), with each of its problems shown; then the
-//! correct server, checked with raw requests, with Python's `urllib` and
+//! Step 1, the Python tutorials' first web server (`lesson09-seed-server`,
+//! and its Python original, `seed.py`), with each of its problems shown;
+//! then step 2, the correct server, checked with raw requests, with Python's `urllib` and
 //! `http.client`, with curl, and in headless Chromium; then the client and
 //! the keep-alive exercise.
 
@@ -23,6 +23,7 @@ use course_tests::{
 use predicates::prelude::*;
 
 const SERVER: &str = "lesson09-server";
+const SEED: &str = "lesson09-seed-server";
 const CLIENT: &str = "lesson09-client";
 const EXERCISE: &str = "lesson09-exercise1";
 const LESSON: &str = "lesson09-browser";
@@ -175,6 +176,16 @@ fn client_explains_when_no_server_listens() -> Result<()> {
 }
 
 #[test]
+fn seed_server_prints_help() -> Result<()> {
+    contract::help_works(SEED, DEFAULT_ADDR)
+}
+
+#[test]
+fn seed_server_dies_on_bad_address() -> Result<()> {
+    contract::bad_address_is_refused(SEED)
+}
+
+#[test]
 fn server_refuses_a_folder_that_does_not_exist() -> Result<()> {
     cmd(SERVER)?
         .args(["--dir", "/no/such/folder"])
@@ -191,7 +202,7 @@ fn server_refuses_a_folder_that_does_not_exist() -> Result<()> {
 /// header follows: no Content-Type, no charset, no Content-Length.
 #[test]
 fn seed_answers_with_a_bare_status_line_and_gb2312_bytes() -> Result<()> {
-    let server = Server::start(SERVER, &["--like-the-seed"])?;
+    let server = Server::start(SEED, &[])?;
     let mut conn = connect(server.addr)?;
     conn.write_all(get("/").as_bytes())?;
     let raw = read_until_hung_up(&mut conn)?;
@@ -215,7 +226,7 @@ fn seed_answers_with_a_bare_status_line_and_gb2312_bytes() -> Result<()> {
 /// first, here a request line without its headers.
 #[test]
 fn seed_answers_after_one_read_even_if_the_request_is_not_all_there() -> Result<()> {
-    let mut server = Server::start(SERVER, &["--like-the-seed"])?;
+    let mut server = Server::start(SEED, &[])?;
     let mut conn = connect(server.addr)?;
     conn.write_all(b"GET / HTTP/1.1\r\n")?;
     // Nothing more has been sent, and the answer already comes.
@@ -231,7 +242,7 @@ fn seed_answers_after_one_read_even_if_the_request_is_not_all_there() -> Result<
 #[cfg(target_os = "linux")]
 #[test]
 fn seed_resets_a_request_longer_than_its_one_read() -> Result<()> {
-    let server = Server::start(SERVER, &["--like-the-seed"])?;
+    let server = Server::start(SEED, &[])?;
     let mut conn = connect(server.addr)?;
     let cookie = "c".repeat(3000);
     conn.write_all(format!("GET / HTTP/1.1\r\nCookie: {cookie}\r\n\r\n").as_bytes())?;
@@ -253,7 +264,7 @@ fn seed_resets_a_request_longer_than_its_one_read() -> Result<()> {
 /// the path, answers it with the same page.
 #[test]
 fn seed_answers_the_favicon_request_with_the_same_page() -> Result<()> {
-    let server = Server::start(SERVER, &["--like-the-seed"])?;
+    let server = Server::start(SEED, &[])?;
     let fetch = |path: &str| -> Result<Answer> {
         let mut conn = connect(server.addr)?;
         conn.write_all(get(path).as_bytes())?;
@@ -262,6 +273,29 @@ fn seed_answers_the_favicon_request_with_the_same_page() -> Result<()> {
     let page = fetch("/")?;
     let icon = fetch("/favicon.ico")?;
     ensure!(icon.status_line == page.status_line && icon.body == page.body);
+    server.kill()?.assert_no_panic()
+}
+
+/// The seed serves one caller at a time, and its one `recv` has no
+/// timeout: while a caller stays silent, the next one waits, unanswered,
+/// for as long as the silent one likes.
+#[test]
+fn seed_keeps_everyone_waiting_while_one_caller_is_silent() -> Result<()> {
+    let mut server = Server::start(SEED, &[])?;
+    let silent = connect(server.addr)?;
+    let mut next = connect(server.addr)?;
+    next.write_all(get("/").as_bytes())?;
+    // A second of silence: no answer while the first caller says nothing.
+    course_tests::assert_silent(&mut next, std::time::Duration::from_secs(1))?;
+    let gone = silent.local_addr()?;
+    drop(silent);
+    server.wait_for(&format!(r#"client {gone}: "" (0 bytes read)"#))?;
+    let answer = parse(&read_until_hung_up(&mut next)?)?;
+    ensure!(
+        answer.status_line == "HTTP/1.1 200 OK 、",
+        "{}",
+        answer.status_line
+    );
     server.kill()?.assert_no_panic()
 }
 
@@ -719,7 +753,7 @@ fn interop_http_client_reads_the_seed_until_it_hangs_up() -> Result<()> {
     if !PYTHON3.is_here()? {
         return Ok(());
     }
-    let server = Server::start(SERVER, &["--like-the-seed"])?;
+    let server = Server::start(SEED, &[])?;
     let text = run_python_seed_client(&server)?;
     ensure!(text.starts_with("200 "), "{text}");
     ensure!(
@@ -836,14 +870,14 @@ fn interop_python_server_answers_503_to_the_caller_past_max_clients() -> Result<
 }
 
 #[test]
-fn interop_seed_py_answers_like_the_seed_mode() -> Result<()> {
+fn interop_seed_py_answers_like_the_rust_seed_server() -> Result<()> {
     if !PYTHON3.is_here()? {
         return Ok(());
     }
     let mut seed = python(LESSON, "seed.py");
     seed.arg("127.0.0.1:0");
     let python_seed = Server::start_command(seed)?;
-    let rust_seed = Server::start(SERVER, &["--like-the-seed"])?;
+    let rust_seed = Server::start(SEED, &[])?;
     let from_python = ask(python_seed.addr, get("/").as_bytes())?;
     let from_rust = ask(rust_seed.addr, get("/").as_bytes())?;
     ensure!(
@@ -920,7 +954,7 @@ fn book_output_of_chromium_and_the_seed() -> Result<()> {
     if !CHROMIUM.is_here()? {
         return Ok(());
     }
-    let server = Server::start(SERVER, &["--like-the-seed"])?;
+    let server = Server::start(SEED, &[])?;
     let url = format!("http://{}/", server.addr);
     let dom = rendered_text(&url)?;
     ensure!(dom.contains("<h1>"), "{dom}");
@@ -951,7 +985,7 @@ fn book_output_of_chromium_and_the_seed() -> Result<()> {
         log.stdout[0].trim_start_matches("listening on "),
         DEFAULT_ADDR,
     )
-    .command("cargo run -p lesson09-server -- --like-the-seed")
+    .command("cargo run -p lesson09-seed-server")
     .lines(&page);
     t2.check("lesson09-seed-server")
 }
@@ -1017,7 +1051,7 @@ fn client_prints_the_head_and_the_body_decoded_with_its_charset() -> Result<()> 
 
 #[test]
 fn client_reads_the_seed_until_it_hangs_up() -> Result<()> {
-    let server = Server::start(SERVER, &["--like-the-seed"])?;
+    let server = Server::start(SEED, &[])?;
     cmd(CLIENT)?
         .arg(server.addr_arg())
         .assert()
@@ -1227,7 +1261,7 @@ fn book_output_of_python_and_the_seed() -> Result<()> {
     if !PYTHON3.is_here()? {
         return Ok(());
     }
-    let server = Server::start(SERVER, &["--like-the-seed"])?;
+    let server = Server::start(SEED, &[])?;
     let text = run_python_seed_client(&server)?;
     server.kill()?;
     let mut t = Transcript::new();

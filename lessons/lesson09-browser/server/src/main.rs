@@ -1,4 +1,4 @@
-//! Lesson 09 server: answering a real web browser, by hand.
+//! Lesson 09 server, step 2: answering a real web browser, by hand.
 //!
 //! A browser is just another TCP client. It sends a request, a few lines of
 //! text ending in an empty line, and expects an answer in the same form: a
@@ -7,9 +7,8 @@
 //! up politely, a thread per caller as in lesson 07, up to `--max-clients`
 //! at once.
 //!
-//! With `--like-the-seed` it behaves instead like the Python tutorials'
-//! first web server: one `recv(1024)`, a status line that is not quite
-//! HTTP, a GB2312 body without a word about its encoding, then `close`.
+//! Step 1, `lesson09-seed-server`, is the Python tutorials' first web
+//! server, which gets each of these things wrong.
 
 // ANCHOR: imports
 use std::fs;
@@ -54,11 +53,6 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = 100,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     max_clients: usize,
-
-    /// Answer like the Python tutorials' first web server does (to see
-    /// what goes wrong)
-    #[arg(long)]
-    like_the_seed: bool,
 }
 
 /// What every connection's thread needs to know.
@@ -66,7 +60,6 @@ struct Config {
     /// The folder to serve, made absolute, with every link resolved.
     dir: Option<PathBuf>,
     idle: Duration,
-    like_the_seed: bool,
 }
 
 fn main() -> ExitCode {
@@ -86,7 +79,6 @@ fn run(args: Args) -> anyhow::Result<()> {
     let config = std::sync::Arc::new(Config {
         dir,
         idle: Duration::from_secs(args.idle_timeout),
-        like_the_seed: args.like_the_seed,
     });
     let addr = &args.addr;
     let listener =
@@ -118,11 +110,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         };
         let config = std::sync::Arc::clone(&config);
         let talk = move || {
-            if config.like_the_seed {
-                like_the_seed(conn, peer);
-            } else {
-                answer(conn, peer, &config);
-            }
+            answer(conn, peer, &config);
             drop(seat);
         };
         if let Err(err) = thread::Builder::new().spawn(talk) {
@@ -156,35 +144,6 @@ fn turn_away(mut conn: TcpStream, peer: SocketAddr, max: usize) {
     }
 }
 // ANCHOR_END: turn-away
-
-// ANCHOR: seed
-/// The Python tutorials' first web server, line for line:
-///
-/// ```text
-/// data = conn.recv(1024)
-/// conn.send(b"HTTP/1.1 200 OK 、\r\n\r\n")
-/// conn.send("<h1> 不要回答！！！...</h1>".encode("gb2312"))
-/// conn.close()
-/// ```
-fn like_the_seed(mut conn: TcpStream, peer: SocketAddr) {
-    let mut buf = [0u8; 1024];
-    // One read: whatever part of the request has arrived by now.
-    let n = conn.read(&mut buf).unwrap_or(0);
-    let first = buf[..n].split(|&b| b == b'\n').next().unwrap_or_default();
-    println!("client {peer}: {} ({n} bytes read)", shared::show(first));
-    // Not quite HTTP: a reason phrase with a Chinese comma, and no headers
-    // at all (no Content-Type, no charset, no Content-Length).
-    let status = "HTTP/1.1 200 OK 、\r\n\r\n".as_bytes();
-    let (body, _, _) = encoding_rs::GBK.encode(SEED_WORDS_HTML);
-    let _ = conn.write_all(status).and_then(|()| conn.write_all(&body));
-    // `drop` closes at once, with any unread request bytes still queued:
-    // the kernel then sends a reset instead of a polite FIN.
-}
-
-/// The seed's words, as the seed sends them.
-const SEED_WORDS_HTML: &str =
-    "<h1> 不要回答！！！不要回答！！！不要回答！！！</h1>";
-// ANCHOR_END: seed
 
 // ANCHOR: limits
 /// The most a request head may take: the request line and all headers.
@@ -420,6 +379,10 @@ impl Response {
 // ANCHOR_END: respond
 
 // ANCHOR: route
+/// The seed's words, as the seed sends them.
+const SEED_WORDS_HTML: &str =
+    "<h1> 不要回答！！！不要回答！！！不要回答！！！</h1>";
+
 /// The seed's words, in a page that says which encoding it uses.
 fn seed_page(charset: &str) -> String {
     format!(
