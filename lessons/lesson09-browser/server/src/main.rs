@@ -72,7 +72,10 @@ fn main() -> ExitCode {
 fn run(args: Args) -> anyhow::Result<()> {
     let dir = match &args.dir {
         Some(dir) => Some(dir.canonicalize().with_context(|| {
-            format!("cannot serve {}: is it an existing folder?", dir.display())
+            format!(
+                "cannot serve {} (is it an existing folder?)",
+                dir.display()
+            )
         })?),
         None => None,
     };
