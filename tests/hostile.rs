@@ -1773,6 +1773,134 @@ course_tests::test_table! {
     );
 }
 
+// ============================================ lessons 07 and 09: no threads left
+//
+// A thread-per-caller server that cannot start a thread logs it, hangs up
+// on that caller, and goes on. The servers run as the unprivileged user
+// `nobody` with at most 8 processes and threads (RLIMIT_NPROC, which does
+// not bind root), so these tests need the test to run as root, and Unix;
+// elsewhere they say that they skipped. They run one at a time: the limit
+// counts every thread of that user.
+
+/// The most threads the servers under these tests may have, their main
+/// thread included.
+#[cfg(unix)]
+const FEW_THREADS: u64 = 8;
+
+/// One of these tests at a time.
+#[cfg(unix)]
+static FEW_THREADS_ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// `command` as the user `nobody`, with at most `FEW_THREADS` threads.
+#[cfg(unix)]
+fn with_few_threads(mut command: std::process::Command) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    command.uid(65534).gid(65534);
+    // SAFETY: as in `with_few_files`; this runs after the switch to
+    // `nobody`, who may lower its own limit.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: FEW_THREADS,
+                rlim_max: FEW_THREADS,
+            };
+            if libc::setrlimit(libc::RLIMIT_NPROC, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command
+}
+
+/// Starts `name` with few threads, calls it twice as often as it has
+/// threads, and checks that the callers it has no thread for are hung up
+/// on with a log line, and that it serves again once the callers are gone.
+#[cfg(unix)]
+fn hangs_up_when_no_thread_is_left(
+    test: &str,
+    name: &str,
+    extra: &[&str],
+    healthy: fn(SocketAddr) -> Result<()>,
+) -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: hostile::{test} needs root, to run the server as an unprivileged user");
+        return Ok(());
+    }
+    let _one = FEW_THREADS_ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut command = std::process::Command::new(course_tests::bin_path(name)?);
+    command.arg("127.0.0.1:0").args(extra);
+    let mut server = Server::start_command(with_few_threads(command))?;
+    let callers: Vec<TcpStream> = (0..2 * FEW_THREADS)
+        .map(|_| connect(server.addr))
+        .collect::<Result<_>>()?;
+    let line = server.wait_for("could not be served: ")?;
+    ensure!(line.ends_with("; hanging up"), "{line}");
+    drop(callers);
+    // The threads of the callers end as they see the hang-ups; until then
+    // a new caller may still find no thread, and calls again.
+    let deadline = Instant::now() + TIMEOUT;
+    while let Err(err) = healthy(server.addr) {
+        if Instant::now() >= deadline {
+            return Err(err.context("still no thread after the callers left"));
+        }
+    }
+    server.kill()?.assert_no_panic()
+}
+
+#[cfg(not(unix))]
+fn hangs_up_when_no_thread_is_left(
+    test: &str,
+    _: &str,
+    _: &[&str],
+    _: fn(SocketAddr) -> Result<()>,
+) -> Result<()> {
+    eprintln!("skipped: hostile::{test} needs Unix, for RLIMIT_NPROC");
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn framed_echo(_: SocketAddr) -> Result<()> {
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn header_echo(_: SocketAddr) -> Result<()> {
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn web_page(_: SocketAddr) -> Result<()> {
+    Ok(())
+}
+
+course_tests::test_table! {
+    lesson07_hangs_up_on_a_caller_when_no_thread_is_left: hangs_up_when_no_thread_is_left(
+        "lesson07_hangs_up_on_a_caller_when_no_thread_is_left", LESSON07, &[], framed_echo,
+    );
+    lesson07_exercise1_hangs_up_on_a_caller_when_no_thread_is_left: hangs_up_when_no_thread_is_left(
+        "lesson07_exercise1_hangs_up_on_a_caller_when_no_thread_is_left",
+        "lesson07-exercise1",
+        &[],
+        header_echo,
+    );
+    lesson09_hangs_up_on_a_caller_when_no_thread_is_left: hangs_up_when_no_thread_is_left(
+        "lesson09_hangs_up_on_a_caller_when_no_thread_is_left",
+        LESSON09,
+        &["--idle-timeout", "60"],
+        web_page,
+    );
+    lesson09_exercise1_hangs_up_on_a_caller_when_no_thread_is_left: hangs_up_when_no_thread_is_left(
+        "lesson09_exercise1_hangs_up_on_a_caller_when_no_thread_is_left",
+        "lesson09-exercise1",
+        &[],
+        web_page,
+    );
+}
+
 // ============================================================ bounded memory
 //
 // Resident memory (VmRSS) and its high-water mark (VmHWM), read from
