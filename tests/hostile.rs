@@ -1209,14 +1209,28 @@ fn framed_survives(attack: fn(&mut Server) -> Result<()>) -> Result<()> {
 
 /// The lesson's own client gets its frame back, and nothing the server
 /// printed contains a panic.
+///
+/// Right after an attack of many connections, every seat of
+/// `--max-clients` may still be taken by attackers whose threads have not
+/// yet ended: then the client is told that the server is full, and calls
+/// again.
 fn framed_is_healthy(server: Server) -> Result<()> {
-    cmd("lesson07-client")?
-        .arg(server.addr_arg())
-        .write_stdin("hello 你好\n")
-        .assert()
-        .success()
-        .stdout("HELLO 你好\n");
-    server.kill()?.assert_no_panic()
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let out = cmd("lesson07-client")?
+            .arg(server.addr_arg())
+            .write_stdin("hello 你好\n")
+            .output()?;
+        let full = String::from_utf8_lossy(&out.stderr).contains("server full");
+        if full && Instant::now() < deadline {
+            continue;
+        }
+        ensure!(
+            out.status.success() && out.stdout == "HELLO 你好\n".as_bytes(),
+            "{out:?}"
+        );
+        return server.kill()?.assert_no_panic();
+    }
 }
 
 /// Random bytes straight on the wire: the first four are read as a length,
@@ -1683,13 +1697,22 @@ fn web_survives(attack: fn(&mut Server) -> Result<()>) -> Result<()> {
     web_is_healthy(server)
 }
 
+/// The lesson's own client gets the page, once there is a seat for it (as
+/// for lesson 07, attackers may still hold every seat for a moment).
 fn web_is_healthy(server: Server) -> Result<()> {
-    cmd("lesson09-client")?
-        .arg(server.addr_arg())
-        .assert()
-        .success()
-        .stdout(predicates::str::contains("不要回答"));
-    server.kill()?.assert_no_panic()
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let out = cmd("lesson09-client")?.arg(server.addr_arg()).output()?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if stdout.starts_with("HTTP/1.1 503 ") && Instant::now() < deadline {
+            continue;
+        }
+        ensure!(
+            out.status.success() && stdout.contains("不要回答"),
+            "{out:?}"
+        );
+        return server.kill()?.assert_no_panic();
+    }
 }
 
 /// Sends `bytes` on a thread of its own (the server may stop reading long
@@ -1784,6 +1807,309 @@ fn lesson09_survives_garbage_and_invalid_utf8() -> Result<()> {
 #[test]
 fn lesson09_survives_500_idle_connections_dropped_at_once() -> Result<()> {
     web_survives(|server| idle_connections(server.addr, IDLE_CONNECTIONS).map(drop))
+}
+
+// ================================================ lessons 07 and 09: no descriptors left
+//
+// A server that has used up its file descriptors cannot accept: `accept`
+// fails with "too many open files" while callers wait in the listen queue.
+// It must say so once, try again every 100 ms without a log line per try,
+// say once when accept works again, and then serve as before. Each server
+// here runs with an open-file limit (RLIMIT_NOFILE) of 16, set in the child
+// between fork and exec; where there is no such limit (Windows) the tests
+// say that they skipped.
+
+/// The open-file limit of the servers under these tests.
+#[cfg(unix)]
+const FEW_FILES: u64 = 16;
+
+/// `command` with an open-file limit of `FEW_FILES`.
+#[cfg(unix)]
+fn with_few_files(mut command: std::process::Command) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec, where
+    // only async-signal-safe calls are allowed: getrlimit and setrlimit are
+    // plain system calls, and nothing here allocates.
+    unsafe {
+        command.pre_exec(|| {
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            limit.rlim_cur = FEW_FILES.min(limit.rlim_max);
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command
+}
+
+/// Runs `command` (a server on port 0) with few descriptors, fills them
+/// with silent callers and leaves more waiting in the queue, checks the
+/// log of the episode, and then that `healthy` is served.
+#[cfg(unix)]
+fn says_once_when_accept_fails(
+    command: std::process::Command,
+    healthy: fn(SocketAddr) -> Result<()>,
+) -> Result<()> {
+    let mut server = Server::start_command(with_few_files(command))?;
+    // Twice as many callers as the server may have descriptors: the first
+    // are accepted and wait, the rest stay in the listen queue.
+    let callers: Vec<TcpStream> = (0..2 * FEW_FILES)
+        .map(|_| connect(server.addr))
+        .collect::<Result<_>>()?;
+    let failed = server.wait_for("accept failed: ")?;
+    ensure!(failed.ends_with("; trying again every 100 ms"), "{failed}");
+    // A second in which the server tries again about ten times, and the
+    // first caller, accepted, hears nothing.
+    let mut first = callers[0].try_clone()?;
+    course_tests::assert_silent(&mut first, Duration::from_secs(1))?;
+    drop((first, callers));
+    let back = server.wait_for("accept works again after ")?;
+    let failures: u64 = back
+        .trim_start_matches("accept works again after ")
+        .trim_end_matches(" failures")
+        .parse()
+        .with_context(|| back.clone())?;
+    ensure!(failures >= 1, "{back}");
+    let said: Vec<&String> = server
+        .proc
+        .seen()
+        .iter()
+        .filter(|line| line.starts_with("accept failed"))
+        .collect();
+    ensure!(said.len() == 1, "a line per try: {said:?}");
+    healthy(server.addr)?;
+    server.kill()?.assert_no_panic()
+}
+
+#[cfg(unix)]
+fn framed_echo(addr: SocketAddr) -> Result<()> {
+    course_tests::frames::ask(&mut connect(addr)?, b"hello again")
+}
+
+#[cfg(unix)]
+fn header_echo(addr: SocketAddr) -> Result<()> {
+    let mut conn = connect(addr)?;
+    let header = br#"{"name":"a","size":2}"#;
+    conn.write_all(&[frame(header), b"hi".to_vec()].concat())?;
+    let answer = reply(&mut conn)?;
+    ensure!(
+        answer == br#"{"name":"a","ok":true,"size":2}"#,
+        "{answer:?}"
+    );
+    ensure!(read_exactly(&mut conn, 2)? == b"HI");
+    Ok(())
+}
+
+#[cfg(unix)]
+fn web_page(addr: SocketAddr) -> Result<()> {
+    let mut conn = connect(addr)?;
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+    let answer = read_until_hung_up(&mut conn)?;
+    ensure!(
+        answer.starts_with(b"HTTP/1.1 200 OK\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    Ok(())
+}
+
+/// A Rust server of these lessons, or (with `twin`) the Python twin in
+/// `lesson`, on port 0 with `extra`.
+#[cfg(unix)]
+fn few_files_server(
+    name: &str,
+    twin: Option<&str>,
+    extra: &[&str],
+) -> Result<std::process::Command> {
+    let mut command = match twin {
+        Some(lesson) => course_tests::python(lesson, "server.py"),
+        None => std::process::Command::new(course_tests::bin_path(name)?),
+    };
+    command.arg("127.0.0.1:0").args(extra);
+    Ok(command)
+}
+
+/// Runs the test on Unix; elsewhere says in one line that it skipped.
+fn on_unix(test: &str, run: impl FnOnce() -> Result<()>) -> Result<()> {
+    if cfg!(unix) {
+        run()
+    } else {
+        eprintln!("skipped: hostile::{test} needs an open-file limit (setrlimit, Unix only)");
+        Ok(())
+    }
+}
+
+#[cfg(not(unix))]
+fn says_once_when_accept_fails(
+    _: std::process::Command,
+    _: fn(SocketAddr) -> Result<()>,
+) -> Result<()> {
+    Ok(())
+}
+
+course_tests::test_table! {
+    lesson07_logs_a_failing_accept_once_and_recovers: on_unix(
+        "lesson07_logs_a_failing_accept_once_and_recovers",
+        || says_once_when_accept_fails(few_files_server(LESSON07, None, &[])?, framed_echo),
+    );
+    lesson07_python_twin_logs_a_failing_accept_once_and_recovers: on_unix(
+        "lesson07_python_twin_logs_a_failing_accept_once_and_recovers",
+        || says_once_when_accept_fails(few_files_server("", Some("lesson07-framing"), &[])?, framed_echo),
+    );
+    lesson07_exercise1_logs_a_failing_accept_once_and_recovers: on_unix(
+        "lesson07_exercise1_logs_a_failing_accept_once_and_recovers",
+        || says_once_when_accept_fails(few_files_server("lesson07-exercise1", None, &[])?, header_echo),
+    );
+    lesson09_logs_a_failing_accept_once_and_recovers: on_unix(
+        "lesson09_logs_a_failing_accept_once_and_recovers",
+        || says_once_when_accept_fails(few_files_server(LESSON09, None, &["--idle-timeout", "60"])?, web_page),
+    );
+    lesson09_python_twin_logs_a_failing_accept_once_and_recovers: on_unix(
+        "lesson09_python_twin_logs_a_failing_accept_once_and_recovers",
+        || says_once_when_accept_fails(
+            few_files_server("", Some("lesson09-browser"), &["--idle-timeout", "60"])?,
+            web_page,
+        ),
+    );
+    lesson09_exercise1_logs_a_failing_accept_once_and_recovers: on_unix(
+        "lesson09_exercise1_logs_a_failing_accept_once_and_recovers",
+        || says_once_when_accept_fails(few_files_server("lesson09-exercise1", None, &[])?, web_page),
+    );
+}
+
+// ============================================ lessons 07 and 09: no threads left
+//
+// A thread-per-caller server that cannot start a thread logs it, hangs up
+// on that caller, and goes on. The servers run as the unprivileged user
+// `nobody` with at most 8 processes and threads (RLIMIT_NPROC, which does
+// not bind root), so these tests need the test to run as root, and Unix;
+// elsewhere they say that they skipped. They run one at a time: the limit
+// counts every thread of that user.
+
+/// The most threads the servers under these tests may have, their main
+/// thread included.
+#[cfg(unix)]
+const FEW_THREADS: u64 = 8;
+
+/// One of these tests at a time.
+#[cfg(unix)]
+static FEW_THREADS_ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// `command` as the user `nobody`, with at most `FEW_THREADS` threads.
+#[cfg(unix)]
+fn with_few_threads(mut command: std::process::Command) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    command.uid(65534).gid(65534);
+    // SAFETY: as in `with_few_files`; this runs after the switch to
+    // `nobody`, who may lower its own limit.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: FEW_THREADS,
+                rlim_max: FEW_THREADS,
+            };
+            if libc::setrlimit(libc::RLIMIT_NPROC, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command
+}
+
+/// Starts `name` with few threads, calls it twice as often as it has
+/// threads, and checks that the callers it has no thread for are hung up
+/// on with a log line, and that it serves again once the callers are gone.
+#[cfg(unix)]
+fn hangs_up_when_no_thread_is_left(
+    test: &str,
+    name: &str,
+    extra: &[&str],
+    healthy: fn(SocketAddr) -> Result<()>,
+) -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: hostile::{test} needs root, to run the server as an unprivileged user");
+        return Ok(());
+    }
+    let _one = FEW_THREADS_ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut command = std::process::Command::new(course_tests::bin_path(name)?);
+    command.arg("127.0.0.1:0").args(extra);
+    let mut server = Server::start_command(with_few_threads(command))?;
+    let callers: Vec<TcpStream> = (0..2 * FEW_THREADS)
+        .map(|_| connect(server.addr))
+        .collect::<Result<_>>()?;
+    let line = server.wait_for("could not be served: ")?;
+    ensure!(line.ends_with("; hanging up"), "{line}");
+    drop(callers);
+    // The threads of the callers end as they see the hang-ups; until then
+    // a new caller may still find no thread, and calls again.
+    let deadline = Instant::now() + TIMEOUT;
+    while let Err(err) = healthy(server.addr) {
+        if Instant::now() >= deadline {
+            return Err(err.context("still no thread after the callers left"));
+        }
+    }
+    server.kill()?.assert_no_panic()
+}
+
+#[cfg(not(unix))]
+fn hangs_up_when_no_thread_is_left(
+    test: &str,
+    _: &str,
+    _: &[&str],
+    _: fn(SocketAddr) -> Result<()>,
+) -> Result<()> {
+    eprintln!("skipped: hostile::{test} needs Unix, for RLIMIT_NPROC");
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn framed_echo(_: SocketAddr) -> Result<()> {
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn header_echo(_: SocketAddr) -> Result<()> {
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn web_page(_: SocketAddr) -> Result<()> {
+    Ok(())
+}
+
+course_tests::test_table! {
+    lesson07_hangs_up_on_a_caller_when_no_thread_is_left: hangs_up_when_no_thread_is_left(
+        "lesson07_hangs_up_on_a_caller_when_no_thread_is_left", LESSON07, &[], framed_echo,
+    );
+    lesson07_exercise1_hangs_up_on_a_caller_when_no_thread_is_left: hangs_up_when_no_thread_is_left(
+        "lesson07_exercise1_hangs_up_on_a_caller_when_no_thread_is_left",
+        "lesson07-exercise1",
+        &[],
+        header_echo,
+    );
+    lesson09_hangs_up_on_a_caller_when_no_thread_is_left: hangs_up_when_no_thread_is_left(
+        "lesson09_hangs_up_on_a_caller_when_no_thread_is_left",
+        LESSON09,
+        &["--idle-timeout", "60"],
+        web_page,
+    );
+    lesson09_exercise1_hangs_up_on_a_caller_when_no_thread_is_left: hangs_up_when_no_thread_is_left(
+        "lesson09_exercise1_hangs_up_on_a_caller_when_no_thread_is_left",
+        "lesson09-exercise1",
+        &[],
+        web_page,
+    );
 }
 
 // ============================================================ bounded memory
@@ -2326,6 +2652,11 @@ fn lesson12_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
         format!("warning: listening on {bound}: other machines on the network can now connect");
     ensure!(done.stderr.trim_end() == warning, "{:?}", done.stderr);
     Ok(())
+}
+
+#[test]
+fn lesson09_seed_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
+    quiet_on_loopback_warns_elsewhere("lesson09-seed-server", Transport::Http)
 }
 
 #[test]

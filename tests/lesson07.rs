@@ -567,6 +567,98 @@ fn server_hangs_up_on_a_silent_caller_after_the_idle_timeout() -> Result<()> {
     server.kill()?.assert_no_panic()
 }
 
+/// What a server full of callers says, in a frame: the caller past
+/// `--max-clients 2` gets it instead of an answer.
+const FULL: &str = "server full: 2 clients are being served, try again later";
+
+/// Fills the two seats of `server` (started with `--max-clients 2`), shows
+/// that the third caller gets one frame saying so and is hung up on, then
+/// that a caller is served again once a seat is free.
+fn turns_away_the_caller_past_max_clients(mut server: Server) -> Result<()> {
+    let mut first = connect(server.addr)?;
+    ask(&mut first, b"first")?;
+    let mut second = connect(server.addr)?;
+    ask(&mut second, b"second")?;
+    let mut third = connect(server.addr)?;
+    let me = third.local_addr()?;
+    // Its frame is not answered: the frame that comes back says why.
+    third.write_all(&frame(b"third"))?;
+    let said = reply(&mut third)?;
+    ensure!(
+        said == FULL.as_bytes(),
+        "{:?}",
+        String::from_utf8_lossy(&said)
+    );
+    ensure!(read_until_hung_up(&mut third)?.is_empty());
+    server.wait_for(&format!(
+        "client {me} turned away: the server is full (2 clients)"
+    ))?;
+    // The seat comes back when its caller hangs up.
+    let gone = first.local_addr()?;
+    drop(first);
+    server.wait_for(&format!("client {gone} closed the connection"))?;
+    let mut fourth = connect(server.addr)?;
+    ask(&mut fourth, b"fourth")?;
+    ask(&mut second, b"second again")?;
+    server.kill()?.assert_no_panic()
+}
+
+#[test]
+fn server_turns_away_the_caller_past_max_clients_with_a_frame() -> Result<()> {
+    turns_away_the_caller_past_max_clients(Server::start(SERVER, &["--max-clients", "2"])?)
+}
+
+#[test]
+fn server_serves_100_callers_at_once_by_default() -> Result<()> {
+    cmd(SERVER)?
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--max-clients <N>"))
+        .stdout(predicate::str::contains("[default: 100]"));
+    cmd(SERVER)?
+        .args(["--max-clients", "0"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("'0'"));
+    Ok(())
+}
+
+/// Two callers hold both seats of `--max-clients 2` while the client runs.
+fn full_server(name_or_twin: Option<&str>) -> Result<(Server, [TcpStream; 2])> {
+    let server = match name_or_twin {
+        Some(name) => Server::start(name, &["--max-clients", "2"])?,
+        None => {
+            let mut twin = python(LESSON, "server.py");
+            twin.args(["127.0.0.1:0", "--max-clients", "2"]);
+            Server::start_command(twin)?
+        }
+    };
+    let mut seated = [connect(server.addr)?, connect(server.addr)?];
+    for caller in &mut seated {
+        ask(caller, b"seated")?;
+    }
+    Ok((server, seated))
+}
+
+#[test]
+fn client_says_in_one_line_when_the_server_is_full() -> Result<()> {
+    let (server, _seated) = full_server(Some(SERVER))?;
+    for flags in [&[][..], &["--all-at-once"]] {
+        cmd(CLIENT)?
+            .arg(server.addr_arg())
+            .args(flags)
+            .write_stdin("hello\n")
+            .assert()
+            .code(1)
+            .stdout("")
+            .stderr(format!(
+                "error: instead of an answer the server said \"{FULL}\"\n"
+            ));
+    }
+    server.kill()?.assert_no_panic()
+}
+
 // ---------------------------------------------------------------- the client
 
 #[test]
@@ -591,7 +683,7 @@ fn client_puts_a_length_before_every_line() -> Result<()> {
             // What arrived, encoded again: the same bytes if the client
             // framed them right.
             let body = reply(&mut stream)?;
-            stream.write_all(&frame(&body))?;
+            stream.write_all(&frame(&body.to_ascii_uppercase()))?;
             seen.extend_from_slice(&frame(&body));
         }
         Ok(seen)
@@ -601,7 +693,7 @@ fn client_puts_a_length_before_every_line() -> Result<()> {
         .write_stdin("ab\nc\n")
         .assert()
         .success()
-        .stdout("ab\nc\n");
+        .stdout("AB\nC\n");
     ensure!(plain.join()? == b"\0\0\0\x02ab\0\0\0\x01c");
     Ok(())
 }
@@ -715,7 +807,7 @@ s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 def recv_exactly(n):
     data = b""
     while len(data) < n:
-        chunk = s.recv(n - len(data))
+        chunk = s.recv(min(n - len(data), 65536))
         if not chunk:
             raise SystemExit("cut off")
         data += chunk
@@ -724,6 +816,8 @@ for word in [b"hello", b"", "你好".encode()]:
     s.sendall(struct.pack("!I", len(word)) + word)
 for _ in range(3):
     (n,) = struct.unpack("!I", recv_exactly(4))
+    if n > 1024 * 1024:
+        raise SystemExit(f"a reply of {n} bytes is too long")
     print(recv_exactly(n).decode())
 "#;
 
@@ -745,6 +839,35 @@ fn interop_plain_python_peer_talks_to_the_rust_server() -> Result<()> {
     ensure!(out.status.success(), "{out:?}");
     ensure!(out.stdout == "HELLO\n\n你好\n".as_bytes(), "{out:?}");
     server.kill()?.assert_no_panic()
+}
+
+/// The plain peer bounds what it reads: a reply announced as 4 GiB is
+/// refused before any of it is read.
+#[test]
+fn interop_plain_python_peer_refuses_a_reply_over_1_mib() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let plain = PlainServer::start(|mut stream| {
+        for _ in 0..3 {
+            reply(&mut stream)?;
+        }
+        stream.write_all(&[0xff, 0xff, 0xff, 0xff])?;
+        Ok(Vec::new())
+    })?;
+    let mut peer = Command::new(PYTHON);
+    peer.env("PYTHONUTF8", "1")
+        .args(["-c", PLAIN_PYTHON_PEER])
+        .arg(plain.addr.port().to_string());
+    let out = run_with_stdin(peer, "")?;
+    ensure!(out.status.code() == Some(1), "{out:?}");
+    ensure!(
+        out.stderr == "a reply of 4294967295 bytes is too long\n".as_bytes(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    plain.join()?;
+    Ok(())
 }
 
 #[test]
@@ -833,28 +956,62 @@ fn interop_python_server_refuses_the_same_bad_frames() -> Result<()> {
     Ok(())
 }
 
-// ---------------------------------------------------------------- exercise 1: a header
+#[test]
+fn interop_python_server_turns_away_the_caller_past_max_clients_with_a_frame() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let mut twin = python(LESSON, "server.py");
+    twin.args(["127.0.0.1:0", "--max-clients", "2"]);
+    turns_away_the_caller_past_max_clients(Server::start_command(twin)?)
+}
 
-/// A client written the courses' way: a JSON header with a length prefix,
-/// then the raw body; then the answer header and body back.
-const HEADER_CLIENT: &str = r#"import json, socket, struct, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-body = "hello, 你好".encode()
-header = json.dumps({"name": "notes.txt", "size": len(body)}).encode()
-s.sendall(struct.pack("!I", len(header)) + header + body)
-def recv_exactly(n):
-    data = b""
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        if not chunk:
-            raise SystemExit("cut off")
-        data += chunk
-    return data
-(n,) = struct.unpack("!I", recv_exactly(4))
-answer = json.loads(recv_exactly(n))
-print(answer)
-print(recv_exactly(answer["size"]).decode())
-"#;
+#[test]
+fn interop_python_client_says_in_one_line_when_the_server_is_full() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let (server, _seated) = full_server(None)?;
+    let mut client = python(LESSON, "client.py");
+    client.arg(server.addr_arg());
+    let out = run_with_stdin(client, "hello\n")?;
+    ensure!(out.status.code() == Some(1), "{out:?}");
+    ensure!(out.stdout.is_empty(), "{out:?}");
+    ensure!(
+        out.stderr == format!("error: instead of an answer the server said '{FULL}'\n").as_bytes(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.kill()?;
+    Ok(())
+}
+
+#[test]
+fn interop_python_client_refuses_a_reply_over_its_limit_in_one_line() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let plain = PlainServer::start(|mut stream| {
+        let _ = read_exactly(&mut stream, 9)?;
+        stream.write_all(&[0xff, 0xff, 0xff, 0xff])?;
+        Ok(Vec::new())
+    })?;
+    let mut client = python(LESSON, "client.py");
+    client.arg(plain.addr.to_string());
+    let out = run_with_stdin(client, "hello\n")?;
+    ensure!(out.status.code() == Some(1), "{out:?}");
+    ensure!(
+        out.stderr
+            == "error: server announced a reply of 4294967295 bytes, over our limit of 1048576\n"
+                .as_bytes(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    plain.join()?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- exercise 1: a header
 
 #[test]
 fn exercise1_answers_a_header_and_body_sent_the_courses_way() -> Result<()> {
@@ -862,19 +1019,80 @@ fn exercise1_answers_a_header_and_body_sent_the_courses_way() -> Result<()> {
         return Ok(());
     }
     let mut server = Server::start(EXERCISE, &[])?;
-    let mut peer = Command::new(PYTHON);
-    peer.env("PYTHONUTF8", "1")
-        .args(["-c", HEADER_CLIENT])
-        .arg(server.addr.port().to_string());
-    let out = run_with_stdin(peer, "")?;
+    let out = header_client(server.addr.port(), &[])?;
     ensure!(out.status.success(), "{out:?}");
     ensure!(
-        out.stdout == "{'name': 'notes.txt', 'ok': True, 'size': 13}\nHELLO, 你好\n".as_bytes(),
+        out.stdout == "{\"name\":\"notes.txt\",\"ok\":true,\"size\":13}\nHELLO, 你好\n".as_bytes(),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
     server.wait_for(r#"sent "notes.txt" (13 bytes)"#)?;
+    // Announcing more than --max-body: the refusal, and no body.
+    let out = header_client(server.addr.port(), &["2000000"])?;
+    ensure!(
+        out.stdout
+            == "{\"error\":\"a body of 2000000 bytes is over the limit of 1048576\",\"ok\":false}\n"
+                .as_bytes(),
+        "{out:?}"
+    );
     server.kill()?.assert_no_panic()
+}
+
+/// The chapter's "Try it" of the exercise: the courses' client against the
+/// solution, once as it is and once announcing more than `--max-body`.
+#[cfg(target_os = "linux")]
+#[test]
+fn book_output_of_the_header_client() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let server = Server::start(EXERCISE, &[])?;
+    let mut t = Transcript::new();
+    for extra in [&[][..], &["2000000"]] {
+        let out = header_client(server.addr.port(), extra)?;
+        ensure!(out.status.success(), "{out:?}");
+        let mut command = "python3 lessons/lesson07-framing/python/header_client.py".to_string();
+        if !extra.is_empty() {
+            command.push_str(" 9007 ");
+            command.push_str(&extra.join(" "));
+        }
+        t.command(&command)
+            .output(&String::from_utf8_lossy(&out.stdout));
+    }
+    server.kill()?.assert_no_panic()?;
+    t.check("lesson07-header-client")
+}
+
+/// The exercise's client, written the courses' way (`python/header_client.py`),
+/// run to its end against `port`.
+fn header_client(port: u16, extra: &[&str]) -> Result<std::process::Output> {
+    let mut client = python(LESSON, "header_client.py");
+    client.arg(port.to_string()).args(extra);
+    run_with_stdin(client, "")
+}
+
+/// The courses' client bounds what it reads, too: a 4 GiB answer header
+/// is refused before a byte of it is read.
+#[test]
+fn exercise1_header_client_refuses_an_answer_header_over_8_kib() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let plain = PlainServer::start(|mut stream| {
+        let _header = reply(&mut stream)?;
+        let _body = read_exactly(&mut stream, "hello, 你好".len())?;
+        stream.write_all(&[0xff, 0xff, 0xff, 0xff])?;
+        Ok(Vec::new())
+    })?;
+    let out = header_client(plain.addr.port(), &[])?;
+    ensure!(out.status.code() == Some(1), "{out:?}");
+    ensure!(
+        out.stderr == "error: an answer header of 4294967295 bytes is over our limit\n".as_bytes(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    plain.join()?;
+    Ok(())
 }
 
 /// Reads the answer header of the exercise server as JSON text.
@@ -973,6 +1191,45 @@ fn exercise1_takes_several_messages_on_one_connection() -> Result<()> {
         ensure!(answer == expected, "{answer}");
         ensure!(read_exactly(&mut caller, body.len())? == body.to_ascii_uppercase());
     }
+    server.kill()?.assert_no_panic()
+}
+
+/// One message through the exercise's server: a header and a body, the
+/// answer header and the body upper-cased.
+fn header_and_body(caller: &mut TcpStream, name: &str, body: &[u8]) -> Result<()> {
+    let header = format!(r#"{{"name":"{name}","size":{}}}"#, body.len());
+    caller.write_all(&[frame(header.as_bytes()), body.to_vec()].concat())?;
+    let answer = answer_header(caller)?;
+    let expected = format!(r#"{{"name":"{name}","ok":true,"size":{}}}"#, body.len());
+    ensure!(answer == expected, "{answer}");
+    ensure!(read_exactly(caller, body.len())? == body.to_ascii_uppercase());
+    Ok(())
+}
+
+/// The caller past `--max-clients 2` gets the protocol's own refusal, a
+/// header with `"ok":false`, and is hung up on; a free seat serves again.
+#[test]
+fn exercise1_turns_away_the_caller_past_max_clients_with_ok_false() -> Result<()> {
+    let mut server = Server::start(EXERCISE, &["--max-clients", "2"])?;
+    let mut first = connect(server.addr)?;
+    header_and_body(&mut first, "a", b"first")?;
+    let mut second = connect(server.addr)?;
+    header_and_body(&mut second, "b", b"second")?;
+    let mut third = connect(server.addr)?;
+    let me = third.local_addr()?;
+    let answer = answer_header(&mut third)?;
+    ensure!(
+        answer == format!(r#"{{"error":"{FULL}","ok":false}}"#),
+        "{answer}"
+    );
+    ensure!(read_until_hung_up(&mut third)?.is_empty());
+    server.wait_for(&format!(
+        "client {me} turned away: the server is full (2 clients)"
+    ))?;
+    let gone = first.local_addr()?;
+    drop(first);
+    server.wait_for(&format!("client {gone} closed the connection"))?;
+    header_and_body(&mut connect(server.addr)?, "c", b"third")?;
     server.kill()?.assert_no_panic()
 }
 

@@ -1,8 +1,8 @@
 //! Lesson 09: answering a real web browser, by hand.
 //!
-//! First the Python tutorials' first web server (`--like-the-seed`, and its
-//! Python original, `seed.py`), with each of its problems shown; then the
-//! correct server, checked with raw requests, with Python's `urllib` and
+//! Step 1, the Python tutorials' first web server (`lesson09-seed-server`,
+//! and its Python original, `seed.py`), with each of its problems shown;
+//! then step 2, the correct server, checked with raw requests, with Python's `urllib` and
 //! `http.client`, with curl, and in headless Chromium; then the client and
 //! the keep-alive exercise.
 
@@ -23,6 +23,7 @@ use course_tests::{
 use predicates::prelude::*;
 
 const SERVER: &str = "lesson09-server";
+const SEED: &str = "lesson09-seed-server";
 const CLIENT: &str = "lesson09-client";
 const EXERCISE: &str = "lesson09-exercise1";
 const LESSON: &str = "lesson09-browser";
@@ -175,12 +176,25 @@ fn client_explains_when_no_server_listens() -> Result<()> {
 }
 
 #[test]
+fn seed_server_prints_help() -> Result<()> {
+    contract::help_works(SEED, DEFAULT_ADDR)
+}
+
+#[test]
+fn seed_server_dies_on_bad_address() -> Result<()> {
+    contract::bad_address_is_refused(SEED)
+}
+
+#[test]
 fn server_refuses_a_folder_that_does_not_exist() -> Result<()> {
     cmd(SERVER)?
         .args(["--dir", "/no/such/folder"])
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("/no/such/folder"))
+        .stderr(predicate::str::starts_with(
+            "error: cannot serve /no/such/folder (is it an existing folder?): ",
+        ))
+        .stderr(predicate::function(|e: &str| e.lines().count() == 1))
         .stderr(predicate::str::contains("panicked").not());
     Ok(())
 }
@@ -191,7 +205,7 @@ fn server_refuses_a_folder_that_does_not_exist() -> Result<()> {
 /// header follows: no Content-Type, no charset, no Content-Length.
 #[test]
 fn seed_answers_with_a_bare_status_line_and_gb2312_bytes() -> Result<()> {
-    let server = Server::start(SERVER, &["--like-the-seed"])?;
+    let server = Server::start(SEED, &[])?;
     let mut conn = connect(server.addr)?;
     conn.write_all(get("/").as_bytes())?;
     let raw = read_until_hung_up(&mut conn)?;
@@ -215,7 +229,7 @@ fn seed_answers_with_a_bare_status_line_and_gb2312_bytes() -> Result<()> {
 /// first, here a request line without its headers.
 #[test]
 fn seed_answers_after_one_read_even_if_the_request_is_not_all_there() -> Result<()> {
-    let mut server = Server::start(SERVER, &["--like-the-seed"])?;
+    let mut server = Server::start(SEED, &[])?;
     let mut conn = connect(server.addr)?;
     conn.write_all(b"GET / HTTP/1.1\r\n")?;
     // Nothing more has been sent, and the answer already comes.
@@ -231,7 +245,7 @@ fn seed_answers_after_one_read_even_if_the_request_is_not_all_there() -> Result<
 #[cfg(target_os = "linux")]
 #[test]
 fn seed_resets_a_request_longer_than_its_one_read() -> Result<()> {
-    let server = Server::start(SERVER, &["--like-the-seed"])?;
+    let server = Server::start(SEED, &[])?;
     let mut conn = connect(server.addr)?;
     let cookie = "c".repeat(3000);
     conn.write_all(format!("GET / HTTP/1.1\r\nCookie: {cookie}\r\n\r\n").as_bytes())?;
@@ -253,7 +267,7 @@ fn seed_resets_a_request_longer_than_its_one_read() -> Result<()> {
 /// the path, answers it with the same page.
 #[test]
 fn seed_answers_the_favicon_request_with_the_same_page() -> Result<()> {
-    let server = Server::start(SERVER, &["--like-the-seed"])?;
+    let server = Server::start(SEED, &[])?;
     let fetch = |path: &str| -> Result<Answer> {
         let mut conn = connect(server.addr)?;
         conn.write_all(get(path).as_bytes())?;
@@ -262,6 +276,29 @@ fn seed_answers_the_favicon_request_with_the_same_page() -> Result<()> {
     let page = fetch("/")?;
     let icon = fetch("/favicon.ico")?;
     ensure!(icon.status_line == page.status_line && icon.body == page.body);
+    server.kill()?.assert_no_panic()
+}
+
+/// The seed serves one caller at a time, and its one `recv` has no
+/// timeout: while a caller stays silent, the next one waits, unanswered,
+/// for as long as the silent one likes.
+#[test]
+fn seed_keeps_everyone_waiting_while_one_caller_is_silent() -> Result<()> {
+    let mut server = Server::start(SEED, &[])?;
+    let silent = connect(server.addr)?;
+    let mut next = connect(server.addr)?;
+    next.write_all(get("/").as_bytes())?;
+    // A second of silence: no answer while the first caller says nothing.
+    course_tests::assert_silent(&mut next, std::time::Duration::from_secs(1))?;
+    let gone = silent.local_addr()?;
+    drop(silent);
+    server.wait_for(&format!(r#"client {gone}: "" (0 bytes read)"#))?;
+    let answer = parse(&read_until_hung_up(&mut next)?)?;
+    ensure!(
+        answer.status_line == "HTTP/1.1 200 OK 、",
+        "{}",
+        answer.status_line
+    );
     server.kill()?.assert_no_panic()
 }
 
@@ -565,16 +602,83 @@ fn server_closes_a_silent_connection_after_the_idle_timeout() -> Result<()> {
 }
 
 /// A hundred silent connections hold a hundred threads, and the next
-/// caller is still answered at once.
+/// caller is still answered at once (with a seat left for it).
 #[test]
 fn server_answers_while_100_silent_connections_are_open() -> Result<()> {
-    let server = Server::start(SERVER, &[])?;
+    let server = Server::start(SERVER, &["--max-clients", "101"])?;
     let silent: Vec<TcpStream> = (0..100)
         .map(|_| connect(server.addr))
         .collect::<Result<_>>()?;
     expect(&ask(server.addr, get("/").as_bytes())?, 200)?;
     drop(silent);
     server.kill()?.assert_no_panic()
+}
+
+/// What the server says when it is full, as `--max-clients 2` says it.
+const FULL: &str = "server full: 2 clients are being served, try again later\n";
+
+/// Two silent callers hold both seats of `server` (started with
+/// `--max-clients 2`; they are accepted in the order they connected). The
+/// third gets `503` with `body` and is hung up on; once a seat is free
+/// again (the server logs `freed` for the caller who left), a caller gets
+/// the page.
+fn answers_503_past_max_clients(mut server: Server, body: &str, freed: &str) -> Result<()> {
+    let first = connect(server.addr)?;
+    let _second = connect(server.addr)?;
+    let mut third = connect(server.addr)?;
+    let me = third.local_addr()?;
+    third.write_all(get("/").as_bytes())?;
+    // A reset may follow the answer if the request came after the server
+    // had read what there was; the answer is there all the same.
+    let answer = parse(&read_until_hung_up(&mut third)?)?;
+    expect(&answer, 503)?;
+    ensure!(
+        answer.status_line == "HTTP/1.1 503 Service Unavailable",
+        "{}",
+        answer.status_line
+    );
+    ensure!(answer.body == body.as_bytes(), "{:?}", answer.body);
+    server.wait_for(&format!(
+        "client {me}: turned away, the server is full -> 503"
+    ))?;
+    let gone = first.local_addr()?;
+    drop(first);
+    server.wait_for(&format!("client {gone}: {freed}"))?;
+    // The seat is given back just after that line: call until it is.
+    let deadline = std::time::Instant::now() + course_tests::TIMEOUT;
+    loop {
+        let mut conn = connect(server.addr)?;
+        conn.write_all(get("/").as_bytes())?;
+        let answer = parse(&read_until_hung_up(&mut conn)?)?;
+        if answer.status() == 503 && std::time::Instant::now() < deadline {
+            continue;
+        }
+        ensure!(answer.status() == 200, "{}", answer.status_line);
+        break;
+    }
+    server.kill()?.assert_no_panic()
+}
+
+#[test]
+fn server_answers_503_to_the_caller_past_max_clients() -> Result<()> {
+    let server = Server::start(SERVER, &["--max-clients", "2"])?;
+    answers_503_past_max_clients(server, FULL, "hung up before a whole request")
+}
+
+#[test]
+fn server_serves_100_connections_at_once_by_default() -> Result<()> {
+    cmd(SERVER)?
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--max-clients <N>"))
+        .stdout(predicate::str::contains("[default: 100]"));
+    cmd(SERVER)?
+        .args(["--max-clients", "0"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("'0'"));
+    Ok(())
 }
 
 // ---------------------------------------------------------------- other clients
@@ -652,7 +756,7 @@ fn interop_http_client_reads_the_seed_until_it_hangs_up() -> Result<()> {
     if !PYTHON3.is_here()? {
         return Ok(());
     }
-    let server = Server::start(SERVER, &["--like-the-seed"])?;
+    let server = Server::start(SEED, &[])?;
     let text = run_python_seed_client(&server)?;
     ensure!(text.starts_with("200 "), "{text}");
     ensure!(
@@ -760,14 +864,23 @@ fn interop_python_server_never_serves_a_file_outside_its_folder_either() -> Resu
 }
 
 #[test]
-fn interop_seed_py_answers_like_the_seed_mode() -> Result<()> {
+fn interop_python_server_answers_503_to_the_caller_past_max_clients() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let server = python_server(&["--max-clients", "2"])?;
+    answers_503_past_max_clients(server, FULL, "hung up before a whole request")
+}
+
+#[test]
+fn interop_seed_py_answers_like_the_rust_seed_server() -> Result<()> {
     if !PYTHON3.is_here()? {
         return Ok(());
     }
     let mut seed = python(LESSON, "seed.py");
     seed.arg("127.0.0.1:0");
     let python_seed = Server::start_command(seed)?;
-    let rust_seed = Server::start(SERVER, &["--like-the-seed"])?;
+    let rust_seed = Server::start(SEED, &[])?;
     let from_python = ask(python_seed.addr, get("/").as_bytes())?;
     let from_rust = ask(rust_seed.addr, get("/").as_bytes())?;
     ensure!(
@@ -844,7 +957,7 @@ fn book_output_of_chromium_and_the_seed() -> Result<()> {
     if !CHROMIUM.is_here()? {
         return Ok(());
     }
-    let server = Server::start(SERVER, &["--like-the-seed"])?;
+    let server = Server::start(SEED, &[])?;
     let url = format!("http://{}/", server.addr);
     let dom = rendered_text(&url)?;
     ensure!(dom.contains("<h1>"), "{dom}");
@@ -875,7 +988,7 @@ fn book_output_of_chromium_and_the_seed() -> Result<()> {
         log.stdout[0].trim_start_matches("listening on "),
         DEFAULT_ADDR,
     )
-    .command("cargo run -p lesson09-server -- --like-the-seed")
+    .command("cargo run -p lesson09-seed-server")
     .lines(&page);
     t2.check("lesson09-seed-server")
 }
@@ -941,7 +1054,7 @@ fn client_prints_the_head_and_the_body_decoded_with_its_charset() -> Result<()> 
 
 #[test]
 fn client_reads_the_seed_until_it_hangs_up() -> Result<()> {
-    let server = Server::start(SERVER, &["--like-the-seed"])?;
+    let server = Server::start(SEED, &[])?;
     cmd(CLIENT)?
         .arg(server.addr_arg())
         .assert()
@@ -951,6 +1064,81 @@ fn client_reads_the_seed_until_it_hangs_up() -> Result<()> {
             "until the server hung up (no Content-Length)",
         ));
     server.kill()?.assert_no_panic()
+}
+
+#[test]
+fn client_prints_the_503_of_a_full_server() -> Result<()> {
+    let server = Server::start(SERVER, &["--max-clients", "1"])?;
+    let _seated = connect(server.addr)?;
+    cmd(CLIENT)?
+        .arg(server.addr_arg())
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(
+            "HTTP/1.1 503 Service Unavailable\n",
+        ))
+        .stdout(predicate::str::ends_with(
+            "\n\nserver full: 1 clients are being served, try again later\n",
+        ));
+    server.kill()?.assert_no_panic()
+}
+
+/// A server of the test's own that reads the request head and sends
+/// `answer` (on a thread of its own: the client may stop reading first).
+fn answering(answer: Vec<u8>) -> Result<course_tests::PlainServer> {
+    course_tests::PlainServer::start(move |mut stream| {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte)?;
+            head.push(byte[0]);
+        }
+        let _ = stream.write_all(&answer);
+        Ok(head)
+    })
+}
+
+/// Runs the client against `answer` and checks its one line of error.
+fn client_refuses(answer: Vec<u8>, error: &str) -> Result<()> {
+    let plain = answering(answer)?;
+    let out = cmd(CLIENT)?.arg(plain.addr.to_string()).assert().code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    ensure!(stderr == format!("error: {error}\n"), "{stderr:?}");
+    plain.join()?;
+    Ok(())
+}
+
+#[test]
+fn client_refuses_an_answer_head_over_64_kib() -> Result<()> {
+    let mut answer = b"HTTP/1.1 200 OK\r\nX-Long: ".to_vec();
+    answer.extend(std::iter::repeat_n(b'x', 100 * 1024));
+    client_refuses(
+        answer,
+        "the answer's head goes on past our limit of 65536 bytes",
+    )
+}
+
+#[test]
+fn client_refuses_a_body_announced_over_16_mib() -> Result<()> {
+    client_refuses(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 4294967296\r\n\r\nhi".to_vec(),
+        "the server announced a body of 4294967296 bytes, over our limit of 16777216",
+    )
+}
+
+#[test]
+fn client_stops_a_body_without_a_length_past_16_mib() -> Result<()> {
+    let mut answer = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+    answer.extend(std::iter::repeat_n(b'x', 16 * 1024 * 1024 + 10));
+    client_refuses(answer, "the body goes on past our limit of 16777216 bytes")
+}
+
+#[test]
+fn client_refuses_a_content_length_that_is_not_a_number() -> Result<()> {
+    client_refuses(
+        b"HTTP/1.1 200 OK\r\nContent-Length: lots\r\n\r\nhi".to_vec(),
+        "a bad Content-Length: lots",
+    )
 }
 
 #[test]
@@ -1025,6 +1213,16 @@ fn exercise1_takes_two_requests_in_one_write_and_closes_when_asked() -> Result<(
     server.kill()?.assert_no_panic()
 }
 
+#[test]
+fn exercise1_answers_503_to_the_caller_past_max_clients() -> Result<()> {
+    let server = Server::start(EXERCISE, &["--max-clients", "2"])?;
+    answers_503_past_max_clients(
+        server,
+        "server full, try again later\n",
+        "done after 0 requests",
+    )
+}
+
 // ---------------------------------------------------------------- the book's output
 
 #[cfg(target_os = "linux")]
@@ -1066,13 +1264,44 @@ fn book_output_of_python_and_the_seed() -> Result<()> {
     if !PYTHON3.is_here()? {
         return Ok(());
     }
-    let server = Server::start(SERVER, &["--like-the-seed"])?;
+    let server = Server::start(SEED, &[])?;
     let text = run_python_seed_client(&server)?;
     server.kill()?;
     let mut t = Transcript::new();
     t.command(&format!("python3 - 9009 <<'EOF'\n{PYTHON_SEED_CLIENT}EOF"))
         .output(&text);
     t.check("lesson09-seed-python")
+}
+
+/// "A folder of your own": a page from `--dir`, fetched with the client,
+/// and a folder that does not exist.
+#[cfg(target_os = "linux")]
+#[test]
+fn book_output_of_a_folder() -> Result<()> {
+    let root = TempDir::new("lesson09-book-site")?;
+    std::fs::write(root.join("hello.html"), "<h1>hello, 你好</h1>\n")?;
+    let server = Server::start(SERVER, &["--dir", root.path().to_str().context("path")?])?;
+    let out = cmd(CLIENT)?
+        .arg(server.addr_arg())
+        .arg("/hello.html")
+        .assert()
+        .success();
+    let output = out.get_output();
+    let mut t = Transcript::new();
+    t.show_addr_as(server.addr, DEFAULT_ADDR)
+        .command("cargo run -q -p lesson09-client -- 127.0.0.1:9009 /hello.html")
+        .output(&String::from_utf8_lossy(&output.stdout))
+        .output(&String::from_utf8_lossy(&output.stderr));
+    t.check("lesson09-folder")?;
+    server.kill()?.assert_no_panic()?;
+    let refused = cmd(SERVER)?
+        .args(["--dir", "../no-such-site"])
+        .assert()
+        .code(1);
+    let mut t = Transcript::new();
+    t.command("cargo run -q -p lesson09-server -- --dir ../no-such-site")
+        .output(&String::from_utf8_lossy(&refused.get_output().stderr));
+    t.check("lesson09-no-folder")
 }
 
 #[cfg(target_os = "linux")]

@@ -99,7 +99,8 @@ pub fn client_explains_no_server(client: &str, server: &str) -> Result<()> {
 pub enum Transport {
     Tcp,
     Udp,
-    /// TCP with one HTTP request (lesson 09 logs requests, not connections).
+    /// TCP with one HTTP request (lesson 09's servers log requests, not
+    /// connections).
     Http,
 }
 
@@ -143,7 +144,7 @@ pub fn start_talk_stop_with(
         Transport::Http => {
             let mut caller = connect(local)?;
             std::io::Write::write_all(&mut caller, b"GET / HTTP/1.0\r\n\r\n")?;
-            started.wait_for(" -> ")?;
+            started.wait_for("client ")?;
         }
     }
     let done = started.kill()?;

@@ -41,6 +41,15 @@ def read_reply(conn):
     return recv_exactly(conn, size)
 
 
+def answer_to(message, reply):
+    """The reply as text, if it is the answer: the message upper-cased.
+    Anything else is the server saying something else (that it is full)."""
+    if reply != message.upper():
+        said = reply.decode("utf-8", "replace")
+        sys.exit(f"error: instead of an answer the server said {said!r}")
+    return reply.decode("utf-8", "replace")
+
+
 def lines():
     prompt = sys.stdin.isatty()                    # '>> ' only for a person
     while True:
@@ -78,12 +87,12 @@ try:
         # see the Rust client.)
         phone.sendall(b"".join(frame(m) for m in messages))
         phone.shutdown(socket.SHUT_WR)
-        for _ in messages:
-            print(read_reply(phone).decode("utf-8", "replace"))
+        for message in messages:
+            print(answer_to(message, read_reply(phone)))
     else:
         for message in lines():
             phone.sendall(frame(message))
-            print(read_reply(phone).decode("utf-8", "replace"))
+            print(answer_to(message, read_reply(phone)))
 except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
     sys.exit("error: server reset the connection")
 phone.close()

@@ -1,13 +1,16 @@
 """Lesson 07 server in Python: answer each length-prefixed frame upper-cased.
 
 Usage: python3 server.py [ADDR] [--max-frame BYTES] [--idle-timeout SECS]
-       (default 127.0.0.1:9007, 1048576 bytes, 60 s)
+                        [--max-clients N]
+       (default 127.0.0.1:9007, 1048576 bytes, 60 s, 100 clients)
 """
 import argparse
 import socket
 import socketserver
 import struct
 import sys
+import threading
+import time
 
 
 def parse_addr(text):
@@ -31,6 +34,13 @@ def show(addr):
     """(host, port, ...) -> '127.0.0.1:9007' or '[::1]:9007', as in Rust."""
     host, port = addr[0], addr[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def log(*words):
+    """One log line, written in one piece, so that two threads logging at
+    the same moment never mix their lines (print writes word by word)."""
+    sys.stdout.write(" ".join(str(word) for word in words) + "\n")
+    sys.stdout.flush()
 
 
 def shown(body):
@@ -80,9 +90,14 @@ class Handler(socketserver.BaseRequestHandler):
 
     def handle(self):
         peer = show(self.client_address)
-        print("client", peer, "connected")
-        self.request.settimeout(args.idle_timeout)
-        print("client", peer, self.serve(peer))
+        try:
+            log("client", peer, "connected")
+            self.request.settimeout(args.idle_timeout)
+            ending = self.serve(peer)
+        finally:
+            self.request.close()
+            seats.release()                        # before the log says so
+        log("client", peer, ending)
 
     def serve(self, peer):
         limit = args.max_frame
@@ -91,8 +106,8 @@ class Handler(socketserver.BaseRequestHandler):
                 body = read_frame(self.request, limit)
                 if body is None:
                     return "closed the connection"
-                print("client", peer,
-                      f"sent a frame of {len(body)} bytes:", shown(body))
+                log("client", peer,
+                    f"sent a frame of {len(body)} bytes:", shown(body))
                 send_frame(self.request, body.upper())
         except OverflowError as err:
             size = err.args[0]
@@ -118,6 +133,45 @@ class Server(socketserver.ThreadingTCPServer):
     daemon_threads = True                          # Ctrl-C does not wait
     allow_reuse_address = True
     request_queue_size = 128                       # listen(128), as Rust's std
+    failures = 0                                   # accepts failed in a row
+
+    def get_request(self):
+        """accept(), saying once when it fails and once when it works again."""
+        try:
+            call = super().get_request()
+        except OSError as err:                     # "too many open files"
+            if self.failures == 0:
+                log(f"accept failed: {err}; trying again every 100 ms")
+            self.failures += 1
+            time.sleep(0.1)                        # do not spin
+            raise                                  # socketserver tries again
+        if self.failures:
+            log(f"accept works again after {self.failures} failures")
+            self.failures = 0
+        return call
+
+    def verify_request(self, request, client_address):
+        """A seat for the caller, or a frame saying the server is full."""
+        if seats.acquire(blocking=False):
+            return True
+        n = args.max_clients
+        why = f"server full: {n} clients are being served, try again later"
+        try:
+            send_frame(request, why.encode())
+        except OSError:
+            pass
+        log("client", show(client_address),
+            f"turned away: the server is full ({n} clients)")
+        return False                               # socketserver hangs up
+
+    def process_request(self, request, client_address):
+        try:
+            super().process_request(request, client_address)  # a thread
+        except RuntimeError as err:                # no thread left
+            seats.release()
+            log("client", show(client_address),
+                f"could not be served: {err}; hanging up")
+            self.shutdown_request(request)
 
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -128,7 +182,10 @@ parser.add_argument("--max-frame", type=in_range(0, 2**32 - 1),
                     help="the largest frame a client may send")
 parser.add_argument("--idle-timeout", type=in_range(1, 86400), default=60,
                     metavar="SECS", help="hang up on a silent client")
+parser.add_argument("--max-clients", type=in_range(1, 10**6), default=100,
+                    metavar="N", help="serve at most N clients at once")
 args = parser.parse_args()
+seats = threading.BoundedSemaphore(args.max_clients)
 host, port = args.addr
 if ":" in host:
     Server.address_family = socket.AF_INET6

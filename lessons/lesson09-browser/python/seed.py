@@ -16,16 +16,24 @@ phone.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 phone.bind((host, int(port)))
 phone.listen(5)
 print("listening on", "%s:%d" % phone.getsockname(), flush=True)
-while True:
-    conn, addr = phone.accept()
-    data = conn.recv(1024)             # one recv: maybe part of the request
-    first = repr(data.split(b"\n")[0])
-    print("client %s:%d:" % addr, first, f"({len(data)} bytes read)",
-          flush=True)
-    # The tutorials write b"HTTP/1.1 200 OK 、\r\n\r\n", which Python 3
-    # refuses (a bytes literal holds ASCII only); encoding the str sends
-    # the same bytes.
-    conn.send("HTTP/1.1 200 OK 、\r\n\r\n".encode("utf-8"))
-    words = "不要回答！！！不要回答！！！不要回答！！！"
-    conn.send(f"<h1> {words}</h1>".encode("gb2312"))
-    conn.close()
+try:
+    while True:
+        conn, addr = phone.accept()
+        try:
+            data = conn.recv(1024)     # one recv: maybe part of the request
+            first = repr(data.split(b"\n")[0])
+            print("client %s:%d:" % addr, first, f"({len(data)} bytes read)",
+                  flush=True)
+            # The tutorials write b"HTTP/1.1 200 OK 、\r\n\r\n", which
+            # Python 3 refuses (a bytes literal holds ASCII only); encoding
+            # the str sends the same bytes.
+            conn.send("HTTP/1.1 200 OK 、\r\n\r\n".encode("utf-8"))
+            words = "不要回答！！！不要回答！！！不要回答！！！"
+            conn.send(f"<h1> {words}</h1>".encode("gb2312"))
+        except OSError:
+            # The tutorials stop here with a traceback when a browser has
+            # already dropped the connection (BrokenPipeError): go on.
+            pass
+        conn.close()
+except KeyboardInterrupt:
+    pass                               # Ctrl-C: stop quietly

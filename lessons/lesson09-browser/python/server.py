@@ -1,12 +1,15 @@
 """Lesson 09 server in Python: answer browsers properly, a thread per caller.
 
 Usage: python3 server.py [ADDR] [--dir DIR] [--idle-timeout SECS]
-       (default 127.0.0.1:9009, no folder, 10 s)
+                        [--max-clients N]
+       (default 127.0.0.1:9009, no folder, 10 s, 100 clients)
 """
 import argparse
 import os
 import socket
 import socketserver
+import sys
+import threading
 import time
 import urllib.parse
 
@@ -14,12 +17,18 @@ MAX_HEAD = 8 * 1024
 WORDS = "<h1> 不要回答！！！不要回答！！！不要回答！！！</h1>"
 REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
            405: "Method Not Allowed", 431: "Request Header Fields Too Large",
-           505: "HTTP Version Not Supported"}
+           503: "Service Unavailable", 505: "HTTP Version Not Supported"}
 TYPES = {".html": "text/html; charset=utf-8", ".htm": "text/html; charset=utf-8",
          ".txt": "text/plain; charset=utf-8", ".css": "text/css; charset=utf-8",
          ".js": "text/javascript; charset=utf-8", ".json": "application/json",
          ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
          ".svg": "image/svg+xml", ".ico": "image/x-icon"}
+
+
+def log(line):
+    """One log line in one write, so that two threads never mix theirs."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def show(addr):
@@ -87,9 +96,22 @@ def respond(head):
     return answer, f"{method} {target}", method == "GET"
 
 
+def status_and_headers(status, headers, body):
+    """The status line and the headers, ending in the empty line."""
+    lines = [f"HTTP/1.1 {status} {REASONS[status]}"]
+    lines += [f"{name}: {value}" for name, value in headers]
+    lines += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
+    return "\r\n".join(lines).encode()
+
+
 class Handler(socketserver.BaseRequestHandler):
     def handle(self):
-        conn, peer = self.request, show(self.client_address)
+        try:
+            self.answer(self.request, show(self.client_address))
+        finally:
+            seats.release()                     # the caller's seat
+
+    def answer(self, conn, peer):
         deadline = time.monotonic() + args.idle_timeout   # for the whole head
         head = b""
         try:
@@ -100,27 +122,24 @@ class Handler(socketserver.BaseRequestHandler):
                 conn.settimeout(left)
                 chunk = conn.recv(MAX_HEAD + 1 - len(head))
                 if not chunk:
-                    print(f"client {peer}: hung up before a whole request")
+                    log(f"client {peer}: hung up before a whole request")
                     return
                 head += chunk
                 if len(head) > MAX_HEAD:
                     break
         except socket.timeout:
-            print(f"client {peer}: no request within {args.idle_timeout} s, closing")
+            log(f"client {peer}: no request within {args.idle_timeout} s, closing")
             return
         except OSError:
-            print(f"client {peer}: hung up before a whole request")
+            log(f"client {peer}: hung up before a whole request")
             return
         if len(head) > MAX_HEAD:
             (status, headers, body), asked, send_body = error(431), "(no request line)", True
         else:
             (status, headers, body), asked, send_body = respond(head)
-        print(f"client {peer}: {asked!r} -> {status} ({len(body)} bytes)", flush=True)
-        lines = [f"HTTP/1.1 {status} {REASONS[status]}"]
-        lines += [f"{name}: {value}" for name, value in headers]
-        lines += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
+        log(f"client {peer}: {asked!r} -> {status} ({len(body)} bytes)")
         try:
-            conn.sendall("\r\n".join(lines).encode() + (body if send_body else b""))
+            conn.sendall(status_and_headers(status, headers, body) + (body if send_body else b""))
             conn.shutdown(socket.SHUT_WR)               # the end of our answer
             stop, drained = time.monotonic() + 1, 0     # drain, so no reset
             while drained < 65536 and time.monotonic() < stop:  # eats it
@@ -134,15 +153,61 @@ class Handler(socketserver.BaseRequestHandler):
 
 
 class Server(socketserver.ThreadingTCPServer):
-    daemon_threads = True
+    daemon_threads = True                       # Ctrl-C does not wait
     allow_reuse_address = True
+    request_queue_size = 128                    # listen(128), as Rust's std
+    failures = 0                                # accepts failed in a row
+
+    def get_request(self):
+        """accept(), saying once when it fails and once when it works again."""
+        try:
+            call = super().get_request()
+        except OSError as err:                  # "too many open files"
+            if self.failures == 0:
+                log(f"accept failed: {err}; trying again every 100 ms")
+            self.failures += 1
+            time.sleep(0.1)                     # do not spin
+            raise                               # socketserver tries again
+        if self.failures:
+            log(f"accept works again after {self.failures} failures")
+            self.failures = 0
+        return call
+
+    def verify_request(self, request, client_address):
+        """A seat for the caller, or 503 without reading its request."""
+        if seats.acquire(blocking=False):
+            return True
+        n = args.max_clients
+        body = f"server full: {n} clients are being served, try again later\n"
+        kind = [("Content-Type", "text/plain; charset=utf-8")]
+        log(f"client {show(client_address)}: turned away, the server is full -> 503")
+        try:
+            request.sendall(status_and_headers(503, kind, body.encode()) + body.encode())
+            request.shutdown(socket.SHUT_WR)
+            request.setblocking(False)          # drop what came, no waiting
+            for _ in range(16):
+                if not request.recv(4096):
+                    break
+        except OSError:
+            pass
+        return False                            # socketserver hangs up
+
+    def process_request(self, request, client_address):
+        try:
+            super().process_request(request, client_address)  # a thread
+        except RuntimeError as err:             # no thread left
+            seats.release()
+            log(f"client {show(client_address)}: could not be served: {err}; hanging up")
+            self.shutdown_request(request)
 
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("addr", nargs="?", default="127.0.0.1:9009")
 parser.add_argument("--dir")
 parser.add_argument("--idle-timeout", type=int, default=10, metavar="SECS")
+parser.add_argument("--max-clients", type=int, default=100, metavar="N")
 args = parser.parse_args()
+seats = threading.BoundedSemaphore(args.max_clients)
 if args.dir:
     args.dir = os.path.realpath(args.dir)
 host, _, port = args.addr.rpartition(":")

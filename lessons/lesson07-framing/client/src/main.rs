@@ -57,6 +57,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         let line = line.context("reading standard input failed")?;
         write_frame(&mut conn, &line).map_err(went_away)?;
         let reply = read_reply(&mut conn, args.max_frame)?;
+        check_answer(&line, &reply)?;
         println!("{}", String::from_utf8_lossy(&reply));
     }
     // End of input: hang up between two frames, the polite way.
@@ -85,8 +86,9 @@ fn all_at_once(conn: TcpStream, max_frame: u32) -> anyhow::Result<()> {
         sender.shutdown(Shutdown::Write)
     });
     let mut conn = conn;
-    for _ in &lines {
+    for line in &lines {
         let reply = read_reply(&mut conn, max_frame)?;
+        check_answer(line, &reply)?;
         println!("{}", String::from_utf8_lossy(&reply));
     }
     sending
@@ -114,6 +116,17 @@ fn read_reply(conn: &mut TcpStream, max_frame: u32) -> anyhow::Result<Vec<u8>> {
         )),
         Err(FrameError::Io(err)) => Err(went_away(err)),
     }
+}
+
+/// The answer to a frame is the same bytes upper-cased. Any other reply is
+/// the server saying something else, such as that it is full: an error,
+/// shown in the server's own words.
+fn check_answer(sent: &[u8], reply: &[u8]) -> anyhow::Result<()> {
+    if reply != shared::upper(sent) {
+        let said = shared::show(reply);
+        return Err(anyhow!("instead of an answer the server said {said}"));
+    }
+    Ok(())
 }
 
 /// Turns a failed read or write into one line saying what the server did.

@@ -16,9 +16,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use clap::builder::RangedU64ValueParser;
 use lesson07_frame::{FrameError, read_frame, write_frame};
 use serde::Deserialize;
 use serde_json::json;
+use shared::Seats;
 // ANCHOR_END: imports
 
 // ANCHOR: limits
@@ -51,33 +53,64 @@ struct Args {
     /// The largest body a header may announce, in bytes
     #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
     max_body: u64,
+
+    /// Serve at most this many clients at once; the next one gets
+    /// `{"ok":false,...}` saying the server is full
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    max_clients: usize,
 }
 
 fn main() -> ExitCode {
     let args: Args = shared::parse_args();
-    shared::exit_status(run(&args.addr, args.max_body))
+    let seats = Seats::new(args.max_clients);
+    shared::exit_status(run(&args.addr, args.max_body, seats))
 }
 
-fn run(addr: &str, max_body: u64) -> anyhow::Result<()> {
+/// The lesson's connection loop: a thread per caller, a seat each, and
+/// an accept that fails is said once and tried again every 100 ms.
+fn run(addr: &str, max_body: u64, seats: Seats) -> anyhow::Result<()> {
     let listener =
         TcpListener::bind(addr).with_context(|| shared::cannot_listen(addr))?;
     shared::print_listening(listener.local_addr()?);
+    let mut failures = 0;
     loop {
-        let (conn, peer) = match listener.accept() {
+        let (mut conn, peer) = match listener.accept() {
             Ok(call) => call,
             Err(err) => {
-                println!("accept failed: {err}; trying again shortly");
+                if failures == 0 {
+                    println!("accept failed: {err}; trying again every 100 ms");
+                }
+                failures += 1;
                 thread::sleep(Duration::from_millis(100));
                 continue;
             }
         };
+        if failures > 0 {
+            println!("accept works again after {failures} failures");
+            failures = 0;
+        }
+        let Some(seat) = seats.take() else {
+            // The protocol's own refusal, as for a bad header.
+            let max = seats.max();
+            let why = format!(
+                "server full: {max} clients are being served, try again later"
+            );
+            let answer = json!({"ok": false, "error": why});
+            let _ = write_frame(&mut conn, answer.to_string().as_bytes());
+            println!(
+                "client {peer} turned away: the server is full ({max} clients)"
+            );
+            continue;
+        };
         println!("client {peer} connected");
         let talk = move || {
             let ending = serve(conn, peer, max_body);
+            drop(seat);
             println!("client {peer} {ending}");
         };
         if let Err(err) = thread::Builder::new().spawn(talk) {
-            println!("client {peer} could not be served: {err}");
+            println!("client {peer} could not be served: {err}; hanging up");
         }
     }
 }

@@ -4,7 +4,8 @@
 //! or two glued together (粘包). This one reads *frames*: a 4-byte big-endian
 //! length, then that many bytes. Every frame gets one frame back, holding the
 //! same bytes upper-cased, however the bytes arrived. As in lesson 06's first
-//! step, every caller gets a thread of their own.
+//! step, every caller gets a thread of their own, up to `--max-clients` at
+//! once.
 
 // ANCHOR: imports
 use std::io::ErrorKind;
@@ -15,7 +16,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use clap::builder::RangedU64ValueParser;
 use lesson07_frame::{FrameError, read_frame, write_frame};
+use shared::Seats;
 // ANCHOR_END: imports
 
 // ANCHOR: args
@@ -40,45 +43,89 @@ struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..))]
     idle_timeout: u64,
+
+    /// Serve at most this many clients at once; the next one gets a frame
+    /// saying the server is full, and is hung up on
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    max_clients: usize,
 }
 
 fn main() -> ExitCode {
     let args: Args = shared::parse_args();
     let idle = Duration::from_secs(args.idle_timeout);
-    shared::exit_status(run(&args.addr, args.max_frame, idle))
+    let seats = Seats::new(args.max_clients);
+    shared::exit_status(run(&args.addr, args.max_frame, idle, seats))
 }
 // ANCHOR_END: args
 
 // ANCHOR: accept-loop
-fn run(addr: &str, max_frame: u32, idle: Duration) -> anyhow::Result<()> {
+fn run(
+    addr: &str,
+    max_frame: u32,
+    idle: Duration,
+    seats: Seats,
+) -> anyhow::Result<()> {
     let listener =
         TcpListener::bind(addr).with_context(|| shared::cannot_listen(addr))?;
     shared::print_listening(listener.local_addr()?);
     // A thread per caller, as in lesson 06's first step: while one caller
     // thinks, the others are served.
+    let mut failures = 0; // accepts that failed in a row
     loop {
         let (conn, peer) = match listener.accept() {
             Ok(call) => call,
             Err(err) => {
-                // Usually "too many open files": pause instead of spinning.
-                println!("accept failed: {err}; trying again shortly");
+                // Usually "too many open files". The caller stays in the
+                // queue, so trying again at once would fail again at once:
+                // pause instead of spinning, and say so once, not ten
+                // times a second.
+                if failures == 0 {
+                    println!("accept failed: {err}; trying again every 100 ms");
+                }
+                failures += 1;
                 thread::sleep(Duration::from_millis(100));
                 continue;
             }
         };
+        if failures > 0 {
+            println!("accept works again after {failures} failures");
+            failures = 0;
+        }
+        // One seat per caller being served; when all are taken, the
+        // caller is told so and hung up on, and nobody waits for it.
+        let Some(seat) = seats.take() else {
+            turn_away(conn, peer, seats.max());
+            continue;
+        };
         println!("client {peer} connected");
-        // `Builder::spawn` reports a failure (no thread left) as an error;
-        // `thread::spawn` would panic.
         let talk = move || {
             let ending = serve(conn, peer, max_frame, idle);
+            drop(seat); // the seat is free before the log says so
             println!("client {peer} {ending}");
         };
+        // `Builder::spawn` reports a failure (no thread left) as an error;
+        // `thread::spawn` would panic. The closure is then dropped, and
+        // with it the connection (a hang-up) and the seat.
         if let Err(err) = thread::Builder::new().spawn(talk) {
-            println!("client {peer} could not be served: {err}");
+            println!("client {peer} could not be served: {err}; hanging up");
         }
     }
 }
 // ANCHOR_END: accept-loop
+
+// ANCHOR: turn-away
+/// Tells a caller in one frame that the server is full, and hangs up.
+fn turn_away(mut conn: TcpStream, peer: SocketAddr, max: usize) {
+    let why =
+        format!("server full: {max} clients are being served, try again later");
+    // A new connection's send buffer is empty, so this short write cannot
+    // block the accept loop.
+    let _ = write_frame(&mut conn, why.as_bytes());
+    println!("client {peer} turned away: the server is full ({max} clients)");
+    // Dropping `conn` hangs up.
+}
+// ANCHOR_END: turn-away
 
 // ANCHOR: serve
 /// Answers frames until the call ends, and says how it ended.

@@ -68,7 +68,9 @@ fn run(addr: &str, path: &str) -> anyhow::Result<()> {
             break at;
         }
         if data.len() > MAX_HEAD {
-            bail!("the answer's head is over {MAX_HEAD} bytes");
+            bail!(
+                "the answer's head goes on past our limit of {MAX_HEAD} bytes"
+            );
         }
         let n = conn.read(&mut buf).context("reading the answer failed")?;
         if n == 0 {
@@ -94,13 +96,23 @@ fn run(addr: &str, path: &str) -> anyhow::Result<()> {
                 .map_err(|_| anyhow!("a bad Content-Length: {v}"))
         })
         .transpose()?;
-    let limit = length.unwrap_or(MAX_BODY).min(MAX_BODY);
+    if let Some(n) = length.filter(|&n| n > MAX_BODY) {
+        bail!(
+            "the server announced a body of {n} bytes, over our limit of {MAX_BODY}"
+        );
+    }
+    // One byte more than we take, to see whether a body without a length
+    // goes on past the limit.
+    let limit = length.unwrap_or(MAX_BODY + 1);
     body.truncate(limit as usize);
     let wanted = limit - body.len() as u64;
     (&mut conn)
         .take(wanted)
         .read_to_end(&mut body)
         .context("reading the body failed")?;
+    if body.len() as u64 > MAX_BODY {
+        bail!("the body goes on past our limit of {MAX_BODY} bytes");
+    }
     let how = match length {
         Some(n) if body.len() as u64 == n => {
             format!("{n} bytes, as Content-Length said")

@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use clap::builder::RangedU64ValueParser;
+use shared::Seats;
 // ANCHOR_END: imports
 
 // ANCHOR: args
@@ -28,6 +30,12 @@ struct Args {
     /// (port 0 lets the system pick)
     #[arg(default_value = "127.0.0.1:9009", value_parser = shared::parse_addr)]
     addr: String,
+
+    /// Serve at most this many connections at once; the next one is
+    /// answered 503 Service Unavailable
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    max_clients: usize,
 }
 
 /// How long a kept-alive connection may wait for its next request.
@@ -39,21 +47,49 @@ const PAGE: &str = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
 
 fn main() -> ExitCode {
     let args: Args = shared::parse_args();
-    shared::exit_status(run(&args.addr))
+    shared::exit_status(run(&args.addr, Seats::new(args.max_clients)))
 }
 
-fn run(addr: &str) -> anyhow::Result<()> {
+/// The lesson's connection loop, with its seats and its accept failures.
+fn run(addr: &str, seats: Seats) -> anyhow::Result<()> {
     let listener =
         TcpListener::bind(addr).with_context(|| shared::cannot_listen(addr))?;
     shared::print_listening(listener.local_addr()?);
+    let mut failures = 0;
     loop {
-        let Ok((conn, peer)) = listener.accept() else {
-            thread::sleep(Duration::from_millis(100));
+        let (mut conn, peer) = match listener.accept() {
+            Ok(call) => call,
+            Err(err) => {
+                if failures == 0 {
+                    println!("accept failed: {err}; trying again every 100 ms");
+                }
+                failures += 1;
+                thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        if failures > 0 {
+            println!("accept works again after {failures} failures");
+            failures = 0;
+        }
+        let Some(seat) = seats.take() else {
+            let body = "server full, try again later\n";
+            let answer = format!(
+                "HTTP/1.1 503 Service Unavailable\r\n\
+                 Content-Type: text/plain; charset=utf-8\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(answer.as_bytes());
+            println!("client {peer}: turned away, the server is full -> 503");
             continue;
         };
-        let talk = move || keep_alive(conn, peer);
+        let talk = move || {
+            keep_alive(conn, peer);
+            drop(seat);
+        };
         if let Err(err) = thread::Builder::new().spawn(talk) {
-            println!("client {peer} could not be served: {err}");
+            println!("client {peer}: could not be served: {err}; hanging up");
         }
     }
 }

@@ -1,14 +1,14 @@
-//! Lesson 09 server: answering a real web browser, by hand.
+//! Lesson 09 server, step 2: answering a real web browser, by hand.
 //!
 //! A browser is just another TCP client. It sends a request, a few lines of
 //! text ending in an empty line, and expects an answer in the same form: a
 //! status line, headers, an empty line, then the body. This server reads
 //! the request whole, answers with every header a browser needs, and hangs
-//! up politely, a thread per caller as in lesson 06's first step.
+//! up politely, a thread per caller as in lesson 07, up to `--max-clients`
+//! at once.
 //!
-//! With `--like-the-seed` it behaves instead like the Python tutorials'
-//! first web server: one `recv(1024)`, a status line that is not quite
-//! HTTP, a GB2312 body without a word about its encoding, then `close`.
+//! Step 1, `lesson09-seed-server`, is the Python tutorials' first web
+//! server, which gets each of these things wrong.
 
 // ANCHOR: imports
 use std::fs;
@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
+use clap::builder::RangedU64ValueParser;
+use shared::Seats;
 // ANCHOR_END: imports
 
 // ANCHOR: args
@@ -46,10 +48,11 @@ struct Args {
           value_parser = clap::value_parser!(u64).range(1..))]
     idle_timeout: u64,
 
-    /// Answer like the Python tutorials' first web server does (to see
-    /// what goes wrong)
-    #[arg(long)]
-    like_the_seed: bool,
+    /// Serve at most this many connections at once; the next one is
+    /// answered 503 Service Unavailable
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    max_clients: usize,
 }
 
 /// What every connection's thread needs to know.
@@ -57,7 +60,6 @@ struct Config {
     /// The folder to serve, made absolute, with every link resolved.
     dir: Option<PathBuf>,
     idle: Duration,
-    like_the_seed: bool,
 }
 
 fn main() -> ExitCode {
@@ -70,71 +72,81 @@ fn main() -> ExitCode {
 fn run(args: Args) -> anyhow::Result<()> {
     let dir = match &args.dir {
         Some(dir) => Some(dir.canonicalize().with_context(|| {
-            format!("cannot serve {}: is it an existing folder?", dir.display())
+            format!(
+                "cannot serve {} (is it an existing folder?)",
+                dir.display()
+            )
         })?),
         None => None,
     };
     let config = std::sync::Arc::new(Config {
         dir,
         idle: Duration::from_secs(args.idle_timeout),
-        like_the_seed: args.like_the_seed,
     });
     let addr = &args.addr;
     let listener =
         TcpListener::bind(addr).with_context(|| shared::cannot_listen(addr))?;
     shared::print_listening(listener.local_addr()?);
+    // Lesson 07's connection loop: a seat per caller, and a failing
+    // accept said once, then tried again every 100 ms.
+    let seats = Seats::new(args.max_clients);
+    let mut failures = 0;
     loop {
         let (conn, peer) = match listener.accept() {
             Ok(call) => call,
             Err(err) => {
-                println!("accept failed: {err}; trying again shortly");
+                if failures == 0 {
+                    println!("accept failed: {err}; trying again every 100 ms");
+                }
+                failures += 1;
                 thread::sleep(Duration::from_millis(100));
                 continue;
             }
         };
+        if failures > 0 {
+            println!("accept works again after {failures} failures");
+            failures = 0;
+        }
+        let Some(seat) = seats.take() else {
+            turn_away(conn, peer, seats.max());
+            continue;
+        };
         let config = std::sync::Arc::clone(&config);
         let talk = move || {
-            if config.like_the_seed {
-                like_the_seed(conn, peer);
-            } else {
-                answer(conn, peer, &config);
-            }
+            answer(conn, peer, &config);
+            drop(seat);
         };
         if let Err(err) = thread::Builder::new().spawn(talk) {
-            println!("client {peer} could not be served: {err}");
+            println!("client {peer}: could not be served: {err}; hanging up");
         }
     }
 }
 // ANCHOR_END: accept-loop
 
-// ANCHOR: seed
-/// The Python tutorials' first web server, line for line:
-///
-/// ```text
-/// data = conn.recv(1024)
-/// conn.send(b"HTTP/1.1 200 OK 、\r\n\r\n")
-/// conn.send("<h1> 不要回答！！！...</h1>".encode("gb2312"))
-/// conn.close()
-/// ```
-fn like_the_seed(mut conn: TcpStream, peer: SocketAddr) {
-    let mut buf = [0u8; 1024];
-    // One read: whatever part of the request has arrived by now.
-    let n = conn.read(&mut buf).unwrap_or(0);
-    let first = buf[..n].split(|&b| b == b'\n').next().unwrap_or_default();
-    println!("client {peer}: {} ({n} bytes read)", shared::show(first));
-    // Not quite HTTP: a reason phrase with a Chinese comma, and no headers
-    // at all (no Content-Type, no charset, no Content-Length).
-    let status = "HTTP/1.1 200 OK 、\r\n\r\n".as_bytes();
-    let (body, _, _) = encoding_rs::GBK.encode(SEED_WORDS_HTML);
-    let _ = conn.write_all(status).and_then(|()| conn.write_all(&body));
-    // `drop` closes at once, with any unread request bytes still queued:
-    // the kernel then sends a reset instead of a polite FIN.
+// ANCHOR: turn-away
+/// Answers 503 while every seat is taken. The accept loop must not wait
+/// for anybody, so the request is not read: a new connection's send buffer
+/// is empty, and this short write cannot block.
+fn turn_away(mut conn: TcpStream, peer: SocketAddr, max: usize) {
+    let why = format!(
+        "server full: {max} clients are being served, try again later\n"
+    );
+    let full = Response::new(503, "Service Unavailable", TEXT_UTF8, why.into());
+    println!("client {peer}: turned away, the server is full -> 503");
+    let _ = conn.write_all(&[full.head(), full.body].concat());
+    // Our side is done. What the caller has sent so far is read and
+    // dropped, without waiting for more, so that the close sends no reset.
+    let _ = conn.shutdown(Shutdown::Write);
+    if conn.set_nonblocking(true).is_ok() {
+        let mut buf = [0u8; 4096];
+        for _ in 0..16 {
+            if !matches!(conn.read(&mut buf), Ok(1..)) {
+                break;
+            }
+        }
+    }
 }
-
-/// The seed's words, as the seed sends them.
-const SEED_WORDS_HTML: &str =
-    "<h1> 不要回答！！！不要回答！！！不要回答！！！</h1>";
-// ANCHOR_END: seed
+// ANCHOR_END: turn-away
 
 // ANCHOR: limits
 /// The most a request head may take: the request line and all headers.
@@ -327,6 +339,7 @@ impl Response {
 }
 
 const HTML_UTF8: &str = "text/html; charset=utf-8";
+const TEXT_UTF8: &str = "text/plain; charset=utf-8";
 
 /// Decides the answer to one request head.
 fn respond(head: &[u8], config: &Config) -> Response {
@@ -369,6 +382,10 @@ impl Response {
 // ANCHOR_END: respond
 
 // ANCHOR: route
+/// The seed's words, as the seed sends them.
+const SEED_WORDS_HTML: &str =
+    "<h1> 不要回答！！！不要回答！！！不要回答！！！</h1>";
+
 /// The seed's words, in a page that says which encoding it uses.
 fn seed_page(charset: &str) -> String {
     format!(
@@ -456,7 +473,7 @@ fn content_type(path: &Path) -> &'static str {
     let ending = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     match ending.to_ascii_lowercase().as_str() {
         "html" | "htm" => HTML_UTF8,
-        "txt" => "text/plain; charset=utf-8",
+        "txt" => TEXT_UTF8,
         "css" => "text/css; charset=utf-8",
         "js" => "text/javascript; charset=utf-8",
         "json" => "application/json",
