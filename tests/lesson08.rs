@@ -172,7 +172,9 @@ fn server_help_shows_the_folder_and_the_limits() -> Result<()> {
         .stdout(predicate::str::contains("--dir <DIR>"))
         .stdout(predicate::str::contains("[default: lesson08-files]"))
         .stdout(predicate::str::contains("--max-size <BYTES>"))
-        .stdout(predicate::str::contains("--quota <BYTES>"));
+        .stdout(predicate::str::contains("--quota <BYTES>"))
+        .stdout(predicate::str::contains("--max-clients <N>"))
+        .stdout(predicate::str::contains("[default: 100]"));
     Ok(())
 }
 
@@ -311,6 +313,28 @@ fn bad_names() -> Vec<String> {
         "x".repeat(256),
         "报".repeat(86), // 258 bytes
         String::new(),
+        // What Windows reads as something else, refused on every system so
+        // that a store can be copied there: devices, with any extension and
+        // in any case, streams, its other forbidden characters, and names
+        // whose last dot or space it would drop.
+        "CON".to_string(),
+        "nul".to_string(),
+        "COM1".to_string(),
+        "com1.txt".to_string(),
+        "Lpt9.tar.gz".to_string(),
+        "aux .txt".to_string(),
+        "CONIN$".to_string(),
+        "COM¹".to_string(),
+        "a:b".to_string(),
+        "C:".to_string(),
+        "a<b".to_string(),
+        "a>b".to_string(),
+        "a\"b".to_string(),
+        "a|b".to_string(),
+        "what?".to_string(),
+        "a*".to_string(),
+        "trailing.".to_string(),
+        "trailing ".to_string(),
     ]
 }
 
@@ -334,8 +358,15 @@ fn refuses_every_name_that_is_not_a_plain_file_name() -> Result<()> {
     ensure_stored(&put(&mut conn, &longest, b"ok")?, &longest, b"ok")?;
     let chinese = format!("{}.t", "报".repeat(84)); // 252 + 2 bytes
     ensure_stored(&put(&mut conn, &chinese, b"ok")?, &chinese, b"ok")?;
-    // Nothing was written anywhere but those two files.
-    ensure!(names_in(&store)? == [".partial".to_string(), longest, chinese]);
+    // Names that only look like devices are plain names.
+    for name in ["CONSOLE.txt", "com10", "nul-and-void", "a.con"] {
+        ensure_stored(&put(&mut conn, name, b"ok")?, name, b"ok")?;
+    }
+    // Nothing was written anywhere but those files.
+    let mut expected = vec![".partial".to_string(), longest, chinese];
+    expected.extend(["CONSOLE.txt", "a.con", "com10", "nul-and-void"].map(String::from));
+    expected.sort();
+    ensure!(names_in(&store)? == expected, "{:?}", names_in(&store)?);
     ensure!(
         names_in(tmp.path())? == ["store"],
         "{:?}",
@@ -687,6 +718,47 @@ fn serves_many_clients_at_once() -> Result<()> {
 }
 
 // --- limits and hostile headers ------------------------------------------------------------
+#[test]
+fn turns_away_the_caller_past_max_clients_with_one_refusal() -> Result<()> {
+    let tmp = TempDir::new("lesson08-maxclients")?;
+    let mut server = start(tmp.path(), &["--max-clients", "2"])?;
+    let mut first = connect(server.addr)?;
+    let mut second = connect(server.addr)?;
+    ensure!(listed(&mut first)?.is_empty() && listed(&mut second)?.is_empty());
+    // The third caller is told why, in the protocol's own form, then hung up on.
+    let mut third = connect(server.addr)?;
+    let answer = read_header(&mut third)?;
+    ensure!(
+        answer
+            == json!({"ok": false, "error": "the server is busy with 2 clients; try again later"}),
+        "{answer}"
+    );
+    ensure!(course_tests::read_until_hung_up(&mut third)?.is_empty());
+    let line = server.wait_for("turned away")?;
+    ensure!(
+        line.ends_with(" turned away: 2 clients are being served"),
+        "{line}"
+    );
+    // A seat comes free when a caller leaves, and the next caller has it.
+    let me = first.local_addr()?;
+    drop(first);
+    server.wait_for(&format!("client {me} closed the connection"))?;
+    let mut next = connect(server.addr)?;
+    ensure!(listed(&mut next)?.is_empty());
+    // The lesson's client prints the refusal as one error line.
+    let mine = tmp.join("mine");
+    fs::create_dir_all(&mine)?;
+    let output = client_in(&mine, &server, "list\n")?;
+    ensure!(
+        stderr(&output).starts_with(
+            "error: list: server refused: the server is busy with 2 clients; try again later\n"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    drop((second, next));
+    server.kill()?.assert_no_panic()
+}
 
 #[test]
 fn refuses_uploads_over_the_size_limit_and_the_quota_before_the_body() -> Result<()> {
@@ -861,6 +933,157 @@ fn client_reconnects_after_the_server_restarts() -> Result<()> {
     ensure!(client.next_line()? == "list: 0 files");
     let done = client.wait_exit()?;
     ensure!(done.status.code() == Some(1), "{done:?}");
+    Ok(())
+}
+
+// --- a client survives every server ------------------------------------------------------
+
+/// Runs the lesson client in `cwd` with `input` against a server of the
+/// test's own that reads one request and answers `answer`, raw bytes.
+fn against_a_server_answering(cwd: &Path, answer: Vec<u8>, input: &str) -> Result<Output> {
+    against_a_server_answering_with(Command::new(bin_path(CLIENT)?), cwd, answer, input)
+}
+
+/// The same, for any client `command` (given the address as its argument).
+fn against_a_server_answering_with(
+    mut command: Command,
+    cwd: &Path,
+    answer: Vec<u8>,
+    input: &str,
+) -> Result<Output> {
+    let server = course_tests::PlainServer::start(move |mut conn| {
+        let request = read_header(&mut conn)?;
+        conn.write_all(&answer)?;
+        // Wait for the client to hang up, so the answer is read first.
+        let _ = course_tests::read_until_hung_up(&mut conn);
+        Ok(request.to_string().into_bytes())
+    })?;
+    command.arg(server.addr.to_string()).current_dir(cwd);
+    let output = run_with_stdin(command, input)?;
+    server.join()?;
+    Ok(output)
+}
+
+fn frame_of(header: &Value) -> Vec<u8> {
+    let body = header.to_string().into_bytes();
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    frame
+}
+
+#[test]
+fn client_survives_a_server_that_answers_a_file_shorter_than_its_part() -> Result<()> {
+    let tmp = TempDir::new("lesson08-shortanswer")?;
+    fs::write(tmp.join("dest.part"), vec![b'x'; 1000])?;
+    let mut answer = frame_of(&json!({"ok": true, "size": 5, "sha256": sha256_hex(b"hello")}));
+    answer.extend_from_slice(b"hello");
+    let output = against_a_server_answering(tmp.path(), answer, "get notes.txt dest\n")?;
+    ensure!(output.status.code() == Some(1), "{output:?}");
+    ensure!(
+        stderr(&output)
+            == "error: get notes.txt dest: server announced notes.txt as 5 bytes, fewer than \
+                the 1000 in dest.part; removed it, give the same command again\n\
+                error: 1 of 1 commands failed\n",
+        "{}",
+        stderr(&output)
+    );
+    ensure!(
+        names_in(tmp.path())?.is_empty(),
+        "{:?}",
+        names_in(tmp.path())?
+    );
+    Ok(())
+}
+
+#[test]
+fn client_bounds_every_number_and_text_a_server_sends() -> Result<()> {
+    let tmp = TempDir::new("lesson08-hostileserver")?;
+    let huge = json!({"ok": true, "size": u64::MAX, "sha256": "0".repeat(64)});
+    let cases: Vec<(Vec<u8>, &str, &str)> = vec![
+        // A length of 4 GiB for the header: refused before reading it.
+        (
+            u32::MAX.to_be_bytes().to_vec(),
+            "list\n",
+            "error: list: server announced a header of 4294967295 bytes, over our limit of 16777216",
+        ),
+        // A file of 2^64 - 1 bytes: over --max-size, refused before its body.
+        (
+            frame_of(&huge),
+            "get big\n",
+            "error: get big: server announced big as 18446744073709551615 bytes, over our limit \
+             of 4294967296 (--max-size)",
+        ),
+        // An escape sequence in a refusal: shown escaped, never run.
+        (
+            frame_of(&json!({"ok": false, "error": "\u{1b}[2Jgone"})),
+            "list\n",
+            r"error: list: server refused: \u{1b}[2Jgone",
+        ),
+        // A header that is not JSON.
+        (
+            frame_of(&json!("x"))[..4]
+                .iter()
+                .chain(b"{{{")
+                .copied()
+                .collect(),
+            "list\n",
+            "error: list: server sent a header that is not JSON",
+        ),
+        // A list whose files are not what a list holds.
+        (
+            frame_of(&json!({"ok": true, "files": [{"name": 7}]})),
+            "list\n",
+            "error: list: server sent no text \"name\"",
+        ),
+    ];
+    for (answer, input, expected) in cases {
+        let output = against_a_server_answering(tmp.path(), answer, input)?;
+        ensure!(output.status.code() == Some(1), "{output:?}");
+        let err = stderr(&output);
+        ensure!(
+            err.starts_with(expected),
+            "expected {expected:?}, got {err:?}"
+        );
+        ensure!(
+            !err.contains('\u{1b}') && !err.contains("panicked"),
+            "{err:?}"
+        );
+    }
+    ensure!(
+        names_in(tmp.path())?.is_empty(),
+        "{:?}",
+        names_in(tmp.path())?
+    );
+    Ok(())
+}
+
+#[test]
+fn interop_python_client_survives_a_server_that_answers_a_file_shorter_than_its_part() -> Result<()>
+{
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let tmp = TempDir::new("lesson08-pyshortanswer")?;
+    fs::write(tmp.join("dest.part"), vec![b'x'; 1000])?;
+    let mut answer = frame_of(&json!({"ok": true, "size": 5, "sha256": sha256_hex(b"hello")}));
+    answer.extend_from_slice(b"hello");
+    let client = python(LESSON, "client.py");
+    let output =
+        against_a_server_answering_with(client, tmp.path(), answer, "get notes.txt dest\n")?;
+    ensure!(output.status.code() == Some(1), "{output:?}");
+    ensure!(
+        stderr(&output).starts_with(
+            "error: get notes.txt dest: server announced notes.txt as 5 bytes, fewer than \
+             the 1000 in dest.part; removed it"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    ensure!(
+        names_in(tmp.path())?.is_empty(),
+        "{:?}",
+        names_in(tmp.path())?
+    );
     Ok(())
 }
 

@@ -80,20 +80,7 @@ impl Tool {
         if self.found() {
             return Ok(true);
         }
-        let name = std::thread::current()
-            .name()
-            .map(|name| name.rsplit("::").next().unwrap_or(name).to_string())
-            .unwrap_or_else(|| "a test".to_string());
-        // The test binary is `target/.../deps/lesson03-0123abcd`: its name
-        // says which file the test is in.
-        let file = std::env::current_exe()
-            .ok()
-            .and_then(|exe| exe.file_stem()?.to_str().map(str::to_string))
-            .and_then(|stem| stem.split('-').next().map(str::to_string));
-        let test = match file {
-            Some(file) => format!("{file}::{name}"),
-            None => name,
-        };
+        let test = this_test();
         if ci() {
             bail!(
                 "{test} needs {} ({}), and CI is set: on CI every tool must be installed",
@@ -134,6 +121,31 @@ impl Tool {
             }
         })
     }
+}
+
+/// `FILE::TEST`, the test that runs on this thread, for `skipped:` lines.
+fn this_test() -> String {
+    let name = std::thread::current()
+        .name()
+        .map(|name| name.rsplit("::").next().unwrap_or(name).to_string())
+        .unwrap_or_else(|| "a test".to_string());
+    // The test binary is `target/.../deps/lesson03-0123abcd`: its name
+    // says which file the test is in.
+    let file = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.file_stem()?.to_str().map(str::to_string))
+        .and_then(|stem| stem.split('-').next().map(str::to_string));
+    match file {
+        Some(file) => format!("{file}::{name}"),
+        None => name,
+    }
+}
+
+/// Prints `skipped: FILE::TEST needs WHAT` on stderr, past the test
+/// harness's capture, for a test that cannot run here for a reason other
+/// than a missing tool (see [`crate::limits`]); the test then returns.
+pub fn skip(what: &str) {
+    let _ = writeln!(std::io::stderr(), "skipped: {} needs {what}", this_test());
 }
 
 /// Whether we run on CI: the environment variable `CI` is set (to anything

@@ -35,6 +35,10 @@ struct Args {
     /// Address of the server: IP:PORT, [IPv6]:PORT or localhost:PORT
     #[arg(default_value = "127.0.0.1:9008", value_parser = shared::parse_addr)]
     addr: String,
+
+    /// The largest file to download, in bytes; a bigger one is refused before its first byte
+    #[arg(long, value_name = "BYTES", default_value_t = 4 << 30)]
+    max_size: u64,
 }
 
 /// The largest header we accept from the server: a long `list` fits.
@@ -42,12 +46,13 @@ const MAX_HEADER: u32 = 16 * 1024 * 1024;
 
 fn main() -> ExitCode {
     let args: Args = shared::parse_args();
-    shared::exit_status(run(&args.addr))
+    shared::exit_status(run(&args))
 }
 // ANCHOR_END: args
 
 // ANCHOR: command-loop
-fn run(addr: &str) -> anyhow::Result<()> {
+fn run(args: &Args) -> anyhow::Result<()> {
+    let addr = &args.addr;
     // Connect at once, so that a missing server is said before any typing.
     let mut conn = Some(connect(addr)?);
     let (mut given, mut failed) = (0, 0);
@@ -72,7 +77,7 @@ fn run(addr: &str) -> anyhow::Result<()> {
             },
         };
         let mut stream = stream;
-        match command(&mut stream, &words) {
+        match command(&mut stream, &words, args.max_size) {
             Ok(done) => {
                 println!("{done}");
                 conn = Some(stream);
@@ -97,18 +102,19 @@ fn run(addr: &str) -> anyhow::Result<()> {
 fn connect(addr: &str) -> anyhow::Result<TcpStream> {
     let conn =
         TcpStream::connect(addr).with_context(|| shared::no_server(addr, "lesson08-server"))?;
-    // A server that stops answering must not hang us for ever.
+    // A server that stops answering, or stops reading, must not hang us.
     conn.set_read_timeout(Some(Duration::from_secs(60)))?;
+    conn.set_write_timeout(Some(Duration::from_secs(60)))?;
     Ok(conn)
 }
 
 /// Runs one command; `Ok` is the line to print.
-fn command(conn: &mut TcpStream, words: &[&str]) -> anyhow::Result<String> {
+fn command(conn: &mut TcpStream, words: &[&str], max_size: u64) -> anyhow::Result<String> {
     match *words {
         ["put", path] => put(conn, path, file_name(path)?),
         ["put", path, name] => put(conn, path, name),
-        ["get", name] => get(conn, name, plain(name)?),
-        ["get", name, path] => get(conn, name, path),
+        ["get", name] => get(conn, name, plain(name)?, max_size),
+        ["get", name, path] => get(conn, name, path, max_size),
         ["list"] => list(conn),
         _ => Err(Refused(
             "unknown command; use put PATH [NAME], get NAME [PATH] or list".to_string(),
@@ -149,17 +155,19 @@ fn put(conn: &mut TcpStream, path: &str, name: &str) -> anyhow::Result<String> {
         left -= got as u64;
     }
     bar.finish_and_clear();
-    // Only this answer means the file is stored, whole and checked.
+    // Only this answer means the file is stored, whole and checked: the
+    // file we sent, not another.
     let stored = read_answer(conn)?;
+    if number(&stored, "size")? != size || text(&stored, "sha256")? != sha256 {
+        bail!("server says it stored something else: {stored}");
+    }
     let resumed = if offset > 0 {
         format!(", resumed at {offset}")
     } else {
         String::new()
     };
     Ok(format!(
-        "put {name}: {} bytes{resumed}, sha256 {}",
-        number(&stored, "size")?,
-        text(&stored, "sha256")?
+        "put {name}: {size} bytes{resumed}, sha256 {sha256}"
     ))
 }
 // ANCHOR_END: put
@@ -167,7 +175,7 @@ fn put(conn: &mut TcpStream, path: &str, name: &str) -> anyhow::Result<String> {
 // ANCHOR: get
 /// Downloads `name` into `path`, through `path.part`, resuming a cut-off
 /// download that left a `path.part` behind.
-fn get(conn: &mut TcpStream, name: &str, path: &str) -> anyhow::Result<String> {
+fn get(conn: &mut TcpStream, name: &str, path: &str, max_size: u64) -> anyhow::Result<String> {
     let part = format!("{path}.part");
     let have = fs::metadata(&part).map_or(0, |meta| meta.len());
     let request = if have > 0 {
@@ -188,6 +196,17 @@ fn get(conn: &mut TcpStream, name: &str, path: &str) -> anyhow::Result<String> {
         }
     };
     let (size, sha256) = (number(&found, "size")?, text(&found, "sha256")?);
+    // A number from the network: checked before it decides anything.
+    if size > max_size {
+        bail!("server announced {name} as {size} bytes, over our limit of {max_size} (--max-size)");
+    }
+    if have > size {
+        // Our part is longer than the whole file: it belongs to another one.
+        let _ = fs::remove_file(&part);
+        bail!(
+            "server announced {name} as {size} bytes, fewer than the {have} in {part}; removed it, give the same command again"
+        );
+    }
     let mut file = OpenOptions::new()
         .create(true)
         .truncate(false) // keep what an earlier try wrote
@@ -293,9 +312,7 @@ fn read_answer(conn: &mut TcpStream) -> anyhow::Result<Value> {
     if answer["ok"] == true {
         return Ok(answer);
     }
-    let why = answer["error"]
-        .as_str()
-        .unwrap_or("refused, without saying why");
+    let why = text(&answer, "error").unwrap_or_else(|_| "refused, without saying why".into());
     Err(Refused(format!("server refused: {why}")).into())
 }
 
@@ -305,10 +322,19 @@ fn number(header: &Value, key: &str) -> anyhow::Result<u64> {
         .with_context(|| format!("server sent no number {key:?}"))
 }
 
-fn text<'a>(header: &'a Value, key: &str) -> anyhow::Result<&'a str> {
-    header[key]
+/// Text from the server, safe to print: a control character (an escape
+/// sequence could clear or garble the terminal) is shown escaped, `\u{1b}`.
+fn text(header: &Value, key: &str) -> anyhow::Result<String> {
+    let text = header[key]
         .as_str()
-        .with_context(|| format!("server sent no text {key:?}"))
+        .with_context(|| format!("server sent no text {key:?}"))?;
+    Ok(text
+        .chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_debug().to_string(),
+            false => c.to_string(),
+        })
+        .collect())
 }
 
 /// Turns a failed read or write into one line saying what the server did.

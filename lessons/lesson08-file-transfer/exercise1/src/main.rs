@@ -82,8 +82,9 @@ fn run(addr: &str) -> anyhow::Result<()> {
 fn list(conn: &mut TcpStream) -> anyhow::Result<Vec<Value>> {
     write_frame(conn, json!({"cmd": "list"}).to_string().as_bytes())
         .context("talking to the server failed")?;
+    // A long list fits in 16 MiB; a longer announcement is refused unread.
     let header = read_frame(conn, 16 * 1024 * 1024)
-        .map_err(|err| anyhow!("reading the list failed: {err:?}"))?
+        .map_err(|err| anyhow!("reading the list failed: {err}"))?
         .context("server closed the connection before it answered")?;
     let answer: Value = serde_json::from_slice(&header).context("server sent no JSON")?;
     match answer["files"].as_array() {

@@ -24,6 +24,7 @@ use clap::Parser;
 use lesson07_frame::{FrameError, read_frame, write_frame};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use shared::Seats;
 
 use store::{FileInfo, Store};
 // ANCHOR_END: imports
@@ -32,7 +33,7 @@ use store::{FileInfo, Store};
 /// Lesson 08 server: stores files that lesson08-client uploads (put), sends
 /// them back (get) and lists them (list). A file is stored only once all of
 /// its bytes have arrived and their sha256 matches; an interrupted upload
-/// resumes. Serves every client at once. Stop it with Ctrl-C.
+/// resumes. Serves up to --max-clients clients at once. Stop it with Ctrl-C.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
@@ -56,6 +57,11 @@ struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..))]
     idle_timeout: u64,
+
+    /// How many clients may be served at once; the next one is turned away
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_clients: u64,
 }
 
 /// The largest header we read. A file travels after its header, never in it,
@@ -87,22 +93,51 @@ fn run(args: &Args) -> anyhow::Result<()> {
     // Every connection's thread shares the one store.
     let store = Arc::new(store);
     let idle = Duration::from_secs(args.idle_timeout);
+    let seats = Seats::new(usize::try_from(args.max_clients).unwrap_or(usize::MAX));
+    let mut failures = 0u64;
     loop {
         let (conn, peer) = match listener.accept() {
             Ok(call) => call,
             Err(err) => {
-                println!("accept failed: {err}; trying again shortly");
+                // Out of descriptors, say: the caller waits in the queue, and
+                // we try again. Said once, not ten times a second.
+                if failures == 0 {
+                    println!("accept failed: {err}; trying again every 100 ms");
+                }
+                failures += 1;
                 thread::sleep(Duration::from_millis(100));
                 continue;
             }
         };
+        if failures > 0 {
+            println!("accept works again after {failures} failures");
+            failures = 0;
+        }
+        let Some(seat) = seats.take() else {
+            turn_away(conn, peer, seats.max());
+            continue;
+        };
         println!("client {peer} connected");
         let store = Arc::clone(&store);
-        thread::spawn(move || {
+        let started = thread::Builder::new().spawn(move || {
             let ending = serve(conn, peer, &store, idle);
+            drop(seat); // the next caller may have it
             println!("client {peer} {ending}");
         });
+        // No thread left on this machine: this caller is hung up on (the
+        // closure, and the socket in it, are dropped), and we go on.
+        if let Err(err) = started {
+            println!("client {peer} could not be served: no thread for it ({err}); hung up");
+        }
     }
+}
+
+/// Every seat is taken: one refusal, in the protocol's own form, then hang up.
+fn turn_away(mut conn: TcpStream, peer: SocketAddr, max: usize) {
+    let why = format!("the server is busy with {max} clients; try again later");
+    // A new connection's send buffer is empty: this small write cannot block.
+    let _ = send_header(&mut conn, &refusal(&why));
+    println!("client {peer} turned away: {max} clients are being served");
 }
 // ANCHOR_END: accept-loop
 

@@ -3,14 +3,28 @@
 //! The name arrives from the network, so it is hostile until checked. A name
 //! that is allowed here can only ever mean one file directly inside the
 //! storage folder: no folder part, nothing that climbs out (`..`), nothing
-//! the operating system would read as something else.
+//! the operating system would read as something else, on Linux, macOS or
+//! Windows, so that a store can be copied from one to another.
 
 // ANCHOR: check-name
 /// The longest name, in bytes: what Linux, macOS and Windows allow for one
 /// file name.
 pub const MAX_NAME: usize = 255;
 
-/// Checks that `name` is one plain file name, or says why it is not.
+/// Characters Windows does not allow in a name. `:` would even open a hidden
+/// "stream" of another file (`a:b` is the stream `b` of file `a`).
+const NOT_ON_WINDOWS: &[char] = &['<', '>', ':', '"', '|', '?', '*'];
+
+/// Names that Windows reads as devices, whatever extension follows:
+/// `nul.txt` is nothing at all, `COM1.log` a serial port.
+const DEVICES: &[&str] = &[
+    "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", "COM0", "COM1", "COM2", "COM3", "COM4",
+    "COM5", "COM6", "COM7", "COM8", "COM9", "COM¹", "COM²", "COM³", "LPT0", "LPT1", "LPT2", "LPT3",
+    "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9", "LPT¹", "LPT²", "LPT³",
+];
+
+/// Checks that `name` is one plain file name, the same file on every system,
+/// or says why it is not.
 pub fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("the name is empty".to_string());
@@ -26,7 +40,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
     // characters (a newline, an escape) would garble every log and listing.
     if let Some(bad) = name
         .chars()
-        .find(|&c| c == '/' || c == '\\' || c.is_control())
+        .find(|&c| c == '/' || c == '\\' || c.is_control() || NOT_ON_WINDOWS.contains(&c))
     {
         return Err(format!("the name contains {bad:?}, which is not allowed"));
     }
@@ -35,6 +49,18 @@ pub fn check_name(name: &str) -> Result<(), String> {
     // interrupted uploads), so no client can reach into it.
     if name.starts_with('.') {
         return Err("a name may not start with '.'".to_string());
+    }
+    // Windows drops a dot or a space at the end: `a.` would be `a`.
+    if name.ends_with('.') || name.ends_with(' ') {
+        return Err("a name may not end with '.' or ' '".to_string());
+    }
+    // The part before the first dot, as Windows compares it.
+    let stem = name.split('.').next().unwrap_or(name).trim_end_matches(' ');
+    if DEVICES
+        .iter()
+        .any(|device| device.eq_ignore_ascii_case(stem))
+    {
+        return Err(format!("{stem:?} is the name of a device on Windows"));
     }
     Ok(())
 }

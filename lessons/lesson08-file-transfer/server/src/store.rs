@@ -269,15 +269,20 @@ impl Store {
     pub fn open_for_get(&self, name: &str, offset: u64) -> Result<(File, u64, String), String> {
         check_name(name)?;
         let missing = || format!("there is no file called {name:?}");
+        // Only "not found" means missing; out of descriptors, say, is not.
+        let failed = |err: io::Error| match err.kind() {
+            ErrorKind::NotFound => missing(),
+            _ => format!("cannot open {name:?}: {err}"),
+        };
         let path = self.dir.join(name);
         // `symlink_metadata` looks at the name itself, not at what a symlink
         // points to: a symlink or a folder is not a stored file, and a symlink
         // must not lead us out of the folder.
-        let meta = fs::symlink_metadata(&path).map_err(|_| missing())?;
+        let meta = fs::symlink_metadata(&path).map_err(failed)?;
         if !meta.is_file() {
             return Err(missing());
         }
-        let mut file = File::open(&path).map_err(|_| missing())?;
+        let mut file = File::open(&path).map_err(failed)?;
         #[cfg(unix)]
         {
             // Was the name swapped for a symlink between the check and the
