@@ -45,6 +45,7 @@ const LESSON10: &str = "lesson10-server";
 const LESSON11: &str = "lesson11-server";
 const LESSON07: &str = "lesson07-server";
 const LESSON08: &str = "lesson08-server";
+const LESSON08_STEP1: &str = "lesson08-header-server";
 const LESSON09: &str = "lesson09-server";
 
 /// The size of the burst without a newline.
@@ -1178,12 +1179,17 @@ struct Files {
 }
 
 fn files_server(extra: &[&str]) -> Result<Files> {
+    files_server_named(LESSON08, extra)
+}
+
+/// File server `name` (either step of lesson 08), in a folder of its own.
+fn files_server_named(name: &str, extra: &[&str]) -> Result<Files> {
     let dir = TempDir::new("hostile-lesson08")?;
     let store = dir.join("store");
     let store = store.to_str().context("temp dir is not UTF-8")?;
     let mut args = vec!["--dir", store];
     args.extend_from_slice(extra);
-    let server = Server::start(LESSON08, &args)?;
+    let server = Server::start(name, &args)?;
     Ok(Files { server, dir })
 }
 
@@ -1222,8 +1228,13 @@ fn put_header(name: &str, data: &[u8]) -> serde_json::Value {
 
 /// Starts the file server, runs `attack`, then checks its health.
 fn files_survive(attack: fn(&mut Files) -> Result<()>) -> Result<()> {
-    let mut files = files_server(&[])?;
-    attack(&mut files).context("attacking lesson08-server")?;
+    files_survive_on(LESSON08, attack)
+}
+
+/// The same, against file server `name`.
+fn files_survive_on(name: &str, attack: fn(&mut Files) -> Result<()>) -> Result<()> {
+    let mut files = files_server_named(name, &[])?;
+    attack(&mut files).with_context(|| format!("attacking {name}"))?;
     files_are_healthy(files)
 }
 
@@ -1235,7 +1246,8 @@ fn files_are_healthy(files: Files) -> Result<()> {
     send_json(&mut conn, &put_header("health.txt", &data))?;
     let ready = read_json(&mut conn)?;
     ensure!(ready["ok"] == true, "put refused after the attack: {ready}");
-    let offset = ready["offset"].as_u64().context("no offset")? as usize;
+    // Step 1's "go ahead" has no offset: it never resumes.
+    let offset = ready["offset"].as_u64().unwrap_or(0) as usize;
     conn.write_all(&data[offset..])?;
     ensure!(read_json(&mut conn)?["ok"] == true);
     send_json(
@@ -1441,6 +1453,28 @@ fn lesson08_survives_500_idle_connections_dropped_at_once() -> Result<()> {
 #[test]
 fn lesson08_survives_1000_connect_close_cycles() -> Result<()> {
     files_survive(files_connect_close_cycles)
+}
+
+// Step 1's server meets the same attacks.
+course_tests::test_table! {
+    lesson08_header_server_survives_random_binary_bytes:
+        files_survive_on(LESSON08_STEP1, files_random_bytes);
+    lesson08_header_server_survives_invalid_utf8_in_headers:
+        files_survive_on(LESSON08_STEP1, files_invalid_utf8);
+    lesson08_header_server_survives_a_request_written_one_byte_at_a_time:
+        files_survive_on(LESSON08_STEP1, files_one_byte_at_a_time);
+    lesson08_header_server_survives_a_reset_in_the_middle_of_an_upload:
+        files_survive_on(LESSON08_STEP1, files_reset_mid_body);
+    lesson08_header_server_hangs_up_on_headers_of_4_gib_and_64_kib_plus_one:
+        files_survive_on(LESSON08_STEP1, files_huge_headers);
+    lesson08_header_server_never_reads_or_writes_outside_its_folder:
+        files_survive_on(LESSON08_STEP1, files_traversal_names);
+    lesson08_header_server_answers_a_half_closed_client_in_full:
+        files_survive_on(LESSON08_STEP1, files_half_close);
+    lesson08_header_server_survives_500_idle_connections_dropped_at_once:
+        files_survive_on(LESSON08_STEP1, files_idle_connections);
+    lesson08_header_server_survives_1000_connect_close_cycles:
+        files_survive_on(LESSON08_STEP1, files_connect_close_cycles);
 }
 
 #[test]
@@ -1663,6 +1697,18 @@ fn lesson08_survives_running_out_of_threads() -> Result<()> {
 #[test]
 fn lesson08_survives_running_out_of_open_files() -> Result<()> {
     files_out_of_descriptors(binary(LESSON08)?)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn lesson08_header_server_survives_running_out_of_threads() -> Result<()> {
+    files_out_of_threads(binary(LESSON08_STEP1)?)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn lesson08_header_server_survives_running_out_of_open_files() -> Result<()> {
+    files_out_of_descriptors(binary(LESSON08_STEP1)?)
 }
 
 #[cfg(target_os = "linux")]
@@ -2316,4 +2362,12 @@ fn book_output_of_a_server_on_a_public_address() -> Result<()> {
         .lines(&[shown(first)])
         .output(&shown(&done.stderr))
         .check("defences-public")
+}
+
+#[test]
+fn lesson08_header_server_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
+    let dir = TempDir::new("hostile-lesson08-step1-loopback")?;
+    let dir = dir.path().to_str().context("temp dir is not UTF-8")?;
+    contract::server_is_quiet_on_loopback_with(LESSON08_STEP1, Transport::Tcp, &["--dir", dir])?;
+    contract::server_warns_on_a_public_address_with(LESSON08_STEP1, Transport::Tcp, &["--dir", dir])
 }

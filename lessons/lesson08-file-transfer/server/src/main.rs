@@ -8,23 +8,23 @@
 //! without ever being half a file, `names.rs` which names are allowed.
 
 // ANCHOR: imports
-mod names;
 mod store;
 
-use std::io::{self, BufReader, ErrorKind, Read};
+use std::io::{ErrorKind, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use lesson07_frame::{FrameError, read_frame, write_frame};
+use lesson07_frame::read_frame;
+use lesson08_header_server::{
+    MAX_HEADER, accept_loop, frame_ending, io_ending, refusal, send_file, send_header,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::Seats;
 
 use store::{FileInfo, Store};
 // ANCHOR_END: imports
@@ -64,17 +64,13 @@ struct Args {
     max_clients: u64,
 }
 
-/// The largest header we read. A file travels after its header, never in it,
-/// so 64 KiB is plenty, and a bigger announcement is an attack or a bug.
-const MAX_HEADER: u32 = 64 * 1024;
-
 fn main() -> ExitCode {
     let args: Args = shared::parse_args();
     shared::exit_status(run(&args))
 }
 // ANCHOR_END: args
 
-// ANCHOR: accept-loop
+// ANCHOR: run
 fn run(args: &Args) -> anyhow::Result<()> {
     let (store, removed) =
         Store::open(&args.dir, args.max_size, args.quota).with_context(|| {
@@ -90,56 +86,15 @@ fn run(args: &Args) -> anyhow::Result<()> {
         "keeping files in {} (removed {removed} partial uploads older than a day)",
         store.dir().display()
     );
-    // Every connection's thread shares the one store.
+    // Every caller's thread shares the one store. The accept loop is step 1's.
     let store = Arc::new(store);
     let idle = Duration::from_secs(args.idle_timeout);
-    let seats = Seats::new(usize::try_from(args.max_clients).unwrap_or(usize::MAX));
-    let mut failures = 0u64;
-    loop {
-        let (conn, peer) = match listener.accept() {
-            Ok(call) => call,
-            Err(err) => {
-                // Out of descriptors, say: the caller waits in the queue, and
-                // we try again. Said once, not ten times a second.
-                if failures == 0 {
-                    println!("accept failed: {err}; trying again every 100 ms");
-                }
-                failures += 1;
-                thread::sleep(Duration::from_millis(100));
-                continue;
-            }
-        };
-        if failures > 0 {
-            println!("accept works again after {failures} failures");
-            failures = 0;
-        }
-        let Some(seat) = seats.take() else {
-            turn_away(conn, peer, seats.max());
-            continue;
-        };
-        println!("client {peer} connected");
-        let store = Arc::clone(&store);
-        let started = thread::Builder::new().spawn(move || {
-            let ending = serve(conn, peer, &store, idle);
-            drop(seat); // the next caller may have it
-            println!("client {peer} {ending}");
-        });
-        // No thread left on this machine: this caller is hung up on (the
-        // closure, and the socket in it, are dropped), and we go on.
-        if let Err(err) = started {
-            println!("client {peer} could not be served: no thread for it ({err}); hung up");
-        }
-    }
+    let max_clients = usize::try_from(args.max_clients).unwrap_or(usize::MAX);
+    accept_loop(&listener, max_clients, move |conn, peer| {
+        serve(conn, peer, &store, idle)
+    })
 }
-
-/// Every seat is taken: one refusal, in the protocol's own form, then hang up.
-fn turn_away(mut conn: TcpStream, peer: SocketAddr, max: usize) {
-    let why = format!("the server is busy with {max} clients; try again later");
-    // A new connection's send buffer is empty: this small write cannot block.
-    let _ = send_header(&mut conn, &refusal(&why));
-    println!("client {peer} turned away: {max} clients are being served");
-}
-// ANCHOR_END: accept-loop
+// ANCHOR_END: run
 
 // ANCHOR: request
 /// What a client may ask, as its JSON header says: `{"cmd":"put",...}`.
@@ -161,15 +116,6 @@ enum Request {
     List,
 }
 
-/// Sends one header: a frame holding JSON.
-fn send_header(conn: &mut TcpStream, header: &Value) -> io::Result<()> {
-    write_frame(conn, header.to_string().as_bytes())
-}
-
-/// The header of every refusal.
-fn refusal(error: &str) -> Value {
-    json!({"ok": false, "error": error})
-}
 // ANCHOR_END: request
 
 // ANCHOR: serve
@@ -311,12 +257,10 @@ fn send(
     println!("client {peer} gets {shown}: {size} bytes, from offset {offset}");
     send_header(conn, &json!({"ok": true, "size": size, "sha256": sha256}))
         .map_err(|err| io_ending(&err))?;
-    // Streamed through one buffer of 256 KiB: `io::copy` reads the buffer
-    // full, writes it, and again. (Alone, it would copy 8 KiB at a time.)
-    // The open file is the one we hashed: a `put` renaming a new file over
-    // the name meanwhile does not change it.
-    let mut body = BufReader::with_capacity(256 * 1024, file.take(size - offset));
-    let sent = io::copy(&mut body, conn).map_err(|err| io_ending(&err))?;
+    // The bytes from `offset` on, by the kernel (step 1's `send_file`). The
+    // open file is the one we hashed: a `put` renaming a new file over the
+    // name meanwhile does not change it.
+    let sent = send_file(&file, conn, size - offset).map_err(|err| io_ending(&err))?;
     if sent < size - offset {
         return Err(format!(
             "could not be served: {shown} was cut short while we sent it"
@@ -344,33 +288,3 @@ fn list(conn: &mut TcpStream, peer: SocketAddr, store: &Store) -> Result<(), Str
     send_header(conn, &answer).map_err(|err| io_ending(&err))
 }
 // ANCHOR_END: list
-
-// ANCHOR: ending
-/// The log words for a header that could not be read.
-fn frame_ending(err: FrameError) -> String {
-    match err {
-        FrameError::TooLong { announced, limit } => {
-            format!(
-                "announced a header of {announced} bytes, over the limit of {limit}; hanging up"
-            )
-        }
-        FrameError::CutOff { got, expected } => {
-            format!("hung up in the middle of a header ({got} of {expected} bytes arrived)")
-        }
-        FrameError::Io(err) => io_ending(&err),
-    }
-}
-
-/// The log words for a socket that failed.
-fn io_ending(err: &io::Error) -> String {
-    match err.kind() {
-        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => {
-            "reset the connection".to_string()
-        }
-        ErrorKind::WouldBlock | ErrorKind::TimedOut => {
-            "was silent or did not read for too long, hanging up".to_string()
-        }
-        _ => format!("error: {err}, hanging up"),
-    }
-}
-// ANCHOR_END: ending

@@ -1,10 +1,17 @@
-//! Which names a client may store a file under.
+//! Which names a client may store a file under, and how a stored file is
+//! opened by its name.
 //!
 //! The name arrives from the network, so it is hostile until checked. A name
 //! that is allowed here can only ever mean one file directly inside the
 //! storage folder: no folder part, nothing that climbs out (`..`), nothing
 //! the operating system would read as something else, on Linux, macOS or
 //! Windows, so that a store can be copied from one to another.
+
+// ANCHOR: names-imports
+use std::fs::{self, File};
+use std::io::{self, ErrorKind};
+use std::path::Path;
+// ANCHOR_END: names-imports
 
 // ANCHOR: check-name
 /// The longest name, in bytes: what Linux, macOS and Windows allow for one
@@ -65,3 +72,37 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 // ANCHOR_END: check-name
+
+// ANCHOR: open-stored
+/// Opens the stored file `name` in `dir` for reading. `Err` is the refusal
+/// to send: no such file, or one that is not a plain file of the folder.
+pub fn open_stored(dir: &Path, name: &str) -> Result<File, String> {
+    check_name(name)?;
+    let missing = || format!("there is no file called {name:?}");
+    // Only "not found" means missing; out of descriptors, say, is not.
+    let failed = |err: io::Error| match err.kind() {
+        ErrorKind::NotFound => missing(),
+        _ => format!("cannot open {name:?}: {err}"),
+    };
+    let path = dir.join(name);
+    // `symlink_metadata` looks at the name itself, not at what a symlink
+    // points to: a symlink or a folder is not a stored file, and a symlink
+    // must not lead us out of the folder.
+    let meta = fs::symlink_metadata(&path).map_err(failed)?;
+    if !meta.is_file() {
+        return Err(missing());
+    }
+    let file = File::open(&path).map_err(failed)?;
+    #[cfg(unix)]
+    {
+        // Was the name swapped for a symlink between the check and the
+        // open? Then the file we opened is not the one we checked.
+        use std::os::unix::fs::MetadataExt;
+        let opened = file.metadata().map_err(failed)?;
+        if (opened.dev(), opened.ino()) != (meta.dev(), meta.ino()) {
+            return Err(missing());
+        }
+    }
+    Ok(file)
+}
+// ANCHOR_END: open-stored
