@@ -11,10 +11,11 @@ use std::fs::{self, File};
 use std::io::{self, ErrorKind, IsTerminal, Read};
 use std::net::TcpStream;
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lesson07_frame::{FrameError, read_frame, write_frame};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -28,11 +29,15 @@ pub fn run<F>(addr: &str, server: &str, mut command: F) -> anyhow::Result<()>
 where
     F: FnMut(&mut TcpStream, &[&str]) -> anyhow::Result<String>,
 {
-    // Ctrl-C in the middle of a transfer: wipe the progress bar's line, so
-    // that the shell's prompt starts on a clean one, then stop as Ctrl-C
-    // does (exit status 130, 128 + the signal's number 2).
+    // Ctrl-C in the middle of a transfer: wipe the progress bar, so that the
+    // shell's prompt starts on a clean line, then stop as Ctrl-C does (exit
+    // status 130, 128 + the signal's number 2). The bar is first told to
+    // draw nowhere, so the main thread cannot draw it again meanwhile.
     if io::stderr().is_terminal() {
         let _ = ctrlc::set_handler(|| {
+            if let Some(bar) = lock_bar().take() {
+                bar.set_draw_target(ProgressDrawTarget::hidden());
+            }
             eprint!("\r\x1b[2K");
             std::process::exit(130);
         });
@@ -254,8 +259,11 @@ pub fn progress(name: &str, size: u64, done: u64) -> ProgressBar {
     if !(io::stdin().is_terminal() && io::stderr().is_terminal()) {
         return ProgressBar::hidden();
     }
+    // The line ends with a carriage return: the cursor waits at its start,
+    // so the `^C` a terminal echoes for Ctrl-C lands on this line, which
+    // the handler in `run` then wipes, instead of wrapping onto the next.
     let style = ProgressStyle::with_template(
-        "{msg} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec}, {eta} left",
+        "{msg} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec}, {eta} left\r",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar());
     let bar = ProgressBar::new(size)
@@ -263,6 +271,16 @@ pub fn progress(name: &str, size: u64, done: u64) -> ProgressBar {
         .with_message(name.to_string());
     bar.set_position(done);
     bar.reset_eta();
+    *lock_bar() = Some(bar.clone()); // for Ctrl-C to wipe
     bar
+}
+
+/// The bar on the screen, if any (a handle: cloning a bar shares it).
+static SHOWN: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+fn lock_bar() -> MutexGuard<'static, Option<ProgressBar>> {
+    SHOWN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 // ANCHOR_END: progress
