@@ -1676,15 +1676,13 @@ fn binary(name: &str) -> Result<std::process::Command> {
     Ok(std::process::Command::new(course_tests::bin_path(name)?))
 }
 
-/// Lesson 08's Python twin, if Python is here.
-fn files_twin() -> Result<Option<std::process::Command>> {
+/// Lesson 08's Python twin `file` (`server.py`, `header_server.py`), if
+/// Python is here.
+fn files_twin(file: &str) -> Result<Option<std::process::Command>> {
     if !course_tests::tools::PYTHON3.is_here()? {
         return Ok(None);
     }
-    Ok(Some(course_tests::python(
-        "lesson08-file-transfer",
-        "server.py",
-    )))
+    Ok(Some(course_tests::python("lesson08-file-transfer", file)))
 }
 
 #[cfg(target_os = "linux")]
@@ -1714,13 +1712,25 @@ fn lesson08_header_server_survives_running_out_of_open_files() -> Result<()> {
 #[cfg(target_os = "linux")]
 #[test]
 fn lesson08_python_twin_survives_running_out_of_threads() -> Result<()> {
-    files_twin()?.map_or(Ok(()), files_out_of_threads)
+    files_twin("server.py")?.map_or(Ok(()), files_out_of_threads)
 }
 
 #[cfg(target_os = "linux")]
 #[test]
 fn lesson08_python_twin_survives_running_out_of_open_files() -> Result<()> {
-    files_twin()?.map_or(Ok(()), files_out_of_descriptors)
+    files_twin("server.py")?.map_or(Ok(()), files_out_of_descriptors)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn lesson08_header_server_python_twin_survives_running_out_of_threads() -> Result<()> {
+    files_twin("header_server.py")?.map_or(Ok(()), files_out_of_threads)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn lesson08_header_server_python_twin_survives_running_out_of_open_files() -> Result<()> {
+    files_twin("header_server.py")?.map_or(Ok(()), files_out_of_descriptors)
 }
 
 // ================================================================ lesson 09
