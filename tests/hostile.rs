@@ -45,6 +45,7 @@ const LESSON10: &str = "lesson10-server";
 const LESSON11: &str = "lesson11-server";
 const LESSON07: &str = "lesson07-server";
 const LESSON08: &str = "lesson08-server";
+const LESSON08_STEP1: &str = "lesson08-header-server";
 const LESSON09: &str = "lesson09-server";
 const LESSON12: &str = "lesson12-server";
 
@@ -1403,12 +1404,17 @@ struct Files {
 }
 
 fn files_server(extra: &[&str]) -> Result<Files> {
+    files_server_named(LESSON08, extra)
+}
+
+/// File server `name` (either step of lesson 08), in a folder of its own.
+fn files_server_named(name: &str, extra: &[&str]) -> Result<Files> {
     let dir = TempDir::new("hostile-lesson08")?;
     let store = dir.join("store");
     let store = store.to_str().context("temp dir is not UTF-8")?;
     let mut args = vec!["--dir", store];
     args.extend_from_slice(extra);
-    let server = Server::start(LESSON08, &args)?;
+    let server = Server::start(name, &args)?;
     Ok(Files { server, dir })
 }
 
@@ -1447,8 +1453,13 @@ fn put_header(name: &str, data: &[u8]) -> serde_json::Value {
 
 /// Starts the file server, runs `attack`, then checks its health.
 fn files_survive(attack: fn(&mut Files) -> Result<()>) -> Result<()> {
-    let mut files = files_server(&[])?;
-    attack(&mut files).context("attacking lesson08-server")?;
+    files_survive_on(LESSON08, attack)
+}
+
+/// The same, against file server `name`.
+fn files_survive_on(name: &str, attack: fn(&mut Files) -> Result<()>) -> Result<()> {
+    let mut files = files_server_named(name, &[])?;
+    attack(&mut files).with_context(|| format!("attacking {name}"))?;
     files_are_healthy(files)
 }
 
@@ -1460,7 +1471,8 @@ fn files_are_healthy(files: Files) -> Result<()> {
     send_json(&mut conn, &put_header("health.txt", &data))?;
     let ready = read_json(&mut conn)?;
     ensure!(ready["ok"] == true, "put refused after the attack: {ready}");
-    let offset = ready["offset"].as_u64().context("no offset")? as usize;
+    // Step 1's "go ahead" has no offset: it never resumes.
+    let offset = ready["offset"].as_u64().unwrap_or(0) as usize;
     conn.write_all(&data[offset..])?;
     ensure!(read_json(&mut conn)?["ok"] == true);
     send_json(
@@ -1668,6 +1680,28 @@ fn lesson08_survives_1000_connect_close_cycles() -> Result<()> {
     files_survive(files_connect_close_cycles)
 }
 
+// Step 1's server meets the same attacks.
+course_tests::test_table! {
+    lesson08_header_server_survives_random_binary_bytes:
+        files_survive_on(LESSON08_STEP1, files_random_bytes);
+    lesson08_header_server_survives_invalid_utf8_in_headers:
+        files_survive_on(LESSON08_STEP1, files_invalid_utf8);
+    lesson08_header_server_survives_a_request_written_one_byte_at_a_time:
+        files_survive_on(LESSON08_STEP1, files_one_byte_at_a_time);
+    lesson08_header_server_survives_a_reset_in_the_middle_of_an_upload:
+        files_survive_on(LESSON08_STEP1, files_reset_mid_body);
+    lesson08_header_server_hangs_up_on_headers_of_4_gib_and_64_kib_plus_one:
+        files_survive_on(LESSON08_STEP1, files_huge_headers);
+    lesson08_header_server_never_reads_or_writes_outside_its_folder:
+        files_survive_on(LESSON08_STEP1, files_traversal_names);
+    lesson08_header_server_answers_a_half_closed_client_in_full:
+        files_survive_on(LESSON08_STEP1, files_half_close);
+    lesson08_header_server_survives_500_idle_connections_dropped_at_once:
+        files_survive_on(LESSON08_STEP1, files_idle_connections);
+    lesson08_header_server_survives_1000_connect_close_cycles:
+        files_survive_on(LESSON08_STEP1, files_connect_close_cycles);
+}
+
 #[test]
 fn lesson08_hangs_up_on_a_client_idle_in_the_middle_of_an_upload() -> Result<()> {
     let mut files = files_server(&["--idle-timeout", "1"])?;
@@ -1682,6 +1716,246 @@ fn lesson08_hangs_up_on_a_client_idle_in_the_middle_of_an_upload() -> Result<()>
         "was silent or did not read for too long, hanging up in the middle of \"idle.bin\"",
     )?;
     files_are_healthy(files)
+}
+
+// --- lesson 08 where the machine runs out -----------------------------------
+//
+// Not an attack by a client: the operating system has no thread or no
+// descriptor left for the next caller. The server must say so once, hang up
+// on that caller or leave it waiting in the queue, not spin, not die, and
+// serve the next caller once the pressure is gone.
+
+/// How many callers hold a connection open while the server runs out.
+const CROWD: usize = 60;
+
+/// A file server, started by `command` (given `127.0.0.1:0 --dir DIR`) with
+/// `limit` on its process. `None` when the limit cannot be set here (the
+/// test has printed its `skipped:` line).
+fn files_under(
+    mut command: std::process::Command,
+    limit: course_tests::Limit,
+) -> Result<Option<Files>> {
+    let dir = TempDir::new("hostile-lesson08-limit")?;
+    let store = dir.join("store");
+    std::fs::create_dir_all(&store)?;
+    // Under a limit of threads the server runs as a user of its own.
+    course_tests::open_to_any_user(&store)?;
+    command.arg("127.0.0.1:0").arg("--dir").arg(&store);
+    if !limit.apply(&mut command)? {
+        return Ok(None);
+    }
+    let server = Server::start_command(command)?;
+    Ok(Some(Files { server, dir }))
+}
+
+/// Sends a `list` on every connection and sorts the callers into those that
+/// were answered and those that were hung up on.
+fn served_and_hung_up(crowd: Vec<TcpStream>) -> Result<(Vec<TcpStream>, usize)> {
+    let mut served = Vec::new();
+    let mut hung_up = 0;
+    for mut conn in crowd {
+        send_json(&mut conn, &serde_json::json!({"cmd": "list"}))?;
+        match read_json(&mut conn) {
+            Ok(answer) => {
+                ensure!(answer["ok"] == true, "{answer}");
+                served.push(conn);
+            }
+            // A hang-up: the end of the stream, or a reset.
+            Err(_) => hung_up += 1,
+        }
+    }
+    Ok((served, hung_up))
+}
+
+/// Waits until the server has printed `n` lines containing `needle` in all,
+/// counting those already read.
+fn wait_for_lines(server: &mut Server, needle: &str, n: usize) -> Result<()> {
+    let count = |server: &Server| {
+        server
+            .proc
+            .seen()
+            .iter()
+            .filter(|line| line.contains(needle))
+            .count()
+    };
+    while count(server) < n {
+        server.wait_for(needle)?;
+    }
+    ensure!(
+        count(server) == n,
+        "more than {n} lines containing {needle:?}"
+    );
+    Ok(())
+}
+
+/// Waits until `pid` runs on its main thread alone: every caller's thread has
+/// ended. (A thread count has no event to wait on: polled under a deadline.)
+fn wait_for_one_thread(pid: u32) -> Result<()> {
+    let deadline = Instant::now() + TIMEOUT;
+    while course_tests::threads(pid)? > 1 {
+        ensure!(
+            Instant::now() < deadline,
+            "threads still running after {TIMEOUT:?}"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn files_out_of_threads(server: std::process::Command) -> Result<()> {
+    // 24 threads for the user the server runs as: its main thread and 23
+    // callers, for a crowd of 60.
+    let Some(mut files) = files_under(server, course_tests::Limit::Threads(24))? else {
+        return Ok(());
+    };
+    let crowd = (0..CROWD)
+        .map(|_| connect(files.server.addr))
+        .collect::<Result<Vec<_>>>()?;
+    let (served, hung_up) = served_and_hung_up(crowd)?;
+    ensure!(
+        hung_up > 0 && !served.is_empty(),
+        "{} served and {hung_up} hung up on: the limit did not bite",
+        served.len()
+    );
+    // One line for each caller it could not serve.
+    wait_for_lines(
+        &mut files.server,
+        "could not be served: no thread for it",
+        hung_up,
+    )?;
+    // The pressure goes: the crowd hangs up, its threads end.
+    let answered = served.len();
+    drop(served);
+    wait_for_lines(&mut files.server, " closed the connection", answered)?;
+    wait_for_one_thread(files.server.pid())?;
+    // And not one line more about threads.
+    wait_for_lines(&mut files.server, "no thread for it", hung_up)?;
+    files_are_healthy(files)
+}
+
+#[cfg(target_os = "linux")]
+fn files_out_of_descriptors(server: std::process::Command) -> Result<()> {
+    // 32 descriptors: stdin, stdout, stderr, the listener, and room for 28
+    // callers, for a crowd of 60. The others wait in the listen queue.
+    let Some(mut files) = files_under(server, course_tests::Limit::OpenFiles(32))? else {
+        return Ok(());
+    };
+    let crowd = (0..CROWD)
+        .map(|_| connect(files.server.addr))
+        .collect::<Result<Vec<_>>>()?;
+    // Rust says "Too many open files (os error 24)", Python "[Errno 24] Too
+    // many open files".
+    let failed = files.server.wait_for("accept failed: ")?;
+    ensure!(
+        failed.contains("Too many open files") && failed.ends_with("; trying again every 100 ms"),
+        "{failed}"
+    );
+    let since = Instant::now();
+    // Still answering the callers it has: a `list` needs a descriptor for
+    // the folder, and is refused in one line.
+    let mut crowd = crowd;
+    let first = crowd.first_mut().context("no caller")?;
+    send_json(first, &serde_json::json!({"cmd": "list"}))?;
+    let answer = read_json(first)?;
+    ensure!(
+        answer["ok"] == false
+            && answer["error"]
+                .as_str()
+                .is_some_and(|why| why.contains("Too many open files")),
+        "{answer}"
+    );
+    // Half a second more of pressure, time for several tries: nobody is
+    // answered who did not ask, and (below) the log says it once.
+    course_tests::assert_silent(&mut crowd[1], Duration::from_millis(500))?;
+    // The crowd hangs up: the pressure goes.
+    drop(crowd);
+    let again = files.server.wait_for("accept works again after ")?;
+    let tries: u64 = again
+        .trim_start_matches("accept works again after ")
+        .trim_end_matches(" failures")
+        .parse()
+        .with_context(|| format!("{again:?}"))?;
+    // No spin: a try every 100 ms, so no more tries than the time allows.
+    let allowed = since.elapsed().as_millis() as u64 / 100 + 2;
+    ensure!(
+        (3..=allowed).contains(&tries),
+        "{tries} tries in {:?}",
+        since.elapsed()
+    );
+    let said = files
+        .server
+        .proc
+        .seen()
+        .iter()
+        .filter(|line| line.starts_with("accept failed"))
+        .count();
+    ensure!(said == 1, "accept failed was said {said} times");
+    // Every caller of the crowd, accepted early or late, is done.
+    wait_for_lines(&mut files.server, " closed the connection", CROWD)?;
+    files_are_healthy(files)
+}
+
+/// A lesson binary, as a command ready for arguments.
+fn binary(name: &str) -> Result<std::process::Command> {
+    Ok(std::process::Command::new(course_tests::bin_path(name)?))
+}
+
+/// Lesson 08's Python twin `file` (`server.py`, `header_server.py`), if
+/// Python is here.
+fn files_twin(file: &str) -> Result<Option<std::process::Command>> {
+    if !course_tests::tools::PYTHON3.is_here()? {
+        return Ok(None);
+    }
+    Ok(Some(course_tests::python("lesson08-file-transfer", file)))
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn lesson08_survives_running_out_of_threads() -> Result<()> {
+    files_out_of_threads(binary(LESSON08)?)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn lesson08_survives_running_out_of_open_files() -> Result<()> {
+    files_out_of_descriptors(binary(LESSON08)?)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn lesson08_header_server_survives_running_out_of_threads() -> Result<()> {
+    files_out_of_threads(binary(LESSON08_STEP1)?)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn lesson08_header_server_survives_running_out_of_open_files() -> Result<()> {
+    files_out_of_descriptors(binary(LESSON08_STEP1)?)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn lesson08_python_twin_survives_running_out_of_threads() -> Result<()> {
+    files_twin("server.py")?.map_or(Ok(()), files_out_of_threads)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn lesson08_python_twin_survives_running_out_of_open_files() -> Result<()> {
+    files_twin("server.py")?.map_or(Ok(()), files_out_of_descriptors)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn lesson08_header_server_python_twin_survives_running_out_of_threads() -> Result<()> {
+    files_twin("header_server.py")?.map_or(Ok(()), files_out_of_threads)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn lesson08_header_server_python_twin_survives_running_out_of_open_files() -> Result<()> {
+    files_twin("header_server.py")?.map_or(Ok(()), files_out_of_descriptors)
 }
 
 // ================================================================ lesson 09
@@ -2681,4 +2955,12 @@ fn book_output_of_a_server_on_a_public_address() -> Result<()> {
         .lines(&[shown(first)])
         .output(&shown(&done.stderr))
         .check("defences-public")
+}
+
+#[test]
+fn lesson08_header_server_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
+    let dir = TempDir::new("hostile-lesson08-step1-loopback")?;
+    let dir = dir.path().to_str().context("temp dir is not UTF-8")?;
+    contract::server_is_quiet_on_loopback_with(LESSON08_STEP1, Transport::Tcp, &["--dir", dir])?;
+    contract::server_warns_on_a_public_address_with(LESSON08_STEP1, Transport::Tcp, &["--dir", dir])
 }

@@ -10,10 +10,17 @@ import os
 import socket
 import struct
 import sys
+import unicodedata
 
 
 class Refused(Exception):
     """The server said no; the connection is still in step."""
+
+
+def clean(text):
+    """Text from the server, safe to print: control characters shown escaped."""
+    return "".join(c.encode("unicode_escape").decode() if unicodedata.category(c) == "Cc"
+                   else c for c in str(text))
 
 
 def recv_exactly(conn, size):
@@ -31,11 +38,18 @@ def send_header(conn, header):
     conn.sendall(struct.pack("!I", len(body)) + body)   # the length, then the JSON
 
 
+MAX_HEADER = 16 * 1024 * 1024                     # a long list fits
+MAX_SIZE = 4 << 30                                 # the largest download
+
+
 def read_answer(conn):
     (size,) = struct.unpack("!I", recv_exactly(conn, 4))
+    if size > MAX_HEADER:                          # a number from the network: check it
+        raise ValueError(f"server announced a header of {size} bytes, "
+                         f"over our limit of {MAX_HEADER}")
     answer = json.loads(recv_exactly(conn, size))
     if answer.get("ok") is not True:
-        raise Refused("server refused: " + str(answer.get("error")))
+        raise Refused("server refused: " + clean(answer.get("error")))
     return answer
 
 
@@ -73,6 +87,12 @@ def get(conn, name, path):
             os.remove(part)
         raise
     size, sha256 = found["size"], found["sha256"]
+    if not isinstance(size, int) or size > MAX_SIZE:
+        raise ValueError(f"server announced {name} as {size} bytes, over our limit of {MAX_SIZE}")
+    if have > size:                                # our part belongs to another file
+        os.remove(part)
+        raise ValueError(f"server announced {name} as {size} bytes, fewer than the {have} "
+                         f"in {part}; removed it, give the same command again")
     with open(part, "ab+") as f:
         left = size - have
         while left:
@@ -96,7 +116,7 @@ def list_files(conn):
     send_header(conn, {"cmd": "list"})
     files = read_answer(conn)["files"]
     lines = [f"list: {len(files)} file" + ("" if len(files) == 1 else "s")]
-    lines += [f"{f['name']}  {f['size']} bytes  sha256 {f['sha256']}" for f in files]
+    lines += [clean(f"{f['name']}  {f['size']} bytes  sha256 {f['sha256']}") for f in files]
     return "\n".join(lines)
 
 

@@ -1,7 +1,8 @@
 """Lesson 08 server in Python: put, get and list files, verified by sha256.
 
 Usage: python3 server.py [ADDR] [--dir DIR] [--max-size BYTES] [--idle-timeout SECS]
-       (default 127.0.0.1:9008, ./lesson08-files, 4 GiB, 60 s)
+                        [--max-clients N]
+       (default 127.0.0.1:9008, ./lesson08-files, 4 GiB, 60 s, 100 clients)
 Every message is a 4-byte big-endian length, a JSON header, then raw bytes.
 """
 import argparse
@@ -9,7 +10,6 @@ import hashlib
 import json
 import os
 import socket
-import socketserver
 import struct
 import threading
 import time
@@ -18,6 +18,13 @@ MAX_HEADER = 64 * 1024
 KEEP_PARTIALS = 24 * 60 * 60                       # seconds
 busy = set()                                       # partials being written now
 busy_lock = threading.Lock()
+log_lock = threading.Lock()
+
+
+def log(*words):
+    """One line of the log; a lock keeps two threads' lines apart."""
+    with log_lock:
+        print(*words, flush=True)
 
 
 def parse_addr(text):
@@ -30,17 +37,27 @@ def show(addr):
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+NOT_ON_WINDOWS = '<>:"|?*'                          # ':' would open a hidden stream
+DEVICES = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} | {
+    f"{port}{n}" for port in ("COM", "LPT") for n in "0123456789\u00b9\u00b2\u00b3"}
+
+
 def check_name(name):
-    """None if `name` is one plain file name, else why not."""
+    """None if `name` is one plain file name, the same on every system, else why not."""
     if not isinstance(name, str) or not name:
         return "the name is empty"
     if len(name.encode()) > 255:
         return f"the name is {len(name.encode())} bytes long, over the limit of 255"
     for c in name:
-        if c in "/\\" or ord(c) < 32 or 127 <= ord(c) < 160:
+        if c in "/\\" or ord(c) < 32 or 127 <= ord(c) < 160 or c in NOT_ON_WINDOWS:
             return f"the name contains {c!r}, which is not allowed"
     if name.startswith("."):
         return "a name may not start with '.'"
+    if name.endswith((".", " ")):                  # Windows would drop them
+        return "a name may not end with '.' or ' '"
+    stem = name.split(".")[0].rstrip(" ")
+    if stem.upper() in DEVICES:                    # nul.txt is a device on Windows
+        return f"{stem!r} is the name of a device on Windows"
     return None
 
 
@@ -82,12 +99,20 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
-class Handler(socketserver.BaseRequestHandler):
-    def handle(self):
-        self.peer = show(self.client_address)
-        print("client", self.peer, "connected")
-        self.request.settimeout(args.idle_timeout)
-        print("client", self.peer, self.serve())
+class Handler:
+    """One client's requests, on a thread of its own."""
+
+    def __init__(self, conn, peer):
+        self.request, self.peer = conn, peer
+
+    def handle(self, seats):
+        try:
+            with self.request:
+                self.request.settimeout(args.idle_timeout)
+                ending = self.serve()
+        finally:
+            seats.release()                            # the next caller may have it
+        log("client", self.peer, ending)
 
     def serve(self):
         conn = self.request
@@ -108,7 +133,7 @@ class Handler(socketserver.BaseRequestHandler):
                     else:
                         raise ValueError(f"unknown command {cmd!r}")
                 except (ValueError, KeyError, TypeError) as err:
-                    print("client", self.peer, "sent a bad header:", repr(err))
+                    log("client", self.peer, "sent a bad header:", repr(err))
                     send_header(conn, {"ok": False, "error": f"bad header: {err!r}"})
         except OverflowError as err:
             return f"announced a header of {err.args[0]} bytes, over the limit of {MAX_HEADER}; hanging up"
@@ -136,7 +161,7 @@ class Handler(socketserver.BaseRequestHandler):
             if not why:
                 busy.add(key)
         if why:
-            print("client", self.peer, f"was refused put {name!r}: {why}")
+            log("client", self.peer, f"was refused put {name!r}: {why}")
             return send_header(conn, {"ok": False, "error": why})
         partial = os.path.join(args.dir, ".partial", key)
         try:
@@ -150,7 +175,7 @@ class Handler(socketserver.BaseRequestHandler):
                 if have > size:                        # not ours to trust: start afresh
                     f.truncate(0)
                     digest, have = hashlib.sha256(), 0
-                print("client", self.peer, f"puts {name!r}: {size} bytes, from offset {have}")
+                log("client", self.peer, f"puts {name!r}: {size} bytes, from offset {have}")
                 send_header(conn, {"ok": True, "offset": have})
                 left = size - have
                 while left:
@@ -165,7 +190,7 @@ class Handler(socketserver.BaseRequestHandler):
                     os.remove(partial)
                     why = (f"the {size} bytes received hash to {digest.hexdigest()}, "
                            f"not to {sha256}; nothing was stored")
-                    print("client", self.peer, f"did not store {name!r}: {why}")
+                    log("client", self.peer, f"did not store {name!r}: {why}")
                     return send_header(conn, {"ok": False, "error": why})
                 f.flush()
                 os.fsync(f.fileno())                   # on the disk before the rename
@@ -177,7 +202,7 @@ class Handler(socketserver.BaseRequestHandler):
         finally:
             with busy_lock:
                 busy.discard(key)
-        print("client", self.peer, f"stored {name!r}: {size} bytes, sha256 {sha256.lower()}")
+        log("client", self.peer, f"stored {name!r}: {size} bytes, sha256 {sha256.lower()}")
         send_header(conn, {"ok": True, "name": name, "size": size, "sha256": sha256.lower()})
 
     def get(self, conn, name, offset):
@@ -194,31 +219,64 @@ class Handler(socketserver.BaseRequestHandler):
                 why = f"offset {offset} is past the end of {name!r} ({size} bytes)"
                 f.close()
         if why:
-            print("client", self.peer, f"was refused get {name!r}: {why}")
+            log("client", self.peer, f"was refused get {name!r}: {why}")
             return send_header(conn, {"ok": False, "error": why})
         with f:
             digest = hashlib.sha256()
             while chunk := f.read(1 << 20):
                 digest.update(chunk)
-            print("client", self.peer, f"gets {name!r}: {size} bytes, from offset {offset}")
+            log("client", self.peer, f"gets {name!r}: {size} bytes, from offset {offset}")
             send_header(conn, {"ok": True, "size": size, "sha256": digest.hexdigest()})
             f.seek(offset)
             conn.sendfile(f)                           # the kernel copies file -> socket
 
     def list(self, conn):
         files = []
-        for name in sorted(os.listdir(args.dir)):
-            path = os.path.join(args.dir, name)
-            if check_name(name) is None and os.path.isfile(path) and not os.path.islink(path):
-                files.append({"name": name, "size": os.path.getsize(path),
-                              "sha256": sha256_of(path)})
-        print("client", self.peer, f"lists {len(files)} file" + ("" if len(files) == 1 else "s"))
+        try:
+            for name in sorted(os.listdir(args.dir)):
+                path = os.path.join(args.dir, name)
+                if check_name(name) is None and os.path.isfile(path) and not os.path.islink(path):
+                    files.append({"name": name, "size": os.path.getsize(path),
+                                  "sha256": sha256_of(path)})
+        except OSError as err:                         # out of descriptors, say
+            return send_header(conn, {"ok": False, "error": f"cannot list the files: {err}"})
+        log("client", self.peer, f"lists {len(files)} file" + ("" if len(files) == 1 else "s"))
         send_header(conn, {"ok": True, "files": files})
 
 
-class Server(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+def accept_loop(listener, max_clients):
+    seats = threading.BoundedSemaphore(max_clients)
+    failures = 0
+    while True:
+        try:
+            conn, addr = listener.accept()
+        except OSError as err:                         # out of descriptors, say
+            if failures == 0:
+                log(f"accept failed: {err}; trying again every 100 ms")
+            failures += 1
+            time.sleep(0.1)
+            continue
+        if failures:
+            log(f"accept works again after {failures} failures")
+            failures = 0
+        peer = show(addr)
+        if not seats.acquire(blocking=False):
+            why = f"the server is busy with {max_clients} clients; try again later"
+            try:
+                send_header(conn, {"ok": False, "error": why})
+            except OSError:
+                pass
+            conn.close()
+            log("client", peer, f"turned away: {max_clients} clients are being served")
+            continue
+        log("client", peer, "connected")
+        try:
+            threading.Thread(target=Handler(conn, peer).handle, args=(seats,),
+                             daemon=True).start()
+        except RuntimeError as err:                    # no thread left on this machine
+            seats.release()
+            conn.close()
+            log("client", peer, f"could not be served: no thread for it ({err}); hung up")
 
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -226,6 +284,7 @@ parser.add_argument("addr", nargs="?", default="127.0.0.1:9008")
 parser.add_argument("--dir", default="lesson08-files")
 parser.add_argument("--max-size", type=int, default=4 << 30, metavar="BYTES")
 parser.add_argument("--idle-timeout", type=int, default=60, metavar="SECS")
+parser.add_argument("--max-clients", type=int, default=100, metavar="N")
 args = parser.parse_args()
 os.makedirs(os.path.join(args.dir, ".partial"), exist_ok=True)
 removed = 0
@@ -234,12 +293,14 @@ for entry in os.scandir(os.path.join(args.dir, ".partial")):
         os.remove(entry.path)
         removed += 1
 host, port = parse_addr(args.addr)
-if ":" in host:
-    Server.address_family = socket.AF_INET6
-with Server((host, port), Handler) as server:
-    print("listening on", show(server.server_address), flush=True)
-    print(f"keeping files in {args.dir} (removed {removed} partial uploads older than a day)")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+if os.name != "nt":                                # Windows' flag means something else
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind((host, port))
+listener.listen(128)
+print("listening on", show(listener.getsockname()), flush=True)
+print(f"keeping files in {args.dir} (removed {removed} partial uploads older than a day)")
+try:
+    accept_loop(listener, args.max_clients)
+except KeyboardInterrupt:
+    pass

@@ -14,6 +14,7 @@ pub mod bins;
 pub mod chat;
 pub mod files;
 pub mod frames;
+pub mod limits;
 pub mod net;
 pub mod procs;
 pub mod rng;
@@ -25,6 +26,7 @@ pub mod unix;
 pub use bins::{Profile, bin_path, bin_path_in, workspace_dir};
 pub use chat::Chatter;
 pub use files::TempDir;
+pub use limits::{Limit, open_to_any_user};
 pub use net::{
     PlainServer, assert_no_datagram, assert_silent, connect, exchange, read_exactly, read_to_close,
     read_until_hung_up, reset, still_on_the_line, udp_ask, udp_socket, unused_addr,

@@ -112,6 +112,27 @@ impl Tool {
 /// missing: with `CI` set, an error that fails it; otherwise `false`, after
 /// one line on stderr, `skipped: FILE::TEST needs WHAT (HINT)`.
 fn missing(what: &str, hint: &str) -> Result<bool> {
+    let test = this_test();
+    if ci() {
+        bail!(
+            "{test} needs {what} ({hint}), and CI is set: on CI nothing a test needs may be missing"
+        );
+    }
+    // Straight to the stderr stream, past the test harness's capture, so
+    // that the reader sees what did not run.
+    let _ = writeln!(std::io::stderr(), "skipped: {test} needs {what} ({hint})");
+    Ok(false)
+}
+
+/// Prints `skipped: FILE::TEST needs WHAT` on stderr, past the test
+/// harness's capture, for a test that cannot run here for a reason other
+/// than a missing tool (see [`crate::limits`]); the test then returns.
+pub fn skip(what: &str) {
+    let _ = writeln!(std::io::stderr(), "skipped: {} needs {what}", this_test());
+}
+
+/// `FILE::TEST`, the test that runs on this thread, for `skipped:` lines.
+fn this_test() -> String {
     let name = std::thread::current()
         .name()
         .map(|name| name.rsplit("::").next().unwrap_or(name).to_string())
@@ -122,19 +143,10 @@ fn missing(what: &str, hint: &str) -> Result<bool> {
         .ok()
         .and_then(|exe| exe.file_stem()?.to_str().map(str::to_string))
         .and_then(|stem| stem.split('-').next().map(str::to_string));
-    let test = match file {
+    match file {
         Some(file) => format!("{file}::{name}"),
         None => name,
-    };
-    if ci() {
-        bail!(
-            "{test} needs {what} ({hint}), and CI is set: on CI nothing a test needs may be missing"
-        );
     }
-    // Straight to the stderr stream, past the test harness's capture, so
-    // that the reader sees what did not run.
-    let _ = writeln!(std::io::stderr(), "skipped: {test} needs {what} ({hint})");
-    Ok(false)
 }
 
 /// Something of the machine itself that some tests need, rather than a

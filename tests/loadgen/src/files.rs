@@ -355,15 +355,18 @@ pub fn markdown(report: &Report) -> String {
     let _ = writeln!(out, "\n| target | wanted | measured | |");
     let _ = writeln!(out, "| --- | --- | --- | --- |");
     let verdict = |met: bool| if met { "met" } else { "missed" };
-    for (what, rust) in [
-        ("upload", report.rust.upload_mb_s),
-        ("download", report.rust.download_mb_s),
+    // The download goes out by sendfile, with no copy through the server:
+    // it should come near the raw stream. The upload is hashed, written and
+    // synced, and a disk is usually slower than loopback.
+    for (what, rust, wanted) in [
+        ("upload", report.rust.upload_mb_s, 0.5),
+        ("download", report.rust.download_mb_s, 0.7),
     ] {
         let ratio = rust / report.raw_mb_s;
         let _ = writeln!(
             out,
-            "| lesson 08 {what} against raw loopback | at least 0.5× | {ratio:.2}× | {} |",
-            verdict(ratio >= 0.5)
+            "| lesson 08 {what} against raw loopback | at least {wanted}× | {ratio:.2}× | {} |",
+            verdict(ratio >= wanted)
         );
     }
     if let Some(python) = &report.python {

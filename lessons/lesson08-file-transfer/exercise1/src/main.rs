@@ -3,7 +3,8 @@
 //! Reads paths of local files from stdin, one a line, and says for each
 //! whether lesson08-server stores a file of that name with the same bytes:
 //! `same`, `differs` or `missing`. It compares sha256 hashes from one `list`
-//! per line, so not one byte of the files themselves crosses the network.
+//! per line, so not one byte of the files themselves crosses the network. A
+//! path that cannot be read here is one error line, and the next is checked.
 
 // ANCHOR: imports
 use std::fs::File;
@@ -49,21 +50,18 @@ fn run(addr: &str) -> anyhow::Result<()> {
         if path.is_empty() {
             continue;
         }
-        let name = Path::new(&path)
-            .file_name()
-            .and_then(|name| name.to_str())
-            .with_context(|| format!("{path} has no file name"))?;
-        let mut file = File::open(&path).with_context(|| format!("cannot open {path}"))?;
-        let mut hasher = Sha256::new();
-        io::copy(&mut file, &mut hasher).with_context(|| format!("cannot read {path}"))?;
-        let mine: String = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        // A path we cannot read is said, and the next one is checked.
+        let (name, mine) = match local_file(&path) {
+            Ok(found) => found,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                all_same = false;
+                continue;
+            }
+        };
         // The server's list carries every file's sha256: compare with that.
         let files = list(&mut conn)?;
-        let theirs = files.iter().find(|file| file["name"] == name);
+        let theirs = files.iter().find(|file| file["name"] == name.as_str());
         let verdict = match theirs {
             None => "missing",
             Some(file) if file["sha256"] == mine.as_str() => "same",
@@ -78,12 +76,30 @@ fn run(addr: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The name and sha256 of the local file at `path`.
+fn local_file(path: &str) -> anyhow::Result<(String, String)> {
+    let name = Path::new(path)
+        .file_name()
+        .and_then(|name| name.to_str())
+        .with_context(|| format!("{path} has no file name"))?;
+    let mut file = File::open(path).with_context(|| format!("cannot open {path}"))?;
+    let mut hasher = Sha256::new();
+    io::copy(&mut file, &mut hasher).with_context(|| format!("cannot read {path}"))?;
+    let sha256 = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((name.to_string(), sha256))
+}
+
 /// One `list` request: a frame of JSON out, a frame of JSON back.
 fn list(conn: &mut TcpStream) -> anyhow::Result<Vec<Value>> {
     write_frame(conn, json!({"cmd": "list"}).to_string().as_bytes())
         .context("talking to the server failed")?;
+    // A long list fits in 16 MiB; a longer announcement is refused unread.
     let header = read_frame(conn, 16 * 1024 * 1024)
-        .map_err(|err| anyhow!("reading the list failed: {err:?}"))?
+        .map_err(|err| anyhow!("reading the list failed: {err}"))?
         .context("server closed the connection before it answered")?;
     let answer: Value = serde_json::from_slice(&header).context("server sent no JSON")?;
     match answer["files"].as_array() {

@@ -8,20 +8,21 @@
 //! without ever being half a file, `names.rs` which names are allowed.
 
 // ANCHOR: imports
-mod names;
 mod store;
 
-use std::io::{self, BufReader, ErrorKind, Read};
+use std::io::{ErrorKind, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use lesson07_frame::{FrameError, read_frame, write_frame};
+use lesson07_frame::read_frame;
+use lesson08_header_server::{
+    MAX_HEADER, accept_loop, frame_ending, io_ending, refusal, send_file, send_header,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -32,7 +33,7 @@ use store::{FileInfo, Store};
 /// Lesson 08 server: stores files that lesson08-client uploads (put), sends
 /// them back (get) and lists them (list). A file is stored only once all of
 /// its bytes have arrived and their sha256 matches; an interrupted upload
-/// resumes. Serves every client at once. Stop it with Ctrl-C.
+/// resumes. Serves up to --max-clients clients at once. Stop it with Ctrl-C.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
@@ -56,11 +57,12 @@ struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..))]
     idle_timeout: u64,
-}
 
-/// The largest header we read. A file travels after its header, never in it,
-/// so 64 KiB is plenty, and a bigger announcement is an attack or a bug.
-const MAX_HEADER: u32 = 64 * 1024;
+    /// How many clients may be served at once; the next one is turned away
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_clients: u64,
+}
 
 fn main() -> ExitCode {
     let args: Args = shared::parse_args();
@@ -68,7 +70,7 @@ fn main() -> ExitCode {
 }
 // ANCHOR_END: args
 
-// ANCHOR: accept-loop
+// ANCHOR: run
 fn run(args: &Args) -> anyhow::Result<()> {
     let (store, removed) =
         Store::open(&args.dir, args.max_size, args.quota).with_context(|| {
@@ -84,27 +86,15 @@ fn run(args: &Args) -> anyhow::Result<()> {
         "keeping files in {} (removed {removed} partial uploads older than a day)",
         store.dir().display()
     );
-    // Every connection's thread shares the one store.
+    // Every caller's thread shares the one store. The accept loop is step 1's.
     let store = Arc::new(store);
     let idle = Duration::from_secs(args.idle_timeout);
-    loop {
-        let (conn, peer) = match listener.accept() {
-            Ok(call) => call,
-            Err(err) => {
-                println!("accept failed: {err}; trying again shortly");
-                thread::sleep(Duration::from_millis(100));
-                continue;
-            }
-        };
-        println!("client {peer} connected");
-        let store = Arc::clone(&store);
-        thread::spawn(move || {
-            let ending = serve(conn, peer, &store, idle);
-            println!("client {peer} {ending}");
-        });
-    }
+    let max_clients = usize::try_from(args.max_clients).unwrap_or(usize::MAX);
+    accept_loop(&listener, max_clients, move |conn, peer| {
+        serve(conn, peer, &store, idle)
+    })
 }
-// ANCHOR_END: accept-loop
+// ANCHOR_END: run
 
 // ANCHOR: request
 /// What a client may ask, as its JSON header says: `{"cmd":"put",...}`.
@@ -126,15 +116,6 @@ enum Request {
     List,
 }
 
-/// Sends one header: a frame holding JSON.
-fn send_header(conn: &mut TcpStream, header: &Value) -> io::Result<()> {
-    write_frame(conn, header.to_string().as_bytes())
-}
-
-/// The header of every refusal.
-fn refusal(error: &str) -> Value {
-    json!({"ok": false, "error": error})
-}
 // ANCHOR_END: request
 
 // ANCHOR: serve
@@ -276,12 +257,10 @@ fn send(
     println!("client {peer} gets {shown}: {size} bytes, from offset {offset}");
     send_header(conn, &json!({"ok": true, "size": size, "sha256": sha256}))
         .map_err(|err| io_ending(&err))?;
-    // Streamed through one buffer of 256 KiB: `io::copy` reads the buffer
-    // full, writes it, and again. (Alone, it would copy 8 KiB at a time.)
-    // The open file is the one we hashed: a `put` renaming a new file over
-    // the name meanwhile does not change it.
-    let mut body = BufReader::with_capacity(256 * 1024, file.take(size - offset));
-    let sent = io::copy(&mut body, conn).map_err(|err| io_ending(&err))?;
+    // The bytes from `offset` on, by the kernel (step 1's `send_file`). The
+    // open file is the one we hashed: a `put` renaming a new file over the
+    // name meanwhile does not change it.
+    let sent = send_file(&file, conn, size - offset).map_err(|err| io_ending(&err))?;
     if sent < size - offset {
         return Err(format!(
             "could not be served: {shown} was cut short while we sent it"
@@ -309,33 +288,3 @@ fn list(conn: &mut TcpStream, peer: SocketAddr, store: &Store) -> Result<(), Str
     send_header(conn, &answer).map_err(|err| io_ending(&err))
 }
 // ANCHOR_END: list
-
-// ANCHOR: ending
-/// The log words for a header that could not be read.
-fn frame_ending(err: FrameError) -> String {
-    match err {
-        FrameError::TooLong { announced, limit } => {
-            format!(
-                "announced a header of {announced} bytes, over the limit of {limit}; hanging up"
-            )
-        }
-        FrameError::CutOff { got, expected } => {
-            format!("hung up in the middle of a header ({got} of {expected} bytes arrived)")
-        }
-        FrameError::Io(err) => io_ending(&err),
-    }
-}
-
-/// The log words for a socket that failed.
-fn io_ending(err: &io::Error) -> String {
-    match err.kind() {
-        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => {
-            "reset the connection".to_string()
-        }
-        ErrorKind::WouldBlock | ErrorKind::TimedOut => {
-            "was silent or did not read for too long, hanging up".to_string()
-        }
-        _ => format!("error: {err}, hanging up"),
-    }
-}
-// ANCHOR_END: ending

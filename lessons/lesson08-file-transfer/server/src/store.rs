@@ -20,7 +20,8 @@ use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-use crate::names::check_name;
+use lesson08_header_server::hex;
+use lesson08_header_server::names::{check_name, open_stored};
 // ANCHOR_END: imports
 
 // ANCHOR: store
@@ -267,27 +268,8 @@ impl Store {
     /// Opens stored file `name` to send it from `offset`: the open file,
     /// standing at `offset`, with its size and sha256. `Err` is the refusal.
     pub fn open_for_get(&self, name: &str, offset: u64) -> Result<(File, u64, String), String> {
-        check_name(name)?;
-        let missing = || format!("there is no file called {name:?}");
-        let path = self.dir.join(name);
-        // `symlink_metadata` looks at the name itself, not at what a symlink
-        // points to: a symlink or a folder is not a stored file, and a symlink
-        // must not lead us out of the folder.
-        let meta = fs::symlink_metadata(&path).map_err(|_| missing())?;
-        if !meta.is_file() {
-            return Err(missing());
-        }
-        let mut file = File::open(&path).map_err(|_| missing())?;
-        #[cfg(unix)]
-        {
-            // Was the name swapped for a symlink between the check and the
-            // open? Then the file we opened is not the one we checked.
-            use std::os::unix::fs::MetadataExt;
-            let opened = file.metadata().map_err(|_| missing())?;
-            if (opened.dev(), opened.ino()) != (meta.dev(), meta.ino()) {
-                return Err(missing());
-            }
-        }
+        // Step 1's careful open: a plain file of the folder, or a refusal.
+        let mut file = open_stored(&self.dir, name)?;
         let (size, sha256) = self
             .describe(name, &mut file)
             .map_err(|err| format!("cannot read {name:?}: {err}"))?;
@@ -345,11 +327,6 @@ impl Store {
 // ANCHOR_END: get
 
 // ANCHOR: helpers
-/// Bytes as lower-case hexadecimal, the way `sha256sum` prints a hash.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Locks a mutex even if a thread panicked while holding it: the maps stay
 /// usable, and one broken connection does not stop the others.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
