@@ -543,7 +543,7 @@ def main():
     for path in shots:
         print(f"screenshot: {path}")
 
-    widths = " and ".join(f"{w} px" for w, _, _ in WINDOWS)
+    widths = ", ".join(str(w) for w, _, _ in WINDOWS[:-1]) + f" and {WINDOWS[-1][0]} px"
     seconds = time.monotonic() - started
     if problems:
         print("\n".join(problems), file=sys.stderr)
