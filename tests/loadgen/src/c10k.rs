@@ -647,8 +647,8 @@ pub fn run(spec: &Spec, only: &[String], progress: bool) -> anyhow::Result<Repor
     })
 }
 
-/// Writes `c10k.json`, `c10k.md`, `c10k-ladder.md` and `c10k-memory.svg`
-/// into `dir`.
+/// Writes `c10k.json`, `c10k.md`, `c10k-ladder.md`, `c10k-memory.svg` and
+/// `c10k-memory-narrow.svg` into `dir`.
 pub fn write(report: &Report, dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let json = dir.join("c10k.json");
