@@ -179,8 +179,10 @@ MEASURE = r"""
           if (later.length) {
             const goesOn = Math.min(...later.map((r) => r.left));
             if (goesOn <= begins + 1)
-              return `line ${number} wraps and goes on ${px(begins - goesOn)} px left of where it began, ` +
-                `losing its indentation: ${line.trim().slice(0, 40)}`;
+              return `line ${number} wraps, and goes on ` +
+                (goesOn > begins - 1 ? "at the column where it began (it reads as a new line)"
+                  : `${px(begins - goesOn)} px left of where it began (it loses its indentation)`) +
+                `: ${line.trim().slice(0, 40)}`;
           }
         }
       }
