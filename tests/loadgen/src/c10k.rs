@@ -647,8 +647,8 @@ pub fn run(spec: &Spec, only: &[String], progress: bool) -> anyhow::Result<Repor
     })
 }
 
-/// Writes `c10k.json`, `c10k.md`, `c10k-ladder.md` and `c10k-memory.svg`
-/// into `dir`.
+/// Writes `c10k.json`, `c10k.md`, `c10k-ladder.md`, `c10k-memory.svg` and
+/// `c10k-memory-narrow.svg` into `dir`.
 pub fn write(report: &Report, dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let json = dir.join("c10k.json");
@@ -657,7 +657,7 @@ pub fn write(report: &Report, dir: &Path) -> anyhow::Result<()> {
     redraw(report, dir)
 }
 
-/// Writes the tables and the plot from `report`.
+/// Writes the tables and the plot (wide and narrow) from `report`.
 pub fn redraw(report: &Report, dir: &Path) -> anyhow::Result<()> {
     for (name, text) in [
         ("c10k.md", markdown(report)),
@@ -666,7 +666,9 @@ pub fn redraw(report: &Report, dir: &Path) -> anyhow::Result<()> {
         let path = dir.join(name);
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
-    memory_plot(report, &dir.join("c10k-memory.svg"))
+    render::Canvas::draw_both(dir, "c10k-memory", |canvas, path| {
+        memory_plot(report, canvas, path)
+    })
 }
 
 /// The three Rust rooms at the largest size each one held, for lesson 11's
@@ -786,14 +788,13 @@ pub fn markdown(report: &Report) -> String {
             ""
         }
     );
+    // The three delivery times share a column, as in the fan-out table, so
+    // that the table fits the column of a 1200-px laptop.
     let _ = writeln!(
         out,
-        "| server | members | time to fill | p50 | p99 | max | memory | per member | threads | CPU per line |"
+        "| server | members | time to fill | delivery p50 / p99 / max | memory | per member | threads | CPU per line |"
     );
-    let _ = writeln!(
-        out,
-        "| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |"
-    );
+    let _ = writeln!(out, "| --- | --: | --: | --: | --: | --: | --: | --: |");
     let mut stops = Vec::new();
     for subject in &report.subjects {
         if let Some(why) = &subject.missing {
@@ -810,21 +811,26 @@ pub fn markdown(report: &Report) -> String {
             } else {
                 render::thousands(s.members as f64)
             };
-            let lat = |pick: fn(&Percentiles) -> u64| compact(s.latency.as_ref().map(pick));
+            // A figure keeps its unit on its line (a no-break space): where
+            // the column is narrow, the three delivery times wrap at a slash.
+            let keep = |figure: String| figure.replace(' ', "\u{a0}");
+            let lat = |pick: fn(&Percentiles) -> u64| keep(compact(s.latency.as_ref().map(pick)));
             let _ = writeln!(
                 out,
-                "| {} | {members} | {:.1} s | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {members} | {} | {} / {} / {} | {} | {} | {} | {} |",
                 short(subject),
-                s.fill_s,
+                keep(format!("{:.1} s", s.fill_s)),
                 lat(|p| p.p50_us),
                 lat(|p| p.p99_us),
                 lat(|p| p.max_us),
-                render::rss(s.rss_kb),
-                per_member_kb(s).map_or("–".into(), |kb| format!("{kb:.1} kB")),
+                keep(render::rss(s.rss_kb)),
+                keep(per_member_kb(s).map_or("–".into(), |kb| format!("{kb:.1} kB"))),
                 s.threads
                     .map_or("–".into(), |t| render::thousands(t as f64)),
-                s.cpu_us_per_line
-                    .map_or("–".into(), |us| format!("{us:.1} µs")),
+                keep(
+                    s.cpu_us_per_line
+                        .map_or("–".into(), |us| format!("{us:.1} µs"))
+                ),
             );
             if let Some(why) = &s.broke {
                 stops.push(format!(
@@ -906,8 +912,9 @@ fn targets(report: &Report) -> String {
 }
 
 /// Memory per member against room size, one line per server, both axes on
-/// log scales (the servers differ by a factor of a hundred).
-fn memory_plot(report: &Report, path: &Path) -> anyhow::Result<()> {
+/// log scales (the servers differ by a factor of a hundred). Narrow, the
+/// legend goes under the plot.
+fn memory_plot(report: &Report, canvas: render::Canvas, path: &Path) -> anyhow::Result<()> {
     let series: Vec<(&str, Vec<(f64, f64)>)> = report
         .subjects
         .iter()
@@ -931,17 +938,22 @@ fn memory_plot(report: &Report, path: &Path) -> anyhow::Result<()> {
     if !y_min.is_finite() {
         y_min = 0.1;
     }
-    let root = SVGBackend::new(path, (820, 440)).into_drawing_area();
+    let title = "The chat room at scale: server memory per member";
+    let (plot_height, legend_h) = if canvas.narrow {
+        (400, render::legend_height(series.len()))
+    } else {
+        (440, 0)
+    };
+    let root = SVGBackend::new(path, (canvas.width, plot_height + legend_h)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
+    let (area, below) = render::titled(&root, canvas, title)?
+        .split_vertically(plot_height - 12 - 22 * canvas.title_lines(title).len() as u32 - 6);
     let x_min = report.spec.rooms.first().copied().unwrap_or(2) as f64 / 1.5;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "The chat room at scale: server memory per member",
-            ("sans-serif", 17),
-        )
+    let mut chart = ChartBuilder::on(&area)
         .margin(14)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
+        .margin_top(0)
+        .x_label_area_size(48)
+        .y_label_area_size(if canvas.narrow { 56 } else { 72 })
         .build_cartesian_2d(
             (x_min..x_max * 1.5).log_scale(),
             ((y_min / 2.0).max(0.01)..y_max * 2.0).log_scale(),
@@ -953,7 +965,7 @@ fn memory_plot(report: &Report, path: &Path) -> anyhow::Result<()> {
         .y_desc("kB per member (log scale)")
         .x_label_formatter(&|v| render::thousands(*v))
         .y_label_formatter(&|v| format!("{v}"))
-        .label_style(("sans-serif", 12))
+        .label_style(("sans-serif", render::LABEL))
         .draw()
         .map_err(plot_err)?;
     let palette = [
@@ -966,7 +978,16 @@ fn memory_plot(report: &Report, path: &Path) -> anyhow::Result<()> {
     for (i, (label, points)) in series.iter().enumerate() {
         render::dotted_line(&mut chart, points, palette[i % palette.len()], label)?;
     }
-    render::legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+    if canvas.narrow {
+        let entries: Vec<(String, RGBColor)> = series
+            .iter()
+            .enumerate()
+            .map(|(i, (label, _))| (label.to_string(), palette[i % palette.len()]))
+            .collect();
+        render::legend_rows(&below, &entries)?;
+    } else {
+        render::legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+    }
     root.present().map_err(plot_err)?;
     Ok(())
 }

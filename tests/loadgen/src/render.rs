@@ -3,13 +3,16 @@
 //! `write_all` writes the files the book includes from `book/src/perf/`:
 //! `machine.md`, `echo.md`, `cost.md`, `sessions.md`, `fanout.md`,
 //! `targets.md`, and
-//! the plots `throughput.svg`, `waiting.svg` and `fanout.svg`.
+//! the plots `throughput.svg`, `waiting.svg` and `fanout.svg`, each also
+//! drawn narrow for phones (`throughput-narrow.svg`, ...; see [`Canvas`]).
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, anyhow};
+use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::echo::RunStats;
 use crate::fanout::FanoutStats;
@@ -603,9 +606,134 @@ pub fn write_all(r: &Results, dir: &Path) -> anyhow::Result<()> {
     write("fanout.md", fanout_table(r))?;
     write("targets.md", targets_table(r))?;
     write("key-figures.md", key_figures(r))?;
-    throughput_plot(r, &dir.join("throughput.svg"))?;
-    waiting_plot(r, &dir.join("waiting.svg"))?;
-    fanout_plot(r, &dir.join("fanout.svg"))?;
+    Canvas::draw_both(dir, "throughput", |c, path| throughput_plot(r, c, path))?;
+    Canvas::draw_both(dir, "waiting", |c, path| waiting_plot(r, c, path))?;
+    Canvas::draw_both(dir, "fanout", |c, path| fanout_plot(r, c, path))?;
+    Ok(())
+}
+
+/// The size of label text in every plot, in plotters' points; the SVG
+/// writes a font of N points as N / 1.24 px, so 16 is 12.9 px.
+pub const LABEL: u32 = 16;
+/// The size of a plot's title.
+pub const TITLE: u32 = 20;
+
+/// Which of a plot's two drawings is being drawn. Text 12.9 px high in a
+/// plot 820 px wide shrinks to 5.7 px in a phone's column (about 360 px), so
+/// every plot is drawn twice: `NAME.svg` for a laptop's column, and
+/// `NAME-narrow.svg`, 380 px wide with the same text sizes, that the
+/// chapter shows (with `<picture>`) in windows up to 760 px wide. Either way
+/// the labels are at least 11 px as the reader sees them.
+#[derive(Clone, Copy, Debug)]
+pub struct Canvas {
+    pub width: u32,
+    pub narrow: bool,
+}
+
+impl Canvas {
+    pub const WIDE: Canvas = Canvas {
+        width: 820,
+        narrow: false,
+    };
+    pub const NARROW: Canvas = Canvas {
+        width: 380,
+        narrow: true,
+    };
+
+    /// Draws a plot both ways: `dir/NAME.svg` and `dir/NAME-narrow.svg`.
+    pub fn draw_both(
+        dir: &Path,
+        name: &str,
+        mut draw: impl FnMut(Canvas, &Path) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        draw(Canvas::WIDE, &dir.join(format!("{name}.svg")))?;
+        draw(Canvas::NARROW, &dir.join(format!("{name}-narrow.svg")))
+    }
+
+    /// About how many characters of text `size` points high fit across the
+    /// plot (an average character of a sans-serif font is about half as
+    /// wide as the font is high).
+    fn chars(self, size: u32) -> usize {
+        let px = f64::from(size) / 1.24;
+        ((f64::from(self.width) - 28.0) / (px * 0.52)) as usize
+    }
+
+    /// A title in as many lines as the width needs, split after a colon if
+    /// that is enough, else between words.
+    pub fn title_lines(self, title: &str) -> Vec<String> {
+        let fit = self.chars(TITLE);
+        if title.chars().count() <= fit {
+            return vec![title.to_string()];
+        }
+        if let Some((head, tail)) = title.split_once(": ")
+            && head.chars().count() < fit
+            && tail.chars().count() <= fit
+        {
+            return vec![format!("{head}:"), tail.to_string()];
+        }
+        let mut lines: Vec<String> = vec![];
+        for word in title.split(' ') {
+            match lines.last_mut() {
+                Some(line) if line.chars().count() + 1 + word.chars().count() <= fit => {
+                    line.push(' ');
+                    line.push_str(word);
+                }
+                _ => lines.push(word.to_string()),
+            }
+        }
+        lines
+    }
+}
+
+/// Draws `title` centred at the top of `root`, and returns the area under it.
+pub fn titled<'a>(
+    root: &DrawingArea<SVGBackend<'a>, Shift>,
+    canvas: Canvas,
+    title: &str,
+) -> anyhow::Result<DrawingArea<SVGBackend<'a>, Shift>> {
+    let lines = canvas.title_lines(title);
+    let style = ("sans-serif", TITLE)
+        .into_font()
+        .into_text_style(root)
+        .pos(Pos::new(HPos::Center, VPos::Top));
+    let line_height = 22;
+    for (i, line) in lines.iter().enumerate() {
+        root.draw(&Text::new(
+            line.clone(),
+            (canvas.width as i32 / 2, 12 + line_height * i as i32),
+            style.clone(),
+        ))
+        .map_err(plot_err)?;
+    }
+    let used = 12 + line_height as u32 * lines.len() as u32 + 6;
+    Ok(root.split_vertically(used).1)
+}
+
+/// How tall [`legend_rows`] is for `n` series.
+pub fn legend_height(n: usize) -> u32 {
+    22 * n as u32 + 12
+}
+
+/// A legend in rows under a narrow plot (where one inside the plot would
+/// hide its lines): a stroke of each series' colour, then its name.
+pub fn legend_rows(
+    area: &DrawingArea<SVGBackend<'_>, Shift>,
+    entries: &[(String, RGBColor)],
+) -> anyhow::Result<()> {
+    let style = ("sans-serif", LABEL)
+        .into_font()
+        .into_text_style(area)
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    for (i, (name, colour)) in entries.iter().enumerate() {
+        let y = 12 + 22 * i as i32;
+        area.draw(&PathElement::new(
+            vec![(16, y), (40, y)],
+            colour.stroke_width(3),
+        ))
+        .map_err(plot_err)?;
+        area.draw(&Text::new(name.clone(), (48, y), style.clone()))
+            .map_err(plot_err)?;
+    }
     Ok(())
 }
 
@@ -651,7 +779,7 @@ where
         .position(corner)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.3))
-        .label_font(("sans-serif", 12))
+        .label_font(("sans-serif", LABEL))
         .draw()
         .map_err(plot_err)
 }
@@ -666,27 +794,38 @@ fn colour(kind: &str) -> RGBColor {
     }
 }
 
-/// Horizontal bars: messages per second of every TCP echo server.
-fn throughput_plot(r: &Results, path: &Path) -> anyhow::Result<()> {
+/// Horizontal bars: messages per second of every TCP echo server. Wide,
+/// each bar's label follows the bar; narrow, it stands above the bar, and the
+/// figure follows it.
+fn throughput_plot(r: &Results, canvas: Canvas, path: &Path) -> anyhow::Result<()> {
     let bars: Vec<(&Entry, f64)> = r
         .echo
         .iter()
         .filter_map(|e| e.summary.as_ref().map(|s| (e, s.msgs_per_s)))
         .collect();
-    let height = 90 + 46 * bars.len().max(1) as u32;
-    let root = SVGBackend::new(path, (820, height)).into_drawing_area();
-    root.fill(&WHITE).map_err(plot_err)?;
     let top = bars.iter().map(|(_, v)| *v).fold(1.0, f64::max);
     let title = format!(
         "TCP echo, {} clients, {}-byte messages: messages per second",
         r.settings.clients, r.settings.size
     );
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 18))
+    let tokio = r
+        .echo_entry("tokio")
+        .map(|s| s.msgs_per_s)
+        .filter(|&v| v > 0.0);
+    let ratio = |value: f64| tokio.map_or(String::new(), |t| format!(" ({:.2}× tokio)", value / t));
+    if canvas.narrow {
+        return throughput_narrow(&bars, top, &title, &ratio, canvas, path);
+    }
+    let height = 90 + 48 * bars.len().max(1) as u32;
+    let root = SVGBackend::new(path, (canvas.width, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let area = titled(&root, canvas, &title)?;
+    let mut chart = ChartBuilder::on(&area)
         .margin(14)
-        .x_label_area_size(32)
+        .margin_top(0)
+        .x_label_area_size(36)
         .y_label_area_size(8)
-        .build_cartesian_2d(0.0..top * 1.55, 0.0..bars.len().max(1) as f64)
+        .build_cartesian_2d(0.0..top * 1.7, 0.0..bars.len().max(1) as f64)
         .map_err(plot_err)?;
     chart
         .configure_mesh()
@@ -694,13 +833,9 @@ fn throughput_plot(r: &Results, path: &Path) -> anyhow::Result<()> {
         .disable_y_axis()
         .x_labels(6)
         .x_label_formatter(&|v| thousands(*v))
-        .x_label_style(("sans-serif", 12))
+        .x_label_style(("sans-serif", LABEL))
         .draw()
         .map_err(plot_err)?;
-    let tokio = r
-        .echo_entry("tokio")
-        .map(|s| s.msgs_per_s)
-        .filter(|&v| v > 0.0);
     for (i, (entry, value)) in bars.iter().enumerate() {
         // The first bar at the top.
         let y = (bars.len() - 1 - i) as f64;
@@ -711,13 +846,12 @@ fn throughput_plot(r: &Results, path: &Path) -> anyhow::Result<()> {
                 style,
             )))
             .map_err(plot_err)?;
-        let ratio = tokio.map_or(String::new(), |t| format!(" ({:.2}× tokio)", value / t));
-        let label = format!("{}: {}{}", entry.label, thousands(*value), ratio);
+        let label = format!("{}: {}{}", entry.label, thousands(*value), ratio(*value));
         chart
             .draw_series(std::iter::once(Text::new(
                 label,
-                (*value + top * 0.01, y + 0.62),
-                ("sans-serif", 13),
+                (*value + top * 0.01, y + 0.66),
+                ("sans-serif", LABEL),
             )))
             .map_err(plot_err)?;
     }
@@ -725,10 +859,51 @@ fn throughput_plot(r: &Results, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sessions: each client's wait for its first reply, clients sorted by wait.
-fn waiting_plot(r: &Results, path: &Path) -> anyhow::Result<()> {
-    let root = SVGBackend::new(path, (820, 440)).into_drawing_area();
+/// The narrow drawing of [`throughput_plot`]: per server, its name, then its
+/// bar and figure, with no axis (the figures say it all).
+fn throughput_narrow(
+    bars: &[(&Entry, f64)],
+    top: f64,
+    title: &str,
+    ratio: &dyn Fn(f64) -> String,
+    canvas: Canvas,
+    path: &Path,
+) -> anyhow::Result<()> {
+    let row = 50;
+    let lines = canvas.title_lines(title).len() as u32;
+    let height = 12 + 22 * lines + 6 + row * bars.len().max(1) as u32 + 8;
+    let root = SVGBackend::new(path, (canvas.width, height)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
+    let area = titled(&root, canvas, title)?;
+    let text = ("sans-serif", LABEL)
+        .into_font()
+        .into_text_style(&area)
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    let (left, longest) = (14, f64::from(canvas.width) - 28.0 - 170.0);
+    for (i, (entry, value)) in bars.iter().enumerate() {
+        let y = row as i32 * i as i32;
+        area.draw(&Text::new(
+            entry.label.clone(),
+            (left, y + 10),
+            text.clone(),
+        ))
+        .map_err(plot_err)?;
+        let end = left + (longest * value / top).round().max(2.0) as i32;
+        area.draw(&Rectangle::new(
+            [(left, y + 22), (end, y + 42)],
+            colour(&entry.kind).filled(),
+        ))
+        .map_err(plot_err)?;
+        let figure = format!("{}{}", thousands(*value), ratio(*value));
+        area.draw(&Text::new(figure, (end + 6, y + 32), text.clone()))
+            .map_err(plot_err)?;
+    }
+    root.present().map_err(plot_err)?;
+    Ok(())
+}
+
+/// Sessions: each client's wait for its first reply, clients sorted by wait.
+fn waiting_plot(r: &Results, canvas: Canvas, path: &Path) -> anyhow::Result<()> {
     // The median run (by the last client's wait) of every server.
     let series: Vec<(&Entry, Vec<(f64, f64)>)> = r
         .sessions
@@ -758,22 +933,39 @@ fn waiting_plot(r: &Results, path: &Path) -> anyhow::Result<()> {
         "{} clients at once, {} messages each: when does each get its first reply?",
         r.settings.clients, r.settings.session_messages
     );
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 17))
+    // Narrow, the legend goes under the plot, and the axes say less.
+    let (plot_height, legend_h) = if canvas.narrow {
+        (400, legend_height(series.len()))
+    } else {
+        (440, 0)
+    };
+    let root = SVGBackend::new(path, (canvas.width, plot_height + legend_h)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let (area, below) = titled(&root, canvas, &title)?
+        .split_vertically(plot_height - 12 - 22 * canvas.title_lines(&title).len() as u32 - 6);
+    let mut chart = ChartBuilder::on(&area)
         .margin(14)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
+        .margin_top(0)
+        .x_label_area_size(48)
+        .y_label_area_size(if canvas.narrow { 64 } else { 80 })
         // Room above the lines for the legend.
-        .build_cartesian_2d(1.0..clients, (bottom..top * 40.0).log_scale())
+        .build_cartesian_2d(
+            1.0..clients,
+            (bottom..top * if canvas.narrow { 3.0 } else { 40.0 }).log_scale(),
+        )
         .map_err(plot_err)?;
     chart
         .configure_mesh()
-        .x_desc("clients, in the order they got their first reply")
+        .x_desc(if canvas.narrow {
+            "clients, by their first reply"
+        } else {
+            "clients, in the order they got their first reply"
+        })
         .y_desc("wait (ms, log scale)")
         .y_label_formatter(&|v| format!("{v}"))
-        .x_labels((clients as usize).min(11))
+        .x_labels((clients as usize).min(if canvas.narrow { 6 } else { 11 }))
         .x_label_formatter(&|v| format!("{v:.0}"))
-        .label_style(("sans-serif", 12))
+        .label_style(("sans-serif", LABEL))
         .draw()
         .map_err(plot_err)?;
     let palette = [
@@ -792,7 +984,16 @@ fn waiting_plot(r: &Results, path: &Path) -> anyhow::Result<()> {
             .label(entry.label.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
     }
-    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+    if canvas.narrow {
+        let entries: Vec<(String, RGBColor)> = series
+            .iter()
+            .enumerate()
+            .map(|(i, (entry, _))| (entry.label.clone(), palette[i % palette.len()]))
+            .collect();
+        legend_rows(&below, &entries)?;
+    } else {
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+    }
     root.present().map_err(plot_err)?;
     Ok(())
 }
@@ -812,19 +1013,28 @@ fn median_run(runs: &[RunStats]) -> Option<&RunStats> {
 }
 
 /// Chat fan-out: delivery latency against the size of the room.
-fn fanout_plot(r: &Results, path: &Path) -> anyhow::Result<()> {
-    let root = SVGBackend::new(path, (820, 400)).into_drawing_area();
+fn fanout_plot(r: &Results, canvas: Canvas, path: &Path) -> anyhow::Result<()> {
+    let root = SVGBackend::new(path, (canvas.width, 400)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
     let points: Vec<(f64, f64, f64, String)> = r
         .fanout
         .iter()
         .filter_map(|f| {
             let s = f.summary.as_ref()?;
-            let label = format!(
-                "server: {}, {} threads",
-                rss(s.server_rss_kb),
-                count(s.server_threads)
-            );
+            // Narrow, the label of a point takes two lines.
+            let label = if canvas.narrow {
+                format!(
+                    "{},\n{} threads",
+                    rss(s.server_rss_kb),
+                    count(s.server_threads)
+                )
+            } else {
+                format!(
+                    "server: {}, {} threads",
+                    rss(s.server_rss_kb),
+                    count(s.server_threads)
+                )
+            };
             Some((
                 f.clients as f64,
                 s.p50_us? as f64 / 1000.0,
@@ -835,23 +1045,25 @@ fn fanout_plot(r: &Results, path: &Path) -> anyhow::Result<()> {
         .collect();
     let max_k = points.iter().map(|p| p.0).fold(10.0, f64::max);
     let top = points.iter().map(|p| p.2).fold(1.0, f64::max);
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Lesson 06 chat room: one line to everybody, delivery latency",
-            ("sans-serif", 17),
-        )
+    let area = titled(
+        &root,
+        canvas,
+        "Lesson 06 chat room: one line to everybody, delivery latency",
+    )?;
+    let mut chart = ChartBuilder::on(&area)
         .margin(14)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
+        .margin_top(0)
+        .x_label_area_size(48)
+        .y_label_area_size(if canvas.narrow { 52 } else { 64 })
         // Room on the right for the labels.
-        .build_cartesian_2d((2.0..max_k * 8.0).log_scale(), 0.0..top * 1.25)
+        .build_cartesian_2d((2.0..max_k * 8.0).log_scale(), 0.0..top * 1.3)
         .map_err(plot_err)?;
     chart
         .configure_mesh()
         .x_desc("clients in the room (log scale)")
         .y_desc("ms")
         .x_label_formatter(&|v| format!("{v:.0}"))
-        .label_style(("sans-serif", 12))
+        .label_style(("sans-serif", LABEL))
         .draw()
         .map_err(plot_err)?;
     let blue = RGBColor(31, 119, 180);
@@ -863,15 +1075,19 @@ fn fanout_plot(r: &Results, path: &Path) -> anyhow::Result<()> {
             .collect();
         dotted_line(&mut chart, &line, colour, name)?;
     }
-    chart
-        .draw_series(points.iter().map(|p| {
-            Text::new(
-                p.3.clone(),
-                (p.0 * 1.12, p.2 + top * 0.06),
-                ("sans-serif", 12),
-            )
-        }))
-        .map_err(plot_err)?;
+    // Labels stand above and right of their point, clear of the lines.
+    let lift = if canvas.narrow { 0.15 } else { 0.08 };
+    for p in &points {
+        for (i, line) in p.3.lines().enumerate() {
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    line.to_string(),
+                    (p.0 * 1.12, p.2 + top * (lift - 0.07 * i as f64)),
+                    ("sans-serif", LABEL),
+                )))
+                .map_err(plot_err)?;
+        }
+    }
     legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     root.present().map_err(plot_err)?;
     Ok(())
