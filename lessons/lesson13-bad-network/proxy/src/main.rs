@@ -279,11 +279,17 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much of a stream we read at once, per direction and caller.
 const BUFFER: usize = 16 * 1024;
 
+/// How far behind `--rate` may fall and still catch up.
+const RATE_SLACK: Duration = Duration::from_millis(100);
+
 async fn run(args: Args, to: String) -> anyhow::Result<()> {
     let faults = Faults::new(&args);
     let seats = shared::Seats::new(args.max_clients);
+    // Ready for Ctrl-C before anybody can know our address: a test (or a
+    // script) may stop us the moment it reads the listening line.
+    let stop = stop_signal().context("could not listen for Ctrl-C")?;
     if args.udp {
-        return udp::run(&args.addr, &to, faults, seats).await;
+        return udp::run(&args.addr, &to, faults, seats, stop).await;
     }
     let listener = TcpListener::bind(&args.addr)
         .await
@@ -293,28 +299,35 @@ async fn run(args: Args, to: String) -> anyhow::Result<()> {
     log!("forwarding to {to}, faults: {faults}");
     tokio::select! {
         () = accept_loop(&listener, &to, faults, seats) => {}
-        stopped = stop_signal() => {
-            stopped.context("could not listen for Ctrl-C")?;
-        }
+        () = stop => {}
     }
     // Returning ends the runtime: every task is dropped, every socket closed.
     log!("proxy stopped");
     Ok(())
 }
 
-/// Ctrl-C, or on Unix also SIGTERM, which `kill` sends.
-async fn stop_signal() -> std::io::Result<()> {
+/// Ctrl-C, or on Unix also SIGTERM, which `kill` sends. The handlers are
+/// set up now, when this is called; the future it returns waits for them.
+fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
         let mut term = signal(SignalKind::terminate())?;
-        tokio::select! {
-            stopped = tokio::signal::ctrl_c() => stopped,
-            _ = term.recv() => Ok(()),
-        }
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = term.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await
+    {
+        let mut ctrl_c = tokio::signal::windows::ctrl_c()?;
+        Ok(async move {
+            ctrl_c.recv().await;
+        })
+    }
 }
 // ANCHOR_END: run
 
@@ -371,18 +384,21 @@ async fn relay(
     number: u64,
 ) {
     log!("client {peer} connected");
-    let mut server =
-        match timeout(CONNECT_TIMEOUT, TcpStream::connect(to)).await {
-            Ok(Ok(server)) => server,
-            Ok(Err(err)) => {
-                log!("client {peer}: cannot reach {to} ({err}), hanging up");
-                return;
-            }
-            Err(_) => {
-                log!("client {peer}: {to} did not answer, hanging up");
-                return;
-            }
-        };
+    let connecting = timeout(CONNECT_TIMEOUT, TcpStream::connect(to));
+    let mut server = match connecting.await {
+        Ok(Ok(server)) => server,
+        // A refusal is a reset on the wire, and the caller gets one too.
+        Ok(Err(err)) => {
+            reset(&client);
+            log!("client {peer}: cannot reach {to} ({err}), resetting");
+            return;
+        }
+        Err(_) => {
+            reset(&client);
+            log!("client {peer}: {to} did not answer, resetting");
+            return;
+        }
+    };
     // Each piece leaves at once as a packet of its own: no Nagle (lesson
     // 07) joining our small pieces back together.
     let _ = client.set_nodelay(true);
@@ -515,9 +531,13 @@ impl Pump<'_> {
                 }
                 if let Some(rate) = faults.rate {
                     // At most a tenth of a second's worth at a time, sent
-                    // when the previous piece's time is up.
+                    // when the previous piece's time is up. A timer that
+                    // woke late is made good by the next pieces, for up to
+                    // a tenth of a second; an idle link saves up no more.
                     len = len.min((rate / 10).max(1) as usize);
-                    next_slot = next_slot.max(Instant::now());
+                    let now = Instant::now();
+                    let slack = now.checked_sub(RATE_SLACK).unwrap_or(now);
+                    next_slot = next_slot.max(slack);
                     sleep_until(next_slot).await;
                     let secs = len as f64 / rate as f64;
                     next_slot += Duration::from_secs_f64(secs);

@@ -17,7 +17,7 @@ use tokio::net::UdpSocket;
 use tokio::task::AbortHandle;
 use tokio::time::{Instant, sleep_until};
 
-use crate::{Faults, Rng, Way, log, stop_signal};
+use crate::{Faults, Rng, Way, log};
 // ANCHOR_END: imports
 
 // ANCHOR: limits
@@ -38,6 +38,7 @@ pub async fn run(
     to: &str,
     faults: Faults,
     seats: shared::Seats,
+    stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let socket = UdpSocket::bind(addr)
         .await
@@ -57,9 +58,7 @@ pub async fn run(
     };
     tokio::select! {
         () = relay.receive_loop() => {}
-        stopped = stop_signal() => {
-            stopped.context("could not listen for Ctrl-C")?;
-        }
+        () = stop => {}
     }
     log!("proxy stopped");
     Ok(())
