@@ -426,7 +426,12 @@ fn cut_after_closes_both_sides_cleanly_after_bytes() -> Result<()> {
     let (mut proxy, _) = proxy(upstream.addr, &["--cut-after", "10"])?;
     let mut caller = connect(proxy.addr)?;
     let mut server = upstream.next()?;
-    caller.write_all(b"0123456789 and more")?;
+    // Far more than the proxy reads at once: after the cut, most of it is
+    // still unread in the proxy's socket, and closing that socket without
+    // reading it would send an RST instead of the FIN.
+    let mut sent = b"0123456789".to_vec();
+    sent.extend_from_slice(&[b'-'; 100_000]);
+    caller.write_all(&sent)?;
     let (got, ended) = read_to_end_or_error(&mut server);
     ensure!(ended.is_ok(), "the server saw {ended:?}, not a FIN");
     ensure!(got == b"0123456789", "the server got {got:?}");
@@ -436,6 +441,14 @@ fn cut_after_closes_both_sides_cleanly_after_bytes() -> Result<()> {
         "the caller saw {back:?} {ended:?}"
     );
     proxy.wait_for("cut after 10 bytes")?;
+    // Half-closed, not reset: each side may still send, and the proxy
+    // reads it (and throws it away) until that side hangs up too.
+    caller
+        .write_all(b"still here")
+        .context("the caller's socket was reset after the cut")?;
+    server
+        .write_all(b"still here")
+        .context("the server's socket was reset after the cut")?;
     drop((caller, server));
     proxy.wait_for(" disconnected")?;
     proxy.kill()?.assert_no_panic()
