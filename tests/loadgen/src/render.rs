@@ -252,6 +252,11 @@ pub fn echo_table(entries: &[Entry], r: &Results) -> String {
 /// Lesson 13's proxy: each path through it beside the same path straight,
 /// and what the hop costs.
 pub fn hop_table(r: &Results) -> String {
+    if r.hop.is_empty() {
+        return "Not measured: these results come from a run before the hop scenario \
+                existed. `cargo run --release -p loadgen -- report` measures it.\n"
+            .to_string();
+    }
     let mut text = String::from(
         "| path | messages/s | MB/s | vs straight | latency p50 / p99 / max |\n\
          | --- | ---: | ---: | ---: | ---: |\n",
