@@ -2134,9 +2134,10 @@ fn lesson11_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
 
 #[test]
 fn lesson13_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
-    // The proxy logs a caller as `connected` before it calls the server, so
-    // a server that is not there does not matter here.
-    let to = course_tests::unused_addr()?.to_string();
+    // Something to forward to: a listening socket of the test's own, whose
+    // kernel completes the proxy's calls without anyone accepting them.
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let to = upstream.local_addr()?.to_string();
     let extra = ["--to", to.as_str()];
     contract::server_is_quiet_on_loopback_with(LESSON13, Transport::Tcp, &extra)?;
     contract::server_warns_on_a_public_address_with(LESSON13, Transport::Tcp, &extra)

@@ -20,6 +20,7 @@ use clap::builder::RangedU64ValueParser;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 
 mod udp;
@@ -297,11 +298,15 @@ async fn run(args: Args, to: String) -> anyhow::Result<()> {
     shared::print_listening(listener.local_addr()?);
     log!("seed {}", faults.seed);
     log!("forwarding to {to}, faults: {faults}");
+    // Every call's task, so that on Ctrl-C we can end them all.
+    let mut calls = JoinSet::new();
     tokio::select! {
-        () = accept_loop(&listener, &to, faults, seats) => {}
+        () = accept_loop(&listener, &to, faults, seats, &mut calls) => {}
         () = stop => {}
     }
-    // Returning ends the runtime: every task is dropped, every socket closed.
+    // Stop every call (dropping its sockets closes them) and wait until
+    // they are gone, so that this is the last line.
+    calls.shutdown().await;
     log!("proxy stopped");
     Ok(())
 }
@@ -337,6 +342,7 @@ async fn accept_loop(
     to: &str,
     faults: Faults,
     seats: shared::Seats,
+    calls: &mut JoinSet<()>,
 ) {
     let mut callers = 0;
     let mut failures = 0;
@@ -364,8 +370,10 @@ async fn accept_loop(
             log!("client {peer} turned away: {} callers already", seats.max());
             continue;
         };
+        // Forget the calls that have ended, so the set stays small.
+        while calls.try_join_next().is_some() {}
         let to = to.to_string();
-        tokio::spawn(async move {
+        calls.spawn(async move {
             relay(client, peer, &to, faults, callers).await;
             drop(seat);
         });
