@@ -266,12 +266,13 @@ fn every_lesson_chapter_has_a_diagram_and_the_python_side_by_side() -> Result<()
             text.contains("```mermaid\nsequenceDiagram"),
             "{name} has no sequence diagram"
         );
-        // The Python twin of the chapter's server: `python/server.py`, or
-        // `python/echo_server.py` for a step that has a server of its own.
+        // The Python twin of the chapter's server: `python/server.py`,
+        // `python/echo_server.py` for a step that has a server of its own,
+        // or `python/proxy.py` for lesson 13, whose server is a proxy.
         ensure!(
             text.lines().any(|line| line.starts_with("{{#include ")
                 && line.contains("/python/")
-                && line.ends_with("server.py}}")),
+                && (line.ends_with("server.py}}") || line.ends_with("proxy.py}}"))),
             "{name} does not show its Python server twin"
         );
         ensure!(

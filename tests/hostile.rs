@@ -1,5 +1,6 @@
-//! Hostile clients: every server that keeps running (lessons 03 to 12) is
-//! attacked the way a broken or malicious client would attack it.
+//! Hostile clients: every server that keeps running (lessons 03 to 12,
+//! and lesson 13's proxy) is attacked the way a broken or malicious client
+//! would attack it.
 //! After each attack a normal client must still be answered correctly, and
 //! nothing the server printed may contain a panic.
 //!
@@ -48,6 +49,7 @@ const LESSON08: &str = "lesson08-server";
 const LESSON08_STEP1: &str = "lesson08-header-server";
 const LESSON09: &str = "lesson09-server";
 const LESSON12: &str = "lesson12-server";
+const LESSON13: &str = "lesson13-proxy";
 
 /// The size of the burst without a newline.
 const BURST: usize = 10 * 1024 * 1024;
@@ -1192,6 +1194,55 @@ fn lesson11_survives_500_idle_connections_dropped_at_once() -> Result<()> {
 #[test]
 fn lesson11_survives_1000_connect_close_cycles() -> Result<()> {
     chat_survives(LESSON11, chat_connect_close_cycles)
+}
+
+// ================================================================ lesson 13
+//
+// The proxy, in front of lesson 06's threaded echo server. Whatever a
+// caller sends passes through the proxy to that server and back: the
+// attacks are on the proxy, and after each one lesson 13's client, through
+// the proxy, must still get its line back upper-cased.
+
+/// Lesson 06's echo server with lesson 13's proxy in front of it.
+fn proxied_echo() -> Result<(Echo, Server)> {
+    let upstream = Server::start("lesson06-echo-server", &[])?;
+    let to = upstream.addr_arg();
+    let proxy = Server::start(LESSON13, &["--to", &to])?;
+    Ok((
+        Echo {
+            name: LESSON13,
+            server: proxy,
+        },
+        upstream,
+    ))
+}
+
+/// Runs `attack` through the proxy, then checks both programs' health.
+fn proxy_survives(attack: fn(&mut Echo) -> Result<()>) -> Result<()> {
+    let (mut echo, upstream) = proxied_echo()?;
+    attack(&mut echo).context("attacking lesson13-proxy")?;
+    proxy_is_healthy(echo, upstream)
+}
+
+fn proxy_is_healthy(echo: Echo, upstream: Server) -> Result<()> {
+    cmd("lesson13-client")?
+        .arg(echo.server.addr_arg())
+        .write_stdin("hello 你好\n")
+        .assert()
+        .success()
+        .stdout("HELLO 你好\n");
+    echo.server.kill()?.assert_no_panic()?;
+    upstream.kill()?.assert_no_panic()
+}
+
+course_tests::test_table! {
+    lesson13_survives_random_binary_bytes: proxy_survives(echo_random_bytes);
+    lesson13_survives_a_message_written_one_byte_at_a_time: proxy_survives(echo_one_byte_at_a_time);
+    lesson13_survives_a_10_mb_burst_without_newline: proxy_survives(echo_burst);
+    lesson13_survives_a_reset_in_the_middle_of_a_message: proxy_survives(echo_reset_mid_message);
+    lesson13_passes_a_half_closed_client_on_and_answers_in_full: proxy_survives(echo_half_close);
+    lesson13_survives_500_idle_connections_dropped_at_once: proxy_survives(echo_idle_connections);
+    lesson13_survives_1000_connect_close_cycles: proxy_survives(echo_connect_close_cycles);
 }
 
 // ================================================================ lesson 07
@@ -2471,6 +2522,22 @@ mod memory {
         echo_memory_under_burst(LESSON04)
     }
 
+    /// The proxy reads only as fast as it can write on: a 10 MB burst
+    /// through it costs it its buffers, never the burst.
+    #[test]
+    fn lesson13_stays_under_16_mb_during_a_10_mb_burst() -> Result<()> {
+        let (echo, upstream) = proxied_echo()?;
+        let pid = echo.server.proc.id();
+        let mut during = None;
+        echo_burst_watched(&echo, || {
+            during = Some(memory(pid)?);
+            Ok(())
+        })?;
+        let during = during.context("never halfway")?;
+        ensure_bounded("lesson13-proxy, 10 MB burst", during, memory(pid)?, 16)?;
+        proxy_is_healthy(echo, upstream)
+    }
+
     #[test]
     fn lesson12_stays_under_8_mb_during_a_10_mb_burst() -> Result<()> {
         echo_memory_under_burst(LESSON12)
@@ -2900,6 +2967,17 @@ fn lesson10_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
 #[test]
 fn lesson11_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
     quiet_on_loopback_warns_elsewhere(LESSON11, Transport::Tcp)
+}
+
+#[test]
+fn lesson13_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
+    // Something to forward to: a listening socket of the test's own, whose
+    // kernel completes the proxy's calls without anyone accepting them.
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let to = upstream.local_addr()?.to_string();
+    let extra = ["--to", to.as_str()];
+    contract::server_is_quiet_on_loopback_with(LESSON13, Transport::Tcp, &extra)?;
+    contract::server_warns_on_a_public_address_with(LESSON13, Transport::Tcp, &extra)
 }
 
 #[test]

@@ -1122,6 +1122,33 @@ fn echo_soak_lesson04_returns_every_byte_upper_cased() -> Result<()> {
     Ok(())
 }
 
+/// Lesson 13's proxy, cutting the stream into pieces of 1 to 97 bytes, in
+/// front of lesson 03's server: every byte still comes back, in order.
+#[test]
+fn echo_soak_lesson13_passes_every_byte_on_through_split() -> Result<()> {
+    let sizes = Sizes::from_env()?;
+    println!(
+        "echo soak seed: {:#x} (set SOAK_SEED to change it)",
+        sizes.seed
+    );
+    let server = Server::start(ECHO_SERVER_03, &[])?;
+    let to = server.addr_arg();
+    let seed = sizes.seed.to_string();
+    let proxy = Server::start(
+        "lesson13-proxy",
+        &["--to", &to, "--split", "97", "--seed", &seed],
+    )?;
+    let started = Instant::now();
+    let mut stream = connect(proxy.addr)?;
+    let bytes = echo_soak(&mut stream, sizes.messages, sizes.seed, false)?;
+    report("lesson13-proxy --split 97", sizes.messages, bytes, started);
+    drop(stream);
+    answers_a_new_client(proxy.addr)?;
+    stop(proxy)?;
+    stop(server)?;
+    Ok(())
+}
+
 /// Lesson 12: four callers at once over TCP and four over the Unix socket,
 /// each soaking its own connection with its own seed.
 #[cfg(unix)]

@@ -4,7 +4,7 @@
 //! on top of this costs time, so no echo server can beat it.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -14,8 +14,19 @@ use crate::echo::RunStats;
 
 /// Streams `size`-byte writes from one socket to another for `duration`.
 pub fn stream(size: usize, duration: Duration) -> anyhow::Result<RunStats> {
+    stream_through(size, duration, |addr| Ok((addr, ())))
+}
+
+/// The same stream, written to the address `hop` returns for the reader's
+/// address: a proxy in front of the reader, say. Whatever `hop` returns
+/// besides (the proxy's process) is kept until the stream has ended.
+pub fn stream_through<G>(
+    size: usize,
+    duration: Duration,
+    hop: impl FnOnce(SocketAddr) -> anyhow::Result<(SocketAddr, G)>,
+) -> anyhow::Result<RunStats> {
     let listener = TcpListener::bind("127.0.0.1:0").context("binding the raw listener")?;
-    let addr = listener.local_addr()?;
+    let (addr, guard) = hop(listener.local_addr()?)?;
     let reader = thread::spawn(move || -> std::io::Result<u64> {
         let (mut conn, _) = listener.accept()?;
         let mut buf = vec![0u8; 256 * 1024];
@@ -48,6 +59,7 @@ pub fn stream(size: usize, duration: Duration) -> anyhow::Result<RunStats> {
         .map_err(|_| anyhow!("the raw reader thread panicked"))?
         .context("the raw reader failed")?;
     let seconds = start.elapsed().as_secs_f64();
+    drop(guard);
     let loadgen_cpu_s = crate::procs::cpu_seconds(0)
         .zip(cpu_before)
         .map(|(after, before)| after - before);

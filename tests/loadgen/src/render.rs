@@ -252,6 +252,66 @@ pub fn echo_table(entries: &[Entry], r: &Results) -> String {
     text
 }
 
+/// Lesson 13's proxy: each path through it beside the same path straight,
+/// and what the hop costs.
+pub fn hop_table(r: &Results) -> String {
+    if r.hop.is_empty() {
+        return "Not measured: these results come from a run before the hop scenario \
+                existed. `cargo run --release -p loadgen -- report` measures it.\n"
+            .to_string();
+    }
+    let mut text = String::from(
+        "| path | messages/s | MB/s | vs straight | latency p50 / p99 / max |\n\
+         | --- | ---: | ---: | ---: | ---: |\n",
+    );
+    let straight = |key: &str| {
+        let base = key.strip_suffix("-proxy").unwrap_or(key);
+        r.hop
+            .iter()
+            .find(|e| e.key == base)
+            .and_then(|e| e.summary.as_ref())
+            .map(|s| s.msgs_per_s)
+            .filter(|&v| v > 0.0)
+    };
+    for e in &r.hop {
+        let Some(s) = &e.summary else {
+            let _ = writeln!(
+                text,
+                "| {} | not measured: {} | | | |",
+                e.label,
+                e.missing.as_deref().unwrap_or("?")
+            );
+            continue;
+        };
+        let latency = if s.p50_us.is_some() {
+            format!(
+                "{} / {} / {}",
+                micros(s.p50_us),
+                micros(s.p99_us),
+                micros(s.max_us)
+            )
+        } else {
+            "–".into()
+        };
+        let ratio = straight(&e.key).map_or("–".into(), |t| format!("{:.2}×", s.msgs_per_s / t));
+        let _ = writeln!(
+            text,
+            "| {} | {} | {:.2} | {} | {} |",
+            e.label,
+            thousands(s.msgs_per_s),
+            s.mb_per_s,
+            ratio,
+            latency,
+        );
+    }
+    let problems = problems(&r.hop);
+    if !problems.is_empty() {
+        text.push('\n');
+        text.push_str(&problems);
+    }
+    text
+}
+
 /// Lesson 07's framed echo beside the thread-per-connection echo servers of
 /// the same run (lesson 06's first step, the baseline, Python's
 /// ThreadingTCPServer), which answer the same payloads without a length.
@@ -594,6 +654,7 @@ pub fn write_all(r: &Results, dir: &Path) -> anyhow::Result<()> {
     write("echo.md", echo)?;
     write("framed.md", framed_table(r))?;
     write("web.md", web_table(r))?;
+    write("hop.md", hop_table(r))?;
     let all: Vec<Entry> = r
         .echo
         .iter()

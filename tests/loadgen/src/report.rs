@@ -42,6 +42,10 @@ enum Launch {
     Python(&'static str),
     /// A lesson binary whose log goes to /dev/null instead of to us.
     Silent(&'static str),
+    /// The raw loopback stream through lesson 13's proxy, a fresh one per run.
+    RawThroughProxy,
+    /// This binary's `serve-...` server, with lesson 13's proxy in front.
+    ThroughProxy(&'static str),
 }
 
 #[derive(Clone)]
@@ -71,7 +75,7 @@ const PY_THREADING: &str = "tests/loadgen/python/threading_server.py";
 const PY_UDP: &str = "lessons/lesson05-udp/python/server.py";
 const PY_FRAMED: &str = "lessons/lesson07-framing/python/server.py";
 const PY_HTTP: &str = "tests/loadgen/python/http_server.py";
-const LESSONS: [&str; 7] = [
+const LESSONS: [&str; 8] = [
     "lesson03-server",
     "lesson04-server",
     "lesson05-server",
@@ -79,7 +83,11 @@ const LESSONS: [&str; 7] = [
     "lesson06-server",
     "lesson07-server",
     "lesson09-server",
+    "lesson13-proxy",
 ];
+
+/// Lesson 13's proxy, which the hop scenario puts in front of the others.
+const PROXY: &str = "lesson13-proxy";
 
 /// Everything the runs need to start servers.
 struct Env {
@@ -107,6 +115,9 @@ impl Env {
                 Ok((path, args))
             }
             Launch::Silent(_) => Err("a silent server is started by start_silent".into()),
+            Launch::RawThroughProxy | Launch::ThroughProxy(_) => {
+                Err("a proxied server is started by start_proxied".into())
+            }
             Launch::Python(script) => {
                 let python = self
                     .python
@@ -315,6 +326,33 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
     results.web = measure_group(&runtime, &env, &all, &web_load, &settings);
 
     eprintln!(
+        "== one hop (lesson 13's proxy, no fault): the raw stream and the tokio echo, straight and through it"
+    );
+    let hop = [
+        candidate("raw", "raw loopback, no replies", "ceiling", Launch::Raw),
+        candidate(
+            "raw-proxy",
+            "raw loopback through lesson 13's proxy",
+            "lesson",
+            Launch::RawThroughProxy,
+        ),
+        candidate(
+            "tokio",
+            "tokio echo",
+            "baseline",
+            Launch::Loadgen("serve-tokio"),
+        ),
+        candidate(
+            "tokio-proxy",
+            "tokio echo through lesson 13's proxy",
+            "lesson",
+            Launch::ThroughProxy("serve-tokio"),
+        ),
+    ];
+    let all: Vec<&Candidate> = hop.iter().collect();
+    results.hop = measure_group(&runtime, &env, &all, &load, &settings);
+
+    eprintln!(
         "== sessions: {} clients start at once, each sends {} messages and hangs up (at most {} s)",
         settings.clients, settings.session_messages, settings.session_deadline_s
     );
@@ -368,6 +406,7 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
         .chain(&results.framed)
         .chain(&results.web)
         .chain(&results.sessions)
+        .chain(&results.hop)
         .filter_map(|e| e.summary.as_ref())
         .map(|s| s.wrong)
         .sum();
@@ -421,6 +460,8 @@ fn settings(args: &ReportArgs) -> Settings {
 struct Subject<'a> {
     c: &'a Candidate,
     server: Option<Server>,
+    /// The server behind the proxy, for [`Launch::ThroughProxy`].
+    upstream: Option<Server>,
     runs: Vec<RunStats>,
     failed: Option<String>,
 }
@@ -442,10 +483,19 @@ fn measure_group(
             let mut subject = Subject {
                 c,
                 server: None,
+                upstream: None,
                 runs: Vec::new(),
                 failed: None,
             };
-            if !matches!(c.launch, Launch::Raw) {
+            if let Launch::ThroughProxy(sub) = c.launch {
+                match start_proxied(env, sub) {
+                    Ok((proxy, upstream)) => {
+                        subject.server = Some(proxy);
+                        subject.upstream = Some(upstream);
+                    }
+                    Err(why) => subject.failed = Some(why),
+                }
+            } else if !matches!(c.launch, Launch::Raw | Launch::RawThroughProxy) {
                 let started = match &c.launch {
                     Launch::Silent(name) => {
                         env.command(&Launch::Lesson(name, vec![]))
@@ -468,7 +518,7 @@ fn measure_group(
     let warmup = Duration::from_secs_f64(settings.warmup_s);
     if !warmup.is_zero() {
         for subject in subjects.iter_mut().filter(|s| s.failed.is_none()) {
-            if let Err(why) = one_run(runtime, subject, load, Some(warmup)) {
+            if let Err(why) = one_run(runtime, env, subject, load, Some(warmup)) {
                 subject.failed = Some(why);
             }
         }
@@ -478,7 +528,7 @@ fn measure_group(
             eprintln!("   run {run} of {}", settings.runs);
         }
         for subject in subjects.iter_mut().filter(|s| s.failed.is_none()) {
-            match one_run(runtime, subject, load, None) {
+            match one_run(runtime, env, subject, load, None) {
                 Ok(stats) => subject.runs.push(stats),
                 Err(why) => subject.failed = Some(why),
             }
@@ -487,17 +537,41 @@ fn measure_group(
     subjects.into_iter().map(entry).collect()
 }
 
+/// Lesson 13's proxy, with no fault, in front of `to`.
+fn start_proxy(env: &Env, to: std::net::SocketAddr) -> Result<Server, String> {
+    let (program, mut args) = env.command(&Launch::Lesson(PROXY, vec![]))?;
+    args.extend(["--to".into(), to.to_string().into()]);
+    procs::start(&program, &args).map_err(|e| format!("{e:#}"))
+}
+
+/// This binary's server `sub`, and lesson 13's proxy in front of it.
+fn start_proxied(env: &Env, sub: &'static str) -> Result<(Server, Server), String> {
+    let (program, args) = env.command(&Launch::Loadgen(sub))?;
+    let upstream = procs::start(&program, &args).map_err(|e| format!("{e:#}"))?;
+    let proxy = start_proxy(env, upstream.addr)?;
+    Ok((proxy, upstream))
+}
+
 /// One run (or, with `warmup`, the warm-up) of one server.
 fn one_run(
     runtime: &tokio::runtime::Runtime,
+    env: &Env,
     subject: &Subject,
     load: &echo::Spec,
     warmup: Option<Duration>,
 ) -> Result<RunStats, String> {
     let Some(server) = &subject.server else {
-        // The raw loopback stream needs no server.
+        // The raw loopback stream needs no server; through the proxy, it
+        // gets a fresh proxy in front of its reader.
         let length = warmup.unwrap_or(load.duration);
-        return raw::stream(load.size, length).map_err(|e| format!("{e:#}"));
+        let stats = match subject.c.launch {
+            Launch::RawThroughProxy => raw::stream_through(load.size, length, |reader| {
+                let proxy = start_proxy(env, reader).map_err(anyhow::Error::msg)?;
+                Ok((proxy.addr, proxy))
+            }),
+            _ => raw::stream(load.size, length),
+        };
+        return stats.map_err(|e| format!("{e:#}"));
     };
     let mut spec = echo::Spec {
         label: subject.c.label.to_string(),

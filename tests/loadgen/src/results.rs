@@ -26,6 +26,10 @@ pub struct Results {
     pub web: Vec<Entry>,
     /// C clients that each send N messages and hang up, all starting at once.
     pub sessions: Vec<Entry>,
+    /// Lesson 13's proxy with no fault: the raw stream and the tokio echo,
+    /// each straight and through one hop of the proxy.
+    #[serde(default)]
+    pub hop: Vec<Entry>,
     /// Lesson 06's chat room, one line to everybody.
     pub fanout: Vec<FanoutEntry>,
     pub build: Option<BuildTime>,

@@ -157,7 +157,7 @@ fn report_smoke_runs_every_scenario_and_draws_the_plots() -> Result<()> {
     let results = json(&dir.join("results.json"))?;
     // The Rust servers are always there; a Python twin may be missing, and
     // then it must say why.
-    for section in ["echo", "udp", "framed", "web", "sessions"] {
+    for section in ["echo", "udp", "framed", "web", "sessions", "hop"] {
         for entry in results[section].as_array().context("no section")? {
             let key = entry["key"].as_str().unwrap_or("?");
             if entry["kind"] == "python" && entry["missing"].is_string() {
@@ -175,6 +175,12 @@ fn report_smoke_runs_every_scenario_and_draws_the_plots() -> Result<()> {
             );
         }
     }
+    let hop = results["hop"].as_array().context("no hop section")?;
+    ensure!(
+        hop.len() == 4,
+        "the hop scenario has {} paths, not 4: {hop:?}",
+        hop.len()
+    );
     let fanout = &results["fanout"][0];
     ensure!(fanout["missing"].is_null(), "fan-out failed: {fanout}");
     ensure!(fanout["summary"]["missing"] == 0, "{fanout}");
@@ -183,6 +189,7 @@ fn report_smoke_runs_every_scenario_and_draws_the_plots() -> Result<()> {
         "echo.md",
         "framed.md",
         "web.md",
+        "hop.md",
         "sessions.md",
         "fanout.md",
         "targets.md",
