@@ -27,6 +27,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use clap::builder::RangedU64ValueParser;
+// The chat protocol, written once for the course's three chat servers.
+use lesson06_protocol::{self as protocol, MAX_LINE, QUEUE_LINES, To};
 // ANCHOR_END: imports
 
 // ANCHOR: args
@@ -51,13 +53,6 @@ fn main() -> ExitCode {
 // ANCHOR_END: args
 
 // ANCHOR: limits
-/// The longest line we accept, in bytes, not counting its `\n`.
-const MAX_LINE: usize = 8192;
-
-/// How many lines may wait in one client's outgoing queue. A client who lets
-/// it fill up is not reading, or is far too slow for the room: we hang up.
-const QUEUE_LINES: usize = 256;
-
 /// How long one write to a client may block before their writer gives up.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 // ANCHOR_END: limits
@@ -140,7 +135,7 @@ fn admit(room: &Room, conn: TcpStream, peer: SocketAddr, max_clients: usize) -> 
     // check and the insert below.
     if lock(room).len() >= max_clients {
         // A new socket's send buffer is empty: this short write cannot block.
-        (&conn).write_all(b"* server full\n")?;
+        (&conn).write_all(format!("{}\n", protocol::SERVER_FULL).as_bytes())?;
         println!("client {peer} turned away: the room is full");
         return Ok(()); // dropping `conn` hangs up
     }
@@ -165,7 +160,7 @@ fn admit(room: &Room, conn: TcpStream, peer: SocketAddr, max_clients: usize) -> 
     // line can get into the queue before the welcome, and whoever reads the
     // welcome is already in the room.
     let name = peer.to_string();
-    let welcome = format!("* welcome, you are {name}; commands: /nick NAME, /who, /quit\n");
+    let welcome = format!("{}\n", protocol::welcome(&name));
     {
         let mut members = lock(room);
         let _ = outbox.try_send(welcome.into()); // an empty queue is never full
@@ -178,7 +173,7 @@ fn admit(room: &Room, conn: TcpStream, peer: SocketAddr, max_clients: usize) -> 
         members.insert(peer, member);
     }
     println!("client {peer} connected");
-    send(room, &format!("* {name} joined"), |to| to != peer);
+    send(room, &protocol::joined(&name), |to| to != peer);
 
     let in_room = Arc::clone(room);
     let reader = thread::Builder::new()
@@ -228,7 +223,6 @@ fn serve(room: &Room, conn: &TcpStream, peer: SocketAddr) {
 // ANCHOR: read-line
 /// The communication loop (通信循环) of one client. Returns why it ended.
 fn talk(room: &Room, conn: &TcpStream, peer: SocketAddr) -> io::Result<&'static str> {
-    let mut name = peer.to_string();
     let mut reader = BufReader::new(conn);
     let mut line = Vec::new();
     loop {
@@ -245,49 +239,59 @@ fn talk(room: &Room, conn: &TcpStream, peer: SocketAddr) -> io::Result<&'static 
         if line.ends_with(b"\n") {
             line.pop();
         } else if line.len() > MAX_LINE {
-            let error = format!("* line too long (max {MAX_LINE} bytes), disconnecting");
-            tell(room, peer, &error);
+            tell(room, peer, &protocol::too_long());
             return Ok("sent a line that was too long, disconnected");
         }
         // (No `\n` and not too long: their last line before hanging up. It
         // is handled like any other; the next read returns 0.)
-        if line.ends_with(b"\r") {
-            line.pop(); // typed on Windows, or in telnet
-        }
-        println!("client {peer} said {}", shared::show(&line));
-        // Invalid UTF-8 becomes `�` instead of an error, and so does every
-        // control character but tab: the others' terminals would obey an
-        // Escape sequence, and one member could erase or repaint their screens.
-        let text: String = String::from_utf8_lossy(&line)
-            .chars()
-            .map(|c| {
-                if c.is_control() && c != '\t' {
-                    '\u{fffd}'
-                } else {
-                    c
-                }
-            })
-            .collect();
         // ANCHOR_END: read-line
 
         // ANCHOR: commands
-        let (command, rest) = text.split_once(' ').unwrap_or((&*text, ""));
-        match command {
-            "/quit" => {
-                tell(room, peer, "* bye");
-                return Ok("left with /quit");
+        // What the line means is the protocol's business; sending the
+        // answer is ours.
+        let mut roster = Speaker { room, peer };
+        let answer = protocol::handle_line(&mut roster, peer, &line);
+        for (to, text) in &answer.lines {
+            match to {
+                To::Me => tell(room, peer, text),
+                To::Others => send(room, text, |addr| addr != peer),
             }
-            "/who" => who(room, peer),
-            "/nick" => rename(room, peer, &mut name, rest.trim()),
-            _ if command.starts_with('/') => {
-                let help = format!("* unknown command {command}; try /nick NAME, /who or /quit");
-                tell(room, peer, &help);
-            }
-            // An empty line says nothing. (Test the whole line, not the first
-            // word: " hi" has an empty first word and is still a line.)
-            _ if text.is_empty() => {}
-            _ => send(room, &format!("{name}: {text}"), |to| to != peer),
         }
+        if let Some(why) = answer.leave {
+            return Ok(why);
+        }
+    }
+}
+
+/// The room as the protocol sees it from one member: their name, all the
+/// names, and taking a new one. Each call locks the room for a moment.
+struct Speaker<'a> {
+    room: &'a Room,
+    peer: SocketAddr,
+}
+
+impl protocol::Roster for Speaker<'_> {
+    fn my_name(&self) -> String {
+        let members = lock(self.room);
+        let me = members.get(&self.peer);
+        me.map_or_else(|| self.peer.to_string(), |me| me.name.clone())
+    }
+
+    fn names(&self) -> Vec<String> {
+        lock(self.room).values().map(|m| m.name.clone()).collect()
+    }
+
+    /// Checks and takes the name under one lock, so two clients asking for
+    /// the same name at the same moment cannot both get it.
+    fn take_name(&mut self, wanted: &str) -> bool {
+        let mut members = lock(self.room);
+        let taken = members
+            .iter()
+            .any(|(&addr, member)| addr != self.peer && member.name == wanted);
+        if let (false, Some(me)) = (taken, members.get_mut(&self.peer)) {
+            me.name = wanted.to_string();
+        }
+        !taken
     }
 }
 // ANCHOR_END: commands
@@ -340,7 +344,7 @@ fn leave(room: &Room, peer: SocketAddr, why: &str) {
     let removed = lock(room).remove(&peer); // locked for this line only
     if let Some(member) = removed {
         println!("client {peer} {why}");
-        send(room, &format!("* {} left", member.name), |_| true);
+        send(room, &protocol::left(&member.name), |_| true);
     }
 }
 
@@ -352,59 +356,10 @@ fn hang_up_on_slow(room: &Room, peer: SocketAddr) {
         // socket down makes that write fail, and their reader sees the end.
         let _ = member.conn.shutdown(Shutdown::Both);
         println!("client {peer} was too slow, disconnected");
-        send(room, &format!("* {} left", member.name), |_| true);
+        send(room, &protocol::left(&member.name), |_| true);
     }
 }
 // ANCHOR_END: leave
-
-// ANCHOR: nick
-/// `/nick NAME`: checks the name, and takes it if nobody else has it.
-fn rename(room: &Room, peer: SocketAddr, name: &mut String, wanted: &str) {
-    let well_formed = (1..=20).contains(&wanted.chars().count())
-        && wanted
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
-    if !well_formed {
-        let rule = "* a name is 1 to 20 letters, digits, _ or -";
-        tell(room, peer, rule);
-        return;
-    }
-    // Check and take the name under one lock, so two clients asking for the
-    // same name at the same moment cannot both get it.
-    let taken = {
-        let mut members = lock(room);
-        let taken = members
-            .iter()
-            .any(|(&addr, member)| addr != peer && member.name == wanted);
-        if !taken {
-            if let Some(me) = members.get_mut(&peer) {
-                me.name = wanted.to_string();
-            }
-        }
-        taken
-    };
-    if taken {
-        tell(room, peer, &format!("* the name {wanted} is taken"));
-        return;
-    }
-    // Tell the others first: once the client reads "you are now", everybody
-    // else already has the news in their queue.
-    println!("client {peer} is now {wanted}");
-    send(room, &format!("* {name} is now {wanted}"), |to| to != peer);
-    tell(room, peer, &format!("* you are now {wanted}"));
-    *name = wanted.to_string();
-}
-// ANCHOR_END: nick
-
-// ANCHOR: who
-/// `/who`: the names of everybody in the room, in one line.
-fn who(room: &Room, peer: SocketAddr) {
-    let mut names: Vec<String> = lock(room).values().map(|m| m.name.clone()).collect();
-    names.sort();
-    let list = format!("* {} in the room: {}", names.len(), names.join(", "));
-    tell(room, peer, &list);
-}
-// ANCHOR_END: who
 
 // ANCHOR: shut-down
 /// Runs on the Ctrl-C thread: says goodbye to everybody, then ends the process.
@@ -416,7 +371,7 @@ fn shut_down(room: &Room) {
     let mut members = lock(room);
     let mut writers = Vec::new();
     for (_, member) in members.drain() {
-        let notice: Arc<str> = "* server shutting down\n".into();
+        let notice: Arc<str> = format!("{}\n", protocol::SHUTTING_DOWN).into();
         if member.outbox.try_send(notice).is_err() {
             // Queue full: a client who does not read. Do not wait for them.
             let _ = member.conn.shutdown(Shutdown::Both);

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use clap::builder::RangedU64ValueParser;
+use lesson06_protocol::{self as protocol, MAX_LINE, To};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 // ANCHOR_END: imports
@@ -58,9 +59,6 @@ fn main() -> ExitCode {
 // ANCHOR_END: args
 
 // ANCHOR: limits
-/// The longest line we accept, in bytes, not counting its `\n`.
-const MAX_LINE: usize = 8192;
-
 /// How many bytes may wait in one client's output buffer. A client who lets
 /// it fill up is not reading, or is far too slow for the room: we hang up.
 /// (Lesson 06 allowed 256 lines; 256 short lines are about this size.)
@@ -375,47 +373,59 @@ impl Server {
 
     // ANCHOR: commands
     /// Acts on one line, as lesson 06 does. Returns `false` if they left.
-    fn handle_line(&mut self, token: Token, mut line: Vec<u8>) -> bool {
-        if line.ends_with(b"\r") {
-            line.pop(); // typed on Windows, or in telnet
-        }
+    fn handle_line(&mut self, token: Token, line: Vec<u8>) -> bool {
         let Some(member) = self.members.get(&token) else {
             return false;
         };
-        let (peer, name) = (member.addr, member.name.clone());
-        println!("client {peer} said {}", shared::show(&line));
-        // Invalid UTF-8 and control characters but tab become `�`, so no
-        // member can send the others' terminals an Escape sequence.
-        let text: String = String::from_utf8_lossy(&line)
-            .chars()
-            .map(|c| {
-                if c.is_control() && c != '\t' {
-                    '\u{fffd}'
-                } else {
-                    c
-                }
-            })
-            .collect();
-        let (command, rest) = text.split_once(' ').unwrap_or((&*text, ""));
-        match command {
-            "/quit" => {
-                self.tell(token, "* bye");
-                self.leave(token, "left with /quit");
-                return false;
+        let peer = member.addr;
+        let mut roster = Speaker {
+            members: &mut self.members,
+            me: token,
+        };
+        let answer = protocol::handle_line(&mut roster, peer, &line);
+        for (to, text) in &answer.lines {
+            match to {
+                To::Me => self.tell(token, text),
+                To::Others => self.send(text, |other| other != token),
             }
-            "/who" => self.who(token),
-            "/nick" => self.rename(token, rest.trim()),
-            _ if command.starts_with('/') => {
-                let help = format!(
-                    "* unknown command {command}; try /nick NAME, /who or /quit"
-                );
-                self.tell(token, &help);
-            }
-            _ if text.is_empty() => {} // an empty line says nothing
-            _ => self.send(&format!("{name}: {text}"), |to| to != token),
+        }
+        if let Some(why) = answer.leave {
+            self.leave(token, why);
+            return false;
         }
         self.members.contains_key(&token)
     }
+}
+
+/// The room as the protocol sees it from one member. One thread owns the
+/// map: nobody can take a name between our check and our rename.
+struct Speaker<'a> {
+    members: &'a mut HashMap<Token, Member>,
+    me: Token,
+}
+
+impl protocol::Roster for Speaker<'_> {
+    fn my_name(&self) -> String {
+        self.members[&self.me].name.clone()
+    }
+
+    fn names(&self) -> Vec<String> {
+        let in_room = self.members.values().filter(|m| m.in_room);
+        in_room.map(|m| m.name.clone()).collect()
+    }
+
+    fn take_name(&mut self, wanted: &str) -> bool {
+        let taken = self.members.iter().any(|(&other, member)| {
+            other != self.me && member.in_room && member.name == wanted
+        });
+        if let (false, Some(me)) = (taken, self.members.get_mut(&self.me)) {
+            me.name = wanted.to_string();
+        }
+        !taken
+    }
+}
+
+impl Server {
     // ANCHOR_END: commands
 
     // ANCHOR: send
@@ -581,51 +591,6 @@ impl Server {
         self.wake_at = deadlines.chain(self.accept_again_at).min();
     }
     // ANCHOR_END: deadlines
-
-    // ANCHOR: nick
-    /// `/nick NAME`: checks the name, and takes it if nobody else has it.
-    fn rename(&mut self, token: Token, wanted: &str) {
-        let well_formed = (1..=20).contains(&wanted.chars().count())
-            && wanted
-                .chars()
-                .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
-        if !well_formed {
-            self.tell(token, "* a name is 1 to 20 letters, digits, _ or -");
-            return;
-        }
-        // One thread: nobody can take the name between check and rename.
-        let taken = self.members.iter().any(|(&other, member)| {
-            other != token && member.in_room && member.name == wanted
-        });
-        if taken {
-            self.tell(token, &format!("* the name {wanted} is taken"));
-            return;
-        }
-        let Some(member) = self.members.get_mut(&token) else {
-            return;
-        };
-        let old = std::mem::replace(&mut member.name, wanted.to_string());
-        println!("client {} is now {wanted}", member.addr);
-        self.send(&format!("* {old} is now {wanted}"), |to| to != token);
-        self.tell(token, &format!("* you are now {wanted}"));
-    }
-    // ANCHOR_END: nick
-
-    // ANCHOR: who
-    /// `/who`: the names of everybody in the room, in one line.
-    fn who(&mut self, token: Token) {
-        let mut names: Vec<&str> = self
-            .members
-            .values()
-            .filter(|member| member.in_room)
-            .map(|member| member.name.as_str())
-            .collect();
-        names.sort();
-        let list =
-            format!("* {} in the room: {}", names.len(), names.join(", "));
-        self.tell(token, &list);
-    }
-    // ANCHOR_END: who
 
     // ANCHOR: shut-down
     /// Ctrl-C: everybody gets a goodbye and leaves the room at once. The

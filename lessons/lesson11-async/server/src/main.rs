@@ -17,6 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use clap::builder::RangedU64ValueParser;
+use lesson06_protocol::{self as protocol, MAX_LINE, QUEUE_LINES, To};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -54,12 +55,6 @@ async fn main() -> ExitCode {
 // ANCHOR_END: args
 
 // ANCHOR: limits
-/// The longest line we accept, in bytes, not counting its `\n`.
-const MAX_LINE: usize = 8192;
-
-/// How many lines may wait for one client. More: they are not reading.
-const QUEUE_LINES: usize = 256;
-
 /// After Ctrl-C, how long the members have to take their last lines.
 const GOODBYE_DEADLINE: Duration = Duration::from_secs(5);
 // ANCHOR_END: limits
@@ -134,7 +129,8 @@ async fn accept_loop(listener: &TcpListener, room: &Room, max: usize) {
 async fn admit(room: &Room, conn: TcpStream, peer: SocketAddr, max: usize) {
     if lock(room).len() >= max {
         let mut conn = conn;
-        let _ = conn.write_all(b"* server full\n").await;
+        let full = format!("{}\n", protocol::SERVER_FULL);
+        let _ = conn.write_all(full.as_bytes()).await;
         println!("client {peer} turned away: the room is full");
         return;
     }
@@ -144,9 +140,7 @@ async fn admit(room: &Room, conn: TcpStream, peer: SocketAddr, max: usize) {
     let (hang_up, hung_up) = oneshot::channel();
     let writer = tokio::spawn(write_lines(output, peer, queue));
     let name = peer.to_string();
-    let welcome = format!(
-        "* welcome, you are {name}; commands: /nick NAME, /who, /quit\n"
-    );
+    let welcome = format!("{}\n", protocol::welcome(&name));
     {
         let mut members = lock(room);
         let _ = outbox.try_send(welcome.into()); // an empty queue has room
@@ -159,7 +153,7 @@ async fn admit(room: &Room, conn: TcpStream, peer: SocketAddr, max: usize) {
         members.insert(peer, member);
     } // the guard is dropped here, before any `.await`
     println!("client {peer} connected");
-    send(room, &format!("* {name} joined"), |to| to != peer);
+    send(room, &protocol::joined(&name), |to| to != peer);
     tokio::spawn(serve(Arc::clone(room), input, peer, hung_up));
 }
 // ANCHOR_END: admit
@@ -211,7 +205,6 @@ async fn talk(
     input: OwnedReadHalf,
     peer: SocketAddr,
 ) -> std::io::Result<&'static str> {
-    let mut name = peer.to_string();
     // Every member has one of these buffers. The default, 8 KiB, makes
     // 80 MB for 10,000 members; lines pass through a small one just as well.
     let mut reader = BufReader::with_capacity(1024, input);
@@ -229,46 +222,52 @@ async fn talk(
         if line.ends_with(b"\n") {
             line.pop();
         } else if line.len() > MAX_LINE {
-            let error = format!(
-                "* line too long (max {MAX_LINE} bytes), disconnecting"
-            );
-            tell(room, peer, &error);
+            tell(room, peer, &protocol::too_long());
             return Ok("sent a line that was too long, disconnected");
         }
-        if line.ends_with(b"\r") {
-            line.pop();
-        }
-        println!("client {peer} said {}", shared::show(&line));
-        let text: String = String::from_utf8_lossy(&line)
-            .chars()
-            .map(|c| {
-                if c.is_control() && c != '\t' {
-                    '\u{fffd}'
-                } else {
-                    c
-                }
-            })
-            .collect();
         // ANCHOR_END: read-line
 
         // ANCHOR: commands
-        let (command, rest) = text.split_once(' ').unwrap_or((&*text, ""));
-        match command {
-            "/quit" => {
-                tell(room, peer, "* bye");
-                return Ok("left with /quit");
+        let mut roster = Speaker { room, peer };
+        let answer = protocol::handle_line(&mut roster, peer, &line);
+        for (to, text) in &answer.lines {
+            match to {
+                To::Me => tell(room, peer, text),
+                To::Others => send(room, text, |addr| addr != peer),
             }
-            "/who" => who(room, peer),
-            "/nick" => rename(room, peer, &mut name, rest.trim()),
-            _ if command.starts_with('/') => {
-                let help = format!(
-                    "* unknown command {command}; try /nick NAME, /who or /quit"
-                );
-                tell(room, peer, &help);
-            }
-            _ if text.is_empty() => {}
-            _ => send(room, &format!("{name}: {text}"), |to| to != peer),
         }
+        if let Some(why) = answer.leave {
+            return Ok(why);
+        }
+    }
+}
+
+/// The room as the protocol sees it from one member, as in lesson 06.
+struct Speaker<'a> {
+    room: &'a Room,
+    peer: SocketAddr,
+}
+
+impl protocol::Roster for Speaker<'_> {
+    fn my_name(&self) -> String {
+        let members = lock(self.room);
+        let me = members.get(&self.peer);
+        me.map_or_else(|| self.peer.to_string(), |me| me.name.clone())
+    }
+
+    fn names(&self) -> Vec<String> {
+        lock(self.room).values().map(|m| m.name.clone()).collect()
+    }
+
+    fn take_name(&mut self, wanted: &str) -> bool {
+        let mut members = lock(self.room);
+        let taken = members
+            .iter()
+            .any(|(&addr, member)| addr != self.peer && member.name == wanted);
+        if let (false, Some(me)) = (taken, members.get_mut(&self.peer)) {
+            me.name = wanted.to_string();
+        }
+        !taken
     }
 }
 // ANCHOR_END: commands
@@ -310,7 +309,7 @@ fn leave(room: &Room, peer: SocketAddr, why: &str) {
     let removed = lock(room).remove(&peer);
     if let Some(member) = removed {
         println!("client {peer} {why}");
-        send(room, &format!("* {} left", member.name), |_| true);
+        send(room, &protocol::left(&member.name), |_| true);
     }
 }
 
@@ -321,53 +320,10 @@ fn hang_up_on_slow(room: &Room, peer: SocketAddr) {
     if let Some(member) = removed {
         member.writer.abort();
         println!("client {peer} was too slow, disconnected");
-        send(room, &format!("* {} left", member.name), |_| true);
+        send(room, &protocol::left(&member.name), |_| true);
     }
 }
 // ANCHOR_END: leave
-
-// ANCHOR: nick
-fn rename(room: &Room, peer: SocketAddr, name: &mut String, wanted: &str) {
-    let well_formed = (1..=20).contains(&wanted.chars().count())
-        && wanted
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
-    if !well_formed {
-        tell(room, peer, "* a name is 1 to 20 letters, digits, _ or -");
-        return;
-    }
-    let taken = {
-        let mut members = lock(room);
-        let taken = members
-            .iter()
-            .any(|(&addr, member)| addr != peer && member.name == wanted);
-        if !taken {
-            if let Some(me) = members.get_mut(&peer) {
-                me.name = wanted.to_string();
-            }
-        }
-        taken
-    };
-    if taken {
-        tell(room, peer, &format!("* the name {wanted} is taken"));
-        return;
-    }
-    println!("client {peer} is now {wanted}");
-    send(room, &format!("* {name} is now {wanted}"), |to| to != peer);
-    tell(room, peer, &format!("* you are now {wanted}"));
-    *name = wanted.to_string();
-}
-// ANCHOR_END: nick
-
-// ANCHOR: who
-fn who(room: &Room, peer: SocketAddr) {
-    let mut names: Vec<String> =
-        lock(room).values().map(|m| m.name.clone()).collect();
-    names.sort();
-    let list = format!("* {} in the room: {}", names.len(), names.join(", "));
-    tell(room, peer, &list);
-}
-// ANCHOR_END: who
 
 // ANCHOR: shut-down
 /// Ctrl-C: a goodbye in every queue, then the writers get until the
@@ -378,7 +334,7 @@ async fn shut_down(room: &Room) {
     let members: Vec<Member> = lock(room).drain().map(|(_, m)| m).collect();
     let mut writers = Vec::new();
     for member in members {
-        let notice: Arc<str> = "* server shutting down\n".into();
+        let notice: Arc<str> = format!("{}\n", protocol::SHUTTING_DOWN).into();
         if member.outbox.try_send(notice).is_err() {
             member.writer.abort(); // queue full: they do not read
         }
