@@ -315,6 +315,11 @@ fn a_client_that_never_reads_does_not_stall_the_others() -> Result<()> {
 }
 
 #[test]
+fn a_member_for_whom_a_line_waits_too_long_is_hung_up() -> Result<()> {
+    chat_suite::a_member_for_whom_a_line_waits_too_long_is_hung_up(SERVER)
+}
+
+#[test]
 fn an_over_long_line_gets_an_error_and_a_disconnection() -> Result<()> {
     chat_suite::an_over_long_line_gets_an_error_and_a_disconnection(SERVER)
 }
@@ -457,6 +462,14 @@ fn interop_python_server_outlives_a_stuck_client_too() -> Result<()> {
         return Ok(());
     }
     chat_suite::room_outlives_a_stuck_client(python_server(&[])?)
+}
+
+#[test]
+fn interop_python_server_hangs_up_when_a_line_waits_too_long() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    chat_suite::member_for_whom_a_line_waits_too_long_is_hung_up(|| python_server(&[]))
 }
 
 #[cfg(unix)]

@@ -5,8 +5,8 @@
 //! The lesson's client, lesson10-client, is that same client with this
 //! lesson's address: it gets the command-line contract, a chat of its own
 //! through the server, and records the book's output. The other tests are
-//! this lesson's own: one thread whatever the number of members, the idle
-//! timeout, the Python twin, the exercise.
+//! this lesson's own: one thread whatever the number of members, running
+//! out of files, the Python twin, the exercise.
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use course_tests::chat_suite::{self, exit_with_stdin_open, interrupt, start_client_of, type_line};
@@ -37,8 +37,7 @@ fn server_prints_help() -> Result<()> {
     cmd(SERVER)?
         .arg("--help")
         .assert()
-        .stdout(predicate::str::contains("--max-clients"))
-        .stdout(predicate::str::contains("--idle-timeout <SECS>"));
+        .stdout(predicate::str::contains("--max-clients"));
     Ok(())
 }
 
@@ -66,11 +65,7 @@ fn client_dies_on_bad_address() -> Result<()> {
 
 #[test]
 fn server_dies_on_bad_arguments() -> Result<()> {
-    for (flag, bad) in [
-        ("--max-clients", "0"),
-        ("--idle-timeout", "0"),
-        ("--idle-timeout", "soon"),
-    ] {
+    for (flag, bad) in [("--max-clients", "0"), ("--max-clients", "many")] {
         cmd(SERVER)?
             .args(["127.0.0.1:0", flag, bad])
             .assert()
@@ -167,6 +162,11 @@ fn a_client_that_never_reads_does_not_stall_the_others() -> Result<()> {
 }
 
 #[test]
+fn a_member_for_whom_a_line_waits_too_long_is_hung_up() -> Result<()> {
+    chat_suite::a_member_for_whom_a_line_waits_too_long_is_hung_up(SERVER)
+}
+
+#[test]
 fn an_over_long_line_gets_an_error_and_a_disconnection() -> Result<()> {
     chat_suite::an_over_long_line_gets_an_error_and_a_disconnection(SERVER)
 }
@@ -260,50 +260,6 @@ fn serves_every_member_on_one_thread() -> Result<()> {
     }
     let during = threads()?;
     ensure!(during == before, "{during} threads with 101 members");
-    Ok(())
-}
-
-// ---------------------------------------------------------------- the idle timeout
-
-#[test]
-fn hangs_up_on_an_idle_member() -> Result<()> {
-    let mut server = Server::start(SERVER, &["--idle-timeout", "1"])?;
-    let mut silent = Chatter::named(server.addr, "silent")?;
-    let addr = silent.addr;
-    server.wait_for(&format!("client {addr} was idle for 1 s, hanging up"))?;
-    let last = silent.lines_until_closed()?;
-    ensure!(
-        last == ["* idle for 1 s, disconnecting"],
-        "the idle member got {last:?}"
-    );
-    Ok(())
-}
-
-#[test]
-fn a_member_who_keeps_talking_is_not_idle() -> Result<()> {
-    let server = Server::start(SERVER, &["--idle-timeout", "1"])?;
-    let mut listener = Chatter::join(server.addr)?;
-    let mut talker = Chatter::join(server.addr)?;
-    listener.expect(&format!("* {} joined", talker.addr))?;
-    // The talker talks on; the listener only listens, and hears each line,
-    // until it is hung up on for saying nothing for a second.
-    let mut n = 0;
-    loop {
-        talker.say(&format!("/nick t{n}"))?;
-        talker.wait_for(&format!("* you are now t{n}"))?;
-        let heard = listener.line()?;
-        if heard == "* idle for 1 s, disconnecting" {
-            break;
-        }
-        ensure!(heard.ends_with(&format!(" is now t{n}")), "got {heard:?}");
-        n += 1;
-    }
-    listener.lines_until_closed()?;
-    // The talker, in the room as long, is still there.
-    ensure!(
-        talker.who()? == format!("* 1 in the room: t{n}"),
-        "the talker was hung up on too"
-    );
     Ok(())
 }
 
@@ -463,20 +419,11 @@ fn interop_python_server_outlives_a_stuck_client_too() -> Result<()> {
 }
 
 #[test]
-fn interop_python_server_hangs_up_on_an_idle_member() -> Result<()> {
+fn interop_python_server_hangs_up_when_a_line_waits_too_long() -> Result<()> {
     if !PYTHON3.is_here()? {
         return Ok(());
     }
-    let mut server = python_server(&["--idle-timeout", "1"])?;
-    let mut silent = Chatter::join(server.addr)?;
-    let addr = silent.addr;
-    server.wait_for(&format!("client {addr} was idle for 1 s, hanging up"))?;
-    let last = silent.lines_until_closed()?;
-    ensure!(
-        last == ["* idle for 1 s, disconnecting"],
-        "the idle member got {last:?}"
-    );
-    server.kill()?.assert_no_panic()
+    chat_suite::member_for_whom_a_line_waits_too_long_is_hung_up(|| python_server(&[]))
 }
 
 /// The twin's `selectors` are level-triggered: a listener with a caller

@@ -18,7 +18,6 @@ use course_tests::{
     Chatter, PlainServer, Proc, Server, TIMEOUT, cmd, connect, python, run_with_stdin,
 };
 use predicates::prelude::*;
-use socket2::{Domain, Socket, Type};
 
 const SERVER: &str = "lesson11-server";
 const CLIENT: &str = "lesson11-client";
@@ -146,6 +145,11 @@ fn a_client_that_resets_is_removed_and_announced() -> Result<()> {
 #[test]
 fn a_client_that_never_reads_does_not_stall_the_others() -> Result<()> {
     chat_suite::a_client_that_never_reads_does_not_stall_the_others(SERVER)
+}
+
+#[test]
+fn a_member_for_whom_a_line_waits_too_long_is_hung_up() -> Result<()> {
+    chat_suite::a_member_for_whom_a_line_waits_too_long_is_hung_up(SERVER)
 }
 
 #[test]
@@ -324,33 +328,6 @@ fn client_loses_nothing_when_a_typed_line_wins_the_select() -> Result<()> {
 
 // ---------------------------------------------------------------- Ctrl-C
 
-/// A room with a member who never reads (and asked for a small receive
-/// buffer), alice who reads, and bob who sends `lines` lines of 8000 bytes,
-/// each heard by alice before the next. Stops early, returning how many
-/// went out, if the server hangs up on the stuck member as too slow.
-fn flood_a_stuck_member(
-    server: &Server,
-    lines: usize,
-) -> Result<(std::net::TcpStream, Chatter, Chatter, usize)> {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
-    socket.set_recv_buffer_size(4096)?;
-    socket.connect_timeout(&server.addr.into(), TIMEOUT)?;
-    let mut stuck = Chatter::over(socket.into())?;
-    stuck.nick("stuck")?;
-    let mut alice = Chatter::named(server.addr, "alice")?;
-    let mut bob = Chatter::named(server.addr, "bob")?;
-    alice.wait_for(&format!("* {} is now bob", bob.addr))?;
-    let long = "x".repeat(8000);
-    for sent in 0..lines {
-        bob.say(&long)?;
-        let before = alice.wait_for(&format!("bob: {long}"))?;
-        if before.iter().any(|line| line == "* stuck left") {
-            return Ok((stuck.output, alice, bob, sent));
-        }
-    }
-    Ok((stuck.output, alice, bob, lines))
-}
-
 /// Ctrl-C with a member who reads nothing and whose writer is stuck in
 /// `write_all`: the others get the goodbye, and the server exits 0 at its
 /// deadline (5 s) instead of waiting for the one who does not read.
@@ -362,12 +339,13 @@ fn flood_a_stuck_member(
 #[test]
 fn ctrl_c_says_goodbye_and_a_member_who_does_not_read_cannot_hold_it_up() -> Result<()> {
     let measure = Server::start(SERVER, &[])?;
-    let (_, _, _, too_many) = flood_a_stuck_member(&measure, 5000)?;
+    let (_, _, _, too_many) = chat_suite::flood_a_stuck_member(&measure, 5000)?;
     drop(measure);
     ensure!(too_many > 150, "hung up on after only {too_many} lines");
 
     let mut server = Server::start(SERVER, &[])?;
-    let (stuck, mut alice, mut bob, sent) = flood_a_stuck_member(&server, too_many - 100)?;
+    let (stuck, mut alice, mut bob, sent) =
+        chat_suite::flood_a_stuck_member(&server, too_many - 100)?;
     ensure!(
         sent == too_many - 100,
         "hung up on after {sent} lines this time"
@@ -497,6 +475,14 @@ fn interop_python_server_outlives_a_stuck_client_too() -> Result<()> {
         return Ok(());
     }
     chat_suite::room_outlives_a_stuck_client(python_server(&[])?)
+}
+
+#[test]
+fn interop_python_server_hangs_up_when_a_line_waits_too_long() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    chat_suite::member_for_whom_a_line_waits_too_long_is_hung_up(|| python_server(&[]))
 }
 
 #[cfg(unix)]

@@ -373,6 +373,64 @@ pub fn room_outlives_a_stuck_client(mut server: Server) -> Result<()> {
     server.kill()?.assert_no_panic()
 }
 
+/// A room with a member who never reads (and asked for a small receive
+/// buffer), alice who reads, and bob who sends `lines` lines of 8000 bytes,
+/// each heard by alice before the next. Stops early, returning how many
+/// went out, if the server hangs up on the stuck member as too slow.
+pub fn flood_a_stuck_member(
+    server: &Server,
+    lines: usize,
+) -> Result<(std::net::TcpStream, Chatter, Chatter, usize)> {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.set_recv_buffer_size(4096)?;
+    socket.connect_timeout(&server.addr.into(), TIMEOUT)?;
+    let mut stuck = Chatter::over(socket.into())?;
+    stuck.nick("stuck")?;
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    alice.wait_for(&format!("* {} is now bob", bob.addr))?;
+    let long = "x".repeat(8000);
+    for sent in 0..lines {
+        bob.say(&long)?;
+        let before = alice.wait_for(&format!("bob: {long}"))?;
+        if before.iter().any(|line| line == "* stuck left") {
+            return Ok((stuck.output, alice, bob, sent));
+        }
+    }
+    Ok((stuck.output, alice, bob, lines))
+}
+
+/// A member who takes nothing while lines wait for them is hung up on once
+/// a line has waited `SEND_DEADLINE` (5 s), even though their queue is not
+/// full. A first room measures how many lines of 8000 bytes the stuck
+/// member's buffers and queue take before the server hangs up on them;
+/// the second sends 100 fewer, so that about 150 wait in the queue, then
+/// waits for the hang-up.
+pub fn a_member_for_whom_a_line_waits_too_long_is_hung_up(server: &str) -> Result<()> {
+    member_for_whom_a_line_waits_too_long_is_hung_up(|| Server::start(server, &[]))
+}
+
+/// The same, for a server that `start` starts (a Python twin).
+pub fn member_for_whom_a_line_waits_too_long_is_hung_up(
+    start: impl Fn() -> Result<Server>,
+) -> Result<()> {
+    let measure = start()?;
+    let (_, _, _, too_many) = flood_a_stuck_member(&measure, 5000)?;
+    drop(measure);
+    ensure!(too_many > 150, "hung up on after only {too_many} lines");
+    let mut server = start()?;
+    let (stuck, mut alice, _bob, sent) = flood_a_stuck_member(&server, too_many - 100)?;
+    let stuck_addr = stuck.local_addr()?;
+    ensure!(
+        sent == too_many - 100,
+        "hung up on after {sent} lines this time"
+    );
+    server.wait_for(&format!("client {stuck_addr} was too slow, disconnected"))?;
+    alice.wait_for("* stuck left")?;
+    drop(stuck);
+    server.kill()?.assert_no_panic()
+}
+
 pub fn an_over_long_line_gets_an_error_and_a_disconnection(server: &str) -> Result<()> {
     let mut server = Server::start(server, &[])?;
     let mut alice = Chatter::named(server.addr, "alice")?;

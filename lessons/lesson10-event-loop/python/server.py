@@ -1,7 +1,6 @@
 """Lesson 10 server in Python: lesson 06's chat room on one thread, with selectors.
 
-Usage: python3 server.py [ADDR] [--max-clients N] [--idle-timeout SECS]
-       (default 127.0.0.1:9010; stop it with Ctrl-C)
+Usage: python3 server.py [ADDR] [--max-clients N]   (default 127.0.0.1:9010; stop it with Ctrl-C)
 """
 import argparse
 import selectors
@@ -10,8 +9,8 @@ import socket
 import time
 
 MAX_LINE = 8192             # the longest line we accept, without its "\n"
-MAX_OUTPUT = 256 * 1024     # bytes that may wait for one client; more: too slow
-LINGER = 5.0                # seconds a leaving client has to take its last lines
+QUEUE_LINES = 256           # lines that may wait for one client; more: too slow
+SEND_DEADLINE = 5.0         # seconds a line may wait for a client; more: too slow
 ACCEPT_AGAIN = 0.1          # seconds before we try accept again after it failed
 
 sel = selectors.DefaultSelector()   # epoll on Linux, kqueue on macOS: mio's Poll
@@ -23,9 +22,12 @@ class Member:
     def __init__(self, conn, peer):
         self.conn, self.peer, self.name = conn, peer, peer
         self.input = b""            # bytes that do not yet end with "\n"
-        self.output = b""           # bytes their socket has not taken yet
+        self.queue = []             # [queued at, bytes]: lines for them, oldest first
         self.in_room = True         # False: leaving, we only finish sending
-        self.deadline = time.monotonic() + args.idle_timeout
+
+    def deadline(self):
+        """When the oldest line for them has waited too long, if one waits."""
+        return self.queue[0][0] + SEND_DEADLINE if self.queue else None
 
 
 def show(addr):
@@ -39,30 +41,34 @@ def in_room():
 
 
 def queue(m, data):
-    """Add bytes to a member's output, then send what their socket takes."""
+    """Add a line to a member's queue, then send what their socket takes."""
     if m.conn not in members:
         return
-    if len(m.output) + len(data) > MAX_OUTPUT:
+    if len(m.queue) >= QUEUE_LINES:
         hang_up(m, "was too slow, disconnected")
         return
-    m.output += data
+    m.queue.append([time.monotonic(), data])
     flush(m)
 
 
 def flush(m):
     try:
-        while m.output:
-            n = m.conn.send(m.output)          # non-blocking: may take only part
-            m.output = m.output[n:]
+        while m.queue:
+            line = m.queue[0][1]
+            n = m.conn.send(line)              # non-blocking: may take only part
+            if n < len(line):
+                m.queue[0][1] = line[n:]
+                break                          # the socket is full for now
+            m.queue.pop(0)
     except BlockingIOError:
         pass                                   # full: wait for "writable"
     except OSError as err:
         hang_up(m, f"disconnected ({err})")
         return
-    if not m.output and not m.in_room:
+    if not m.queue and not m.in_room:
         close(m)                               # left, and everything is sent
         return
-    events = selectors.EVENT_READ | (selectors.EVENT_WRITE if m.output else 0)
+    events = selectors.EVENT_READ | (selectors.EVENT_WRITE if m.queue else 0)
     sel.modify(m.conn, events, m)              # "writable" only while pending
 
 
@@ -91,7 +97,6 @@ def leave(m, why):
     if not m.in_room:
         return
     m.in_room = False
-    m.deadline = time.monotonic() + LINGER
     print(f"client {m.peer} {why}")
     send(f"* {m.name} left", lambda to: True)
     if m.conn in members:
@@ -155,7 +160,6 @@ def read_from(m):
                 leave(m, "disconnected")
             return
         m.input += data
-        m.deadline = time.monotonic() + args.idle_timeout
         while m.in_room:
             end = m.input.find(b"\n")
             if end < 0 and len(m.input) <= MAX_LINE:
@@ -205,13 +209,8 @@ def rename(m, wanted):
 
 def check_deadlines():
     now = time.monotonic()
-    for m in [m for m in members.values() if m.deadline <= now]:
-        if m.in_room:
-            secs = args.idle_timeout
-            tell(m, f"* idle for {secs} s, disconnecting")
-            leave(m, f"was idle for {secs} s, hanging up")
-        else:
-            hang_up(m, "")
+    for m in [m for m in members.values() if m.queue and m.deadline() <= now]:
+        hang_up(m, "was too slow, disconnected")
 
 
 def shut_down(listener):
@@ -223,7 +222,6 @@ def shut_down(listener):
     listener.close()
     for m in members.values():
         m.in_room = False
-        m.deadline = time.monotonic() + LINGER
     for m in list(members.values()):
         queue(m, b"* server shutting down\n")
 
@@ -238,7 +236,6 @@ def positive(text):
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("addr", nargs="?", default="127.0.0.1:9010")
 parser.add_argument("--max-clients", type=positive, default=100)
-parser.add_argument("--idle-timeout", type=positive, default=300)
 args = parser.parse_args()
 host, _, port = args.addr.rpartition(":")
 host = host.strip("[]")
@@ -261,7 +258,7 @@ sel.register(wake_r, selectors.EVENT_READ, "ctrl-c")
 running = True
 while running or members:
     # The event loop: wait for ready sockets or the next deadline, handle each.
-    deadlines = [m.deadline for m in members.values()]
+    deadlines = [m.deadline() for m in members.values() if m.queue]
     if accept_again_at is not None:
         deadlines.append(accept_again_at)
     timeout = max(0, min(deadlines) - time.monotonic()) if deadlines else None

@@ -9,7 +9,7 @@ import socket
 
 MAX_LINE = 8192          # the longest line we accept, without its "\n"
 QUEUE_LINES = 256        # lines that may wait for one client; more: too slow
-GOODBYE_DEADLINE = 5.0   # seconds the members have to take their last lines
+SEND_DEADLINE = 5.0      # seconds a line may wait for one client; more: too slow
 
 room = {}                # address -> Member. One thread: no lock needed.
 
@@ -30,14 +30,30 @@ def show(addr):
 
 async def write_lines(member, peer):
     """The writer task: the only one that writes to this client's socket."""
+    loop = asyncio.get_running_loop()
     try:
-        while (line := await member.outbox.get()) is not None:
+        while (item := await member.outbox.get()) is not None:
+            queued, line = item
             member.writer.write(line)
-            await member.writer.drain()            # wait while their buffer is full
+            # Wait while their buffer is full, but not past the line's deadline.
+            await asyncio.wait_for(member.writer.drain(), queued + SEND_DEADLINE - loop.time())
         member.writer.write_eof()
+    except TimeoutError:
+        hang_up_on_slow(peer)
+        return
     except (OSError, RuntimeError) as err:
         print(f"client {peer}: sending failed ({err}); hanging up")
     member.writer.close()
+
+
+def hang_up_on_slow(addr):
+    member = room.pop(addr, None)
+    if member:
+        member.task.cancel()                       # stuck in drain(): stop it
+        member.reader.cancel()
+        member.writer.transport.abort()
+        print(f"client {addr} was too slow, disconnected")
+        send(f"* {member.name} left", lambda to: True)
 
 
 def send(text, to):
@@ -46,17 +62,15 @@ def send(text, to):
     for addr, member in room.items():
         if to(addr):
             try:
-                member.outbox.put_nowait(line)
+                member.outbox.put_nowait((loop_time(), line))
             except asyncio.QueueFull:
                 too_slow.append(addr)
     for addr in too_slow:
-        member = room.pop(addr, None)
-        if member:
-            member.task.cancel()                   # stuck in drain(): stop it
-            member.reader.cancel()
-            member.writer.transport.abort()
-            print(f"client {addr} was too slow, disconnected")
-            send(f"* {member.name} left", lambda to: True)
+        hang_up_on_slow(addr)
+
+
+def loop_time():
+    return asyncio.get_running_loop().time()
 
 
 def leave(peer, why):
@@ -135,7 +149,8 @@ async def handle(reader, writer):
     member = Member(peer, writer)
     member.task = asyncio.create_task(write_lines(member, peer))
     member.reader = asyncio.current_task()
-    member.outbox.put_nowait(f"* welcome, you are {peer}; commands: /nick NAME, /who, /quit\n".encode())
+    welcome = f"* welcome, you are {peer}; commands: /nick NAME, /who, /quit\n"
+    member.outbox.put_nowait((loop_time(), welcome.encode()))
     room[peer] = member
     print(f"client {peer} connected")
     send(f"* {peer} joined", lambda to: to != peer)
@@ -166,15 +181,13 @@ async def main():
     for member in members:
         member.reader.cancel()
         try:
-            member.outbox.put_nowait(b"* server shutting down\n")
+            member.outbox.put_nowait((loop_time(), b"* server shutting down\n"))
             member.outbox.put_nowait(None)
         except asyncio.QueueFull:
             member.task.cancel()                           # does not read: do not wait
     writers = [m.task for m in members]
-    if writers:
-        done, pending = await asyncio.wait(writers, timeout=GOODBYE_DEADLINE)
-        for task in pending:                               # still stuck at the deadline
-            task.cancel()
+    if writers:                                            # each ends by its deadline
+        await asyncio.wait(writers)
     print("server stopped")
 
 

@@ -16,19 +16,19 @@
 
 // ANCHOR: imports
 use std::collections::HashMap;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
 use clap::builder::RangedU64ValueParser;
 // The chat protocol, written once for the course's three chat servers.
-use lesson06_protocol::{self as protocol, MAX_LINE, QUEUE_LINES, To};
+use lesson06_protocol::{self as protocol, MAX_LINE, QUEUE_LINES, SEND_DEADLINE, To};
 // ANCHOR_END: imports
 
 // ANCHOR: args
@@ -53,8 +53,9 @@ fn main() -> ExitCode {
 // ANCHOR_END: args
 
 // ANCHOR: limits
-/// How long one write to a client may block before their writer gives up.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A line in a member's queue, and the moment it was queued: it must be on
+/// its way to them within `SEND_DEADLINE` of that moment.
+type Line = (Instant, Arc<str>);
 // ANCHOR_END: limits
 
 // ANCHOR: room
@@ -64,7 +65,7 @@ struct Member {
     name: String,
     /// The sending end of their outgoing queue. Their writer thread holds the
     /// receiving end; `SyncSender` is the bounded kind of channel.
-    outbox: SyncSender<Arc<str>>,
+    outbox: SyncSender<Line>,
     /// Their socket, so that any thread can hang up on them.
     conn: Arc<TcpStream>,
     /// Their writer thread, so that Ctrl-C can wait until it said goodbye.
@@ -139,7 +140,6 @@ fn admit(room: &Room, conn: TcpStream, peer: SocketAddr, max_clients: usize) -> 
         println!("client {peer} turned away: the room is full");
         return Ok(()); // dropping `conn` hangs up
     }
-    conn.set_write_timeout(Some(WRITE_TIMEOUT))?;
     // One socket, shared by the reader, the writer and the room. Reading and
     // writing work through a shared reference (`&TcpStream` implements `Read`
     // and `Write`), so nobody needs a copy of their own.
@@ -151,7 +151,10 @@ fn admit(room: &Room, conn: TcpStream, peer: SocketAddr, max_clients: usize) -> 
         let conn = Arc::clone(&conn);
         thread::Builder::new()
             .name(format!("writer {peer}"))
-            .spawn(move || write_lines(&conn, peer, queue))?
+            .spawn({
+                let room = Arc::clone(room);
+                move || write_lines(&room, &conn, peer, queue)
+            })?
     };
     // ANCHOR_END: admit
 
@@ -163,7 +166,7 @@ fn admit(room: &Room, conn: TcpStream, peer: SocketAddr, max_clients: usize) -> 
     let welcome = format!("{}\n", protocol::welcome(&name));
     {
         let mut members = lock(room);
-        let _ = outbox.try_send(welcome.into()); // an empty queue is never full
+        let _ = outbox.try_send((Instant::now(), welcome.into())); // an empty queue has space
         let member = Member {
             name: name.clone(),
             outbox,
@@ -193,19 +196,46 @@ fn admit(room: &Room, conn: TcpStream, peer: SocketAddr, max_clients: usize) -> 
 /// It is the only thread that writes to this socket, so lines never get mixed
 /// up, and the only one that ever waits for this client: a client who does
 /// not read stalls their own writer and nobody else.
-fn write_lines(conn: &TcpStream, peer: SocketAddr, queue: Receiver<Arc<str>>) {
-    let mut out = conn;
+fn write_lines(room: &Room, conn: &TcpStream, peer: SocketAddr, queue: Receiver<Line>) {
     // The loop ends when every sender is gone, i.e. the room has let this
     // client go; the lines queued before that are still delivered.
-    for line in queue {
-        if let Err(err) = out.write_all(line.as_bytes()) {
-            println!("client {peer}: sending failed ({err}); hanging up");
-            break;
+    for (queued, line) in queue {
+        match write_by(conn, line.as_bytes(), queued + SEND_DEADLINE) {
+            Ok(()) => {}
+            Err(err) if err.kind() == ErrorKind::TimedOut => {
+                hang_up_on_slow(room, peer);
+                break;
+            }
+            Err(err) => {
+                println!("client {peer}: sending failed ({err}); hanging up");
+                break;
+            }
         }
     }
     // Hang up. This also wakes their reader thread if it is still reading,
     // so it takes them out of the room.
     let _ = conn.shutdown(Shutdown::Both);
+}
+
+/// Writes all of `bytes` to `conn` before `deadline`, or fails with
+/// `TimedOut`. The socket's write timeout makes each `write` give up at
+/// the deadline (Unix reports that as `WouldBlock`, Windows as `TimedOut`).
+fn write_by(mut conn: &TcpStream, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ErrorKind::TimedOut.into());
+        }
+        conn.set_write_timeout(Some(left))?;
+        match conn.write(bytes) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(err) if err.kind() == ErrorKind::Interrupted => {}
+            Err(err) if err.kind() == ErrorKind::WouldBlock => {} // the deadline, next turn
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
 }
 // ANCHOR_END: writer
 
@@ -308,6 +338,7 @@ impl protocol::Roster for Speaker<'_> {
 fn send(room: &Room, text: &str, to: impl Fn(SocketAddr) -> bool) {
     // One copy of the line, however many queues hold it.
     let line: Arc<str> = format!("{text}\n").into();
+    let now = Instant::now();
     let mut too_slow = Vec::new();
     {
         let members = lock(room);
@@ -315,7 +346,7 @@ fn send(room: &Room, text: &str, to: impl Fn(SocketAddr) -> bool) {
             if !to(addr) {
                 continue;
             }
-            if let Err(TrySendError::Full(_)) = member.outbox.try_send(Arc::clone(&line)) {
+            if let Err(TrySendError::Full(_)) = member.outbox.try_send((now, Arc::clone(&line))) {
                 too_slow.push(addr);
             }
             // (`Disconnected` means their writer has stopped: it hung up, and
@@ -365,20 +396,24 @@ fn hang_up_on_slow(room: &Room, peer: SocketAddr) {
 /// Runs on the Ctrl-C thread: says goodbye to everybody, then ends the process.
 fn shut_down(room: &Room) {
     println!("Ctrl-C: telling everybody the server is shutting down");
-    // We keep the lock until the process ends, so nobody can join or talk any
-    // more. Waiting while holding it is safe only because the writer threads
-    // never take the lock.
-    let mut members = lock(room);
+    // Everybody out of the room in one locked moment, so that nobody hears
+    // "left" about the others. The lock is free again before we wait.
+    let members: Vec<Member> = lock(room).drain().map(|(_, member)| member).collect();
+    let notice: Arc<str> = format!("{}\n", protocol::SHUTTING_DOWN).into();
     let mut writers = Vec::new();
-    for (_, member) in members.drain() {
-        let notice: Arc<str> = format!("{}\n", protocol::SHUTTING_DOWN).into();
-        if member.outbox.try_send(notice).is_err() {
+    for member in members {
+        if member
+            .outbox
+            .try_send((Instant::now(), Arc::clone(&notice)))
+            .is_err()
+        {
             // Queue full: a client who does not read. Do not wait for them.
             let _ = member.conn.shutdown(Shutdown::Both);
         }
         writers.push(member.writer);
         // The rest of `member`, its queue's sender included, is dropped here:
-        // the writer sends what is queued, the notice last, then hangs up.
+        // the writer sends what is queued, the notice last, then hangs up,
+        // within SEND_DEADLINE for a client who does not read.
     }
     for writer in writers {
         let _ = writer.join();

@@ -14,10 +14,13 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use anyhow::Context;
 use clap::Parser;
 use clap::builder::RangedU64ValueParser;
 use lesson06_protocol::{self as protocol, MAX_LINE, QUEUE_LINES, To};
+use lesson06_protocol::{MAX_CLIENTS, SEND_DEADLINE};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -40,7 +43,7 @@ struct Args {
 
     /// How many clients may be in the room at once; the next one is turned
     /// away
-    #[arg(long, default_value_t = 100,
+    #[arg(long, default_value_t = MAX_CLIENTS,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     max_clients: usize,
 }
@@ -55,8 +58,9 @@ async fn main() -> ExitCode {
 // ANCHOR_END: args
 
 // ANCHOR: limits
-/// After Ctrl-C, how long the members have to take their last lines.
-const GOODBYE_DEADLINE: Duration = Duration::from_secs(5);
+/// A line in a member's queue, and the moment it was queued: it must be
+/// sent within `SEND_DEADLINE` of that moment.
+type Line = (Instant, Arc<str>);
 // ANCHOR_END: limits
 
 // ANCHOR: room
@@ -64,7 +68,7 @@ const GOODBYE_DEADLINE: Duration = Duration::from_secs(5);
 struct Member {
     name: String,
     /// Their bounded queue of lines; their writer task empties it.
-    outbox: mpsc::Sender<Arc<str>>,
+    outbox: mpsc::Sender<Line>,
     /// Their writer task, so that we can stop it (a client who does not
     /// read leaves it waiting in `write_all` for ever) or wait for it.
     writer: JoinHandle<()>,
@@ -138,12 +142,13 @@ async fn admit(room: &Room, conn: TcpStream, peer: SocketAddr, max: usize) {
     let (input, output) = conn.into_split();
     let (outbox, queue) = mpsc::channel(QUEUE_LINES);
     let (hang_up, hung_up) = oneshot::channel();
-    let writer = tokio::spawn(write_lines(output, peer, queue));
+    let writer =
+        tokio::spawn(write_lines(Arc::clone(room), output, peer, queue));
     let name = peer.to_string();
     let welcome = format!("{}\n", protocol::welcome(&name));
     {
         let mut members = lock(room);
-        let _ = outbox.try_send(welcome.into()); // an empty queue has room
+        let _ = outbox.try_send((Instant::now(), welcome.into())); // it is empty
         let member = Member {
             name: name.clone(),
             outbox,
@@ -160,16 +165,27 @@ async fn admit(room: &Room, conn: TcpStream, peer: SocketAddr, max: usize) {
 
 // ANCHOR: writer
 /// The writer task: sends each queued line, in order, then hangs up.
-/// `recv` returns `None` once the room dropped the queue's sender.
+/// `recv` returns `None` once the room dropped the queue's sender. A line
+/// not sent by its deadline means a member too slow for the room.
 async fn write_lines(
+    room: Room,
     mut output: OwnedWriteHalf,
     peer: SocketAddr,
-    mut queue: mpsc::Receiver<Arc<str>>,
+    mut queue: mpsc::Receiver<Line>,
 ) {
-    while let Some(line) = queue.recv().await {
-        if let Err(err) = output.write_all(line.as_bytes()).await {
-            println!("client {peer}: sending failed ({err}); hanging up");
-            return;
+    while let Some((queued, line)) = queue.recv().await {
+        let deadline = queued + SEND_DEADLINE;
+        let sent = tokio::time::timeout_at(
+            deadline,
+            output.write_all(line.as_bytes()),
+        );
+        match sent.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                println!("client {peer}: sending failed ({err}); hanging up");
+                return;
+            }
+            Err(_) => return hang_up_on_slow(&room, peer),
         }
     }
     let _ = output.shutdown().await; // a FIN: we are done sending
@@ -278,6 +294,7 @@ impl protocol::Roster for Speaker<'_> {
 /// holds the lock and cannot reach an `.await` while it does.
 fn send(room: &Room, text: &str, to: impl Fn(SocketAddr) -> bool) {
     let line: Arc<str> = format!("{text}\n").into();
+    let now = Instant::now();
     let mut too_slow = Vec::new();
     {
         let members = lock(room);
@@ -285,7 +302,7 @@ fn send(room: &Room, text: &str, to: impl Fn(SocketAddr) -> bool) {
             if !to(addr) {
                 continue;
             }
-            let sent = member.outbox.try_send(Arc::clone(&line));
+            let sent = member.outbox.try_send((now, Arc::clone(&line)));
             if let Err(TrySendError::Full(_)) = sent {
                 too_slow.push(addr);
             }
@@ -326,28 +343,26 @@ fn hang_up_on_slow(room: &Room, peer: SocketAddr) {
 // ANCHOR_END: leave
 
 // ANCHOR: shut-down
-/// Ctrl-C: a goodbye in every queue, then the writers get until the
-/// deadline to send what is queued. A writer still busy then belongs to a
-/// member who does not read: it is stopped, and we exit all the same.
+/// Ctrl-C: a goodbye in every queue, then we wait for the writers. Each
+/// sends what is queued, the goodbye last, within SEND_DEADLINE of the
+/// goodbye; a member who does not read cannot hold us up past it, because
+/// their writer gives up at the deadline.
 async fn shut_down(room: &Room) {
     println!("Ctrl-C: telling everybody the server is shutting down");
     let members: Vec<Member> = lock(room).drain().map(|(_, m)| m).collect();
+    let notice: Arc<str> = format!("{}\n", protocol::SHUTTING_DOWN).into();
     let mut writers = Vec::new();
     for member in members {
-        let notice: Arc<str> = format!("{}\n", protocol::SHUTTING_DOWN).into();
-        if member.outbox.try_send(notice).is_err() {
+        let goodbye = (Instant::now(), Arc::clone(&notice));
+        if member.outbox.try_send(goodbye).is_err() {
             member.writer.abort(); // queue full: they do not read
         }
         writers.push(member.writer);
         // The rest of `member` is dropped: the writer sees the end of its
         // queue after the notice, and the reader is told to stop.
     }
-    let deadline = tokio::time::Instant::now() + GOODBYE_DEADLINE;
     for writer in writers {
-        let abort = writer.abort_handle();
-        if tokio::time::timeout_at(deadline, writer).await.is_err() {
-            abort.abort();
-        }
+        let _ = writer.await;
     }
     println!("server stopped");
 }
