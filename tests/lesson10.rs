@@ -167,6 +167,11 @@ fn a_member_for_whom_a_line_waits_too_long_is_hung_up() -> Result<()> {
 }
 
 #[test]
+fn a_flood_from_one_member_neither_cuts_off_nor_drowns_the_others() -> Result<()> {
+    chat_suite::a_flood_from_one_member_neither_cuts_off_nor_drowns_the_others(SERVER)
+}
+
+#[test]
 fn an_over_long_line_gets_an_error_and_a_disconnection() -> Result<()> {
     chat_suite::an_over_long_line_gets_an_error_and_a_disconnection(SERVER)
 }
@@ -416,6 +421,14 @@ fn interop_python_server_outlives_a_stuck_client_too() -> Result<()> {
         return Ok(());
     }
     chat_suite::room_outlives_a_stuck_client(python_server(&[])?)
+}
+
+#[test]
+fn interop_python_server_is_not_drowned_by_a_flood_either() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    chat_suite::flood_neither_cuts_off_nor_drowns_the_others(python_server(&[])?)
 }
 
 #[test]

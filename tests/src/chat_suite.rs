@@ -5,7 +5,8 @@
 //! failure names the lesson. The real client in these tests is always
 //! lesson06-client: it speaks the protocol, whichever server runs it.
 
-use std::io::Write;
+use std::io::{BufReader, ErrorKind, Write};
+use std::net::TcpStream;
 use std::process::Command;
 use std::sync::mpsc;
 use std::thread;
@@ -429,6 +430,171 @@ pub fn member_for_whom_a_line_waits_too_long_is_hung_up(
     alice.wait_for("* stuck left")?;
     drop(stuck);
     server.kill()?.assert_no_panic()
+}
+
+/// What the threads of the flood test below report.
+enum Flood {
+    /// The flooder's socket took nothing for [`STALLED`]: the server has
+    /// stopped reading it, for now.
+    Stalled,
+    /// The flooder sent the most it may without the server ever stopping.
+    Capped,
+    /// The quiet member's line reached the reader, after this many lines
+    /// of the flood.
+    QuietHeard(usize),
+}
+
+/// How long a write of the flooder's may take nothing before the test
+/// takes it that the server has stopped reading the flood.
+const STALLED: Duration = Duration::from_millis(200);
+
+/// One member sends lines as fast as loopback takes them. A second, the
+/// reader, joins over a small socket and at first reads nothing, so that
+/// its queue fills; a third, quiet, reads all the time. The server must
+/// stop reading the flood while the reader's queue is full (backpressure:
+/// the flooder's writes stall), not hang up on the reader. Then the reader
+/// reads, quiet says one line, and that line must reach the reader while
+/// the flood goes on (nobody may drown the others), and nobody may be hung
+/// up on. The flood stops once quiet's line has arrived.
+pub fn a_flood_from_one_member_neither_cuts_off_nor_drowns_the_others(server: &str) -> Result<()> {
+    flood_neither_cuts_off_nor_drowns_the_others(Server::start(server, &[])?)
+}
+
+/// The same, against a server already started (a Python twin).
+pub fn flood_neither_cuts_off_nor_drowns_the_others(server: Server) -> Result<()> {
+    const LINE: usize = 100;
+    // More than every buffer between the flooder and a reader holds.
+    const CAP: usize = 64 * 1024 * 1024;
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.set_recv_buffer_size(4096)?;
+    socket.connect_timeout(&server.addr.into(), TIMEOUT)?;
+    let reader = Chatter::over(socket.into())?.renamed("reader")?;
+    let quiet = Chatter::named(server.addr, "quiet")?;
+    let mut flooder = Chatter::named(server.addr, "flood")?;
+    flooder.output.set_write_timeout(Some(STALLED))?;
+    let mut quiet_says = quiet.output;
+    let (news, progress) = mpsc::channel();
+
+    // The readers, each in a thread of its own, until the flood's end. The
+    // reader reads nothing until `go` says so.
+    let (go, start_reading) = mpsc::channel::<()>();
+    let listen = |mut input: BufReader<TcpStream>,
+                  news: Option<mpsc::Sender<Flood>>,
+                  wait: Option<mpsc::Receiver<()>>| {
+        thread::spawn(move || -> Result<usize> {
+            if let Some(wait) = wait {
+                wait.recv_timeout(TIMEOUT)?;
+            }
+            let mut flood = 0;
+            loop {
+                let line = crate::chat::read_line(&mut input)
+                    .with_context(|| format!("after {flood} flood lines"))?
+                    .context("the server hung up during the flood")?;
+                if line == "flood: done" {
+                    return Ok(flood);
+                } else if line.starts_with("flood: ") {
+                    flood += 1;
+                } else if let (Some(news), "quiet: hello") = (&news, line.as_str()) {
+                    let _ = news.send(Flood::QuietHeard(flood));
+                }
+            }
+        })
+    };
+    let reading = listen(reader.input, Some(news.clone()), Some(start_reading));
+    let quiet_reading = listen(quiet.input, None, None);
+
+    // The flooder: many lines per write, as fast as the socket takes them.
+    // It gives its connection back at the end: closed with the lines it
+    // never read (quiet's), it would reset, and the server would lose the
+    // flood's last lines.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooding = {
+        let stop = std::sync::Arc::clone(&stop);
+        let mut chunk = Vec::new();
+        while chunk.len() < 64 * 1024 {
+            chunk.extend_from_slice(&[b'x'; LINE - 1]);
+            chunk.push(b'\n');
+        }
+        thread::spawn(move || -> Result<(usize, Chatter)> {
+            let (mut sent, mut stalled, mut capped) = (0, Duration::ZERO, false);
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if sent >= CAP && !capped {
+                    capped = true;
+                    let _ = news.send(Flood::Capped);
+                }
+                match flooder.output.write(&chunk[sent % chunk.len()..]) {
+                    Ok(n) => (sent, stalled) = (sent + n, Duration::ZERO),
+                    Err(err)
+                        if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                    {
+                        if stalled.is_zero() {
+                            let _ = news.send(Flood::Stalled);
+                        }
+                        stalled += STALLED;
+                        ensure!(
+                            stalled < TIMEOUT,
+                            "the flood stalled for good after {sent} bytes"
+                        );
+                    }
+                    Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                    Err(err) => return Err(err).context("flooding"),
+                }
+            }
+            flooder.output.set_write_timeout(Some(TIMEOUT))?;
+            flooder.send(&chunk[sent % chunk.len()..])?; // the last whole line
+            sent += chunk.len() - sent % chunk.len();
+            flooder.say("done")?;
+            Ok((sent, flooder))
+        })
+    };
+
+    // While the reader reads nothing, its queue fills: the server must
+    // stop reading the flood (its writes stall) rather than read past it.
+    match progress.recv_timeout(TIMEOUT) {
+        Ok(Flood::Stalled) => {}
+        Ok(Flood::Capped) => {
+            bail!("the server read {CAP} bytes of flood past a reader who read nothing")
+        }
+        other => bail!("the flood neither stalled nor ran on: {}", other.is_ok()),
+    }
+    go.send(())?;
+    // Now the quiet member speaks; its line must come while the flood goes on.
+    quiet_says.write_all(b"hello\n")?;
+    let heard_after = loop {
+        match progress.recv_timeout(TIMEOUT) {
+            Ok(Flood::QuietHeard(lines)) => break lines,
+            Ok(Flood::Stalled) => {} // the reader is still catching up
+            Ok(Flood::Capped) => bail!("the quiet line did not come during {CAP} bytes of flood"),
+            Err(_) => bail!(
+                "the reader heard nothing for {TIMEOUT:?}: {:?}",
+                reading.join()
+            ),
+        }
+    };
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (sent, _flooder) = flooding
+        .join()
+        .map_err(|_| anyhow!("the flooder panicked"))??;
+    let heard = reading
+        .join()
+        .map_err(|_| anyhow!("the reader panicked"))??;
+    let quiet_heard = quiet_reading
+        .join()
+        .map_err(|_| anyhow!("quiet panicked"))??;
+    ensure!(
+        heard == sent / LINE && quiet_heard == heard,
+        "{sent} bytes of flood (quiet's line after {heard_after} lines): the reader heard \
+         {heard} lines, quiet {quiet_heard}"
+    );
+    let log = server.kill()?;
+    log.assert_no_panic()?;
+    let cut: Vec<&String> = log
+        .stdout
+        .iter()
+        .filter(|l| l.contains("too slow"))
+        .collect();
+    ensure!(cut.is_empty(), "the server cut members off: {cut:?}");
+    Ok(())
 }
 
 pub fn an_over_long_line_gets_an_error_and_a_disconnection(server: &str) -> Result<()> {

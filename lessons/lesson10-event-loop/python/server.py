@@ -15,6 +15,7 @@ ACCEPT_AGAIN = 0.1          # seconds before we try accept again after it failed
 
 sel = selectors.DefaultSelector()   # epoll on Linux, kqueue on macOS: mio's Poll
 members = {}                        # socket -> Member: everybody, leaving or not
+paused = False                      # some queue is full: read nobody (backpressure)
 accept_again_at = None              # set while the listener rests after a failed accept
 
 
@@ -24,6 +25,7 @@ class Member:
         self.input = b""            # bytes that do not yet end with "\n"
         self.queue = []             # [queued at, bytes]: lines for them, oldest first
         self.in_room = True         # False: leaving, we only finish sending
+        self.events = 0             # what the selector watches for us
 
     def deadline(self):
         """When the oldest line for them has waited too long, if one waits."""
@@ -40,12 +42,29 @@ def in_room():
     return [m for m in members.values() if m.in_room]
 
 
+def room_full():
+    return any(len(m.queue) >= QUEUE_LINES for m in in_room())
+
+
+def watch(m):
+    """What the selector should tell us about m: readable while m is in the
+    room and nobody's queue is full, writable while lines wait for m."""
+    events = selectors.EVENT_READ if m.in_room and not paused else 0
+    events |= selectors.EVENT_WRITE if m.queue else 0
+    if events == m.events:
+        return
+    if not m.events:
+        sel.register(m.conn, events, m)
+    elif not events:
+        sel.unregister(m.conn)
+    else:
+        sel.modify(m.conn, events, m)
+    m.events = events
+
+
 def queue(m, data):
     """Add a line to a member's queue, then send what their socket takes."""
     if m.conn not in members:
-        return
-    if len(m.queue) >= QUEUE_LINES:
-        hang_up(m, "was too slow, disconnected")
         return
     m.queue.append([time.monotonic(), data])
     flush(m)
@@ -68,8 +87,7 @@ def flush(m):
     if not m.queue and not m.in_room:
         close(m)                               # left, and everything is sent
         return
-    events = selectors.EVENT_READ | (selectors.EVENT_WRITE if m.queue else 0)
-    sel.modify(m.conn, events, m)              # "writable" only while pending
+    watch(m)                                   # "writable" only while pending
 
 
 def send(text, to):
@@ -84,7 +102,8 @@ def tell(m, text):
 
 def close(m):
     members.pop(m.conn, None)
-    sel.unregister(m.conn)
+    if m.events:
+        sel.unregister(m.conn)
     try:
         m.conn.shutdown(socket.SHUT_RDWR)
     except OSError:
@@ -139,14 +158,16 @@ def accept_all(listener):
         conn.setblocking(False)
         m = Member(conn, peer)
         members[conn] = m
-        sel.register(conn, selectors.EVENT_READ, m)
+        watch(m)
         tell(m, f"* welcome, you are {peer}; commands: /nick NAME, /who, /quit")
         print(f"client {peer} connected")
         send(f"* {peer} joined", lambda to: to is not m)
 
 
 def read_from(m):
-    while m.in_room and m.conn in members:     # drain until it would block
+    """One recv per event: selectors report the socket again while data is
+    left (level-triggered), so one member cannot keep the loop to itself."""
+    if b"\n" not in m.input:                  # no recv while a whole line waits
         try:
             data = m.conn.recv(4096)
         except BlockingIOError:
@@ -160,17 +181,22 @@ def read_from(m):
                 leave(m, "disconnected")
             return
         m.input += data
-        while m.in_room:
-            end = m.input.find(b"\n")
-            if end < 0 and len(m.input) <= MAX_LINE:
-                break
-            if end < 0 or end > MAX_LINE:
-                tell(m, f"* line too long (max {MAX_LINE} bytes), disconnecting")
-                leave(m, "sent a line that was too long, disconnected")
-                return
-            line, m.input = m.input[:end], m.input[end + 1:]
-            if not handle_line(m, line):
-                return
+    handle_input(m)
+
+
+def handle_input(m):
+    """The whole lines in m's input, as long as every queue has space."""
+    while m.in_room and not room_full():
+        end = m.input.find(b"\n")
+        if end < 0 and len(m.input) <= MAX_LINE:
+            return
+        if end < 0 or end > MAX_LINE:
+            tell(m, f"* line too long (max {MAX_LINE} bytes), disconnecting")
+            leave(m, "sent a line that was too long, disconnected")
+            return
+        line, m.input = m.input[:end], m.input[end + 1:]
+        if not handle_line(m, line):
+            return
 
 
 def handle_line(m, line):
@@ -281,4 +307,10 @@ while running or members:
         sel.register(listener, selectors.EVENT_READ, None)
         accept_all(listener)
     check_deadlines()
+    if room_full() != paused:                  # stop or go on reading everybody
+        paused = not paused
+        for m in list(members.values()):
+            watch(m)
+        for m in [m for m in in_room() if not paused and b"\n" in m.input]:
+            handle_input(m)                    # lines that waited for space
 print("server stopped")

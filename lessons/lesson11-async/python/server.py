@@ -12,13 +12,14 @@ QUEUE_LINES = 256        # lines that may wait for one client; more: too slow
 SEND_DEADLINE = 5.0      # seconds a line may wait for one client; more: too slow
 
 room = {}                # address -> Member. One thread: no lock needed.
+space = asyncio.Event()  # set when a writer took a line: waiting senders look again
 
 
 class Member:
     def __init__(self, name, writer):
         self.name = name
         self.writer = writer                       # asyncio's StreamWriter
-        self.outbox = asyncio.Queue(QUEUE_LINES)   # bounded, as in Rust
+        self.outbox = asyncio.Queue()              # QUEUE_LINES is checked by talk()
         self.task = None                           # the writer task
         self.reader = None                         # the reader task
 
@@ -33,6 +34,7 @@ async def write_lines(member, peer):
     loop = asyncio.get_running_loop()
     try:
         while (item := await member.outbox.get()) is not None:
+            space.set()
             queued, line = item
             member.writer.write(line)
             # Wait while their buffer is full, but not past the line's deadline.
@@ -53,20 +55,22 @@ def hang_up_on_slow(addr):
         member.reader.cancel()
         member.writer.transport.abort()
         print(f"client {addr} was too slow, disconnected")
+        space.set()
         send(f"* {member.name} left", lambda to: True)
 
 
 def send(text, to):
     line = (text + "\n").encode()
-    too_slow = []
     for addr, member in room.items():
         if to(addr):
-            try:
-                member.outbox.put_nowait((loop_time(), line))
-            except asyncio.QueueFull:
-                too_slow.append(addr)
-    for addr in too_slow:
-        hang_up_on_slow(addr)
+            member.outbox.put_nowait((loop_time(), line))
+
+
+async def wait_for_space():
+    """Backpressure: while some queue is full, the reader reads no more."""
+    while any(m.outbox.qsize() >= QUEUE_LINES for m in room.values()):
+        space.clear()
+        await space.wait()
 
 
 def loop_time():
@@ -77,11 +81,8 @@ def leave(peer, why):
     member = room.pop(peer, None)
     if member is None:
         return
-    try:
-        member.outbox.put_nowait(None)             # the writer sends what is queued, then stops
-    except asyncio.QueueFull:
-        member.task.cancel()
-        member.writer.transport.abort()
+    member.outbox.put_nowait(None)                 # the writer sends what is queued, then stops
+    space.set()
     print(f"client {peer} {why}")
     send(f"* {member.name} left", lambda to: True)
 
@@ -119,6 +120,7 @@ async def talk(reader, peer):
             return "sent a line that was too long, disconnected"
         else:
             line, buf = buf[:end], buf[end + 1:]
+        await wait_for_space()                     # handle it once every queue has space
         text = line.removesuffix(b"\r").decode("utf-8", errors="replace")
         text = "".join("\ufffd" if ord(c) < 32 and c != "\t" or 127 <= ord(c) < 160 else c for c in text)
         print(f"client {peer} said {text!r}")
@@ -180,11 +182,8 @@ async def main():
     room.clear()
     for member in members:
         member.reader.cancel()
-        try:
-            member.outbox.put_nowait((loop_time(), b"* server shutting down\n"))
-            member.outbox.put_nowait(None)
-        except asyncio.QueueFull:
-            member.task.cancel()                           # does not read: do not wait
+        member.outbox.put_nowait((loop_time(), b"* server shutting down\n"))
+        member.outbox.put_nowait(None)
     writers = [m.task for m in members]
     if writers:                                            # each ends by its deadline
         await asyncio.wait(writers)

@@ -54,6 +54,10 @@ fn main() -> ExitCode {
 // ANCHOR_END: args
 
 // ANCHOR: limits
+/// How many lines of one member the loop handles in one turn before it
+/// goes on to the next member: nobody can keep the loop to themselves.
+const READ_BUDGET: usize = 16;
+
 /// How soon we try `accept` again after it failed (too many open files).
 const ACCEPT_AGAIN: Duration = Duration::from_millis(100);
 
@@ -107,6 +111,12 @@ struct Server {
     next_token: usize,
     /// How many members are in the room (not counting those leaving).
     in_room: usize,
+    /// The members whose sockets have lines for us, in turn: whoever used
+    /// up their budget goes to the back.
+    to_read: VecDeque<Token>,
+    /// Whether some member's queue is full: then the loop reads no more
+    /// lines from anybody until there is space (backpressure).
+    room_full: bool,
     max_clients: usize,
     /// When to call `accept` again, after it failed with callers waiting.
     accept_again_at: Option<Instant>,
@@ -160,6 +170,8 @@ fn run(addr: &str, max_clients: usize) -> anyhow::Result<()> {
         members: HashMap::new(),
         next_token: 2,
         in_room: 0,
+        to_read: VecDeque::new(),
+        room_full: false,
         max_clients,
         accept_again_at: None,
     };
@@ -201,9 +213,13 @@ impl Server {
                         };
                         // A socket that closed or failed is readable too:
                         // the next `read` says how it ended.
-                        member.readable |= event.is_readable()
+                        let readable = event.is_readable()
                             || event.is_read_closed()
                             || event.is_error();
+                        if readable && !member.readable {
+                            member.readable = true;
+                            self.to_read.push_back(token);
+                        }
                         member.writable |=
                             event.is_writable() || event.is_write_closed();
                     }
@@ -221,15 +237,25 @@ impl Server {
                 self.accept_all(listener);
             }
 
-            // 4. Read: every member in the room whose socket has news.
-            let tokens: Vec<Token> = self.members.keys().copied().collect();
-            for &token in &tokens {
-                self.read_from(token);
+            // 4. Read: each member whose socket has news, in turn, a few
+            //    lines each, for as long as every queue has space.
+            self.room_full = self.members.values().any(Member::is_full);
+            for _ in 0..self.to_read.len() {
+                if self.room_full {
+                    break; // the rest keep their place in the line
+                }
+                let Some(token) = self.to_read.pop_front() else {
+                    break;
+                };
+                if self.read_from(token) {
+                    self.to_read.push_back(token); // more to read: next turn
+                }
             }
 
             // 5. Write, and settle: everybody's queue goes out as far as
             //    their socket takes it; who is done is hung up on. This
             //    also finds how long the next wait may be.
+            let tokens: Vec<Token> = self.members.keys().copied().collect();
             let mut next_deadline = self.accept_again_at;
             for &token in &tokens {
                 if let Some(at) = self.settle(token) {
@@ -241,12 +267,15 @@ impl Server {
                 println!("server stopped");
                 return Ok(());
             }
-            // Leaving members may have queued "left" for the others since
-            // their turn came: then go round again at once.
-            let pending = self
-                .members
-                .values()
-                .any(|m| m.writable && !m.queue.is_empty());
+            // Lines left to read (a member used up their budget), or to
+            // write (queued since that member's turn): go round again at
+            // once instead of waiting.
+            let room_full = self.members.values().any(Member::is_full);
+            let pending = (!room_full && !self.to_read.is_empty())
+                || self
+                    .members
+                    .values()
+                    .any(|m| m.writable && !m.queue.is_empty());
             timeout = if pending {
                 Some(Duration::ZERO)
             } else {
@@ -322,33 +351,42 @@ impl Server {
     // ANCHOR_END: admit
 
     // ANCHOR: read
-    /// Reads what a member's socket holds, line by line, until `WouldBlock`
-    /// (mio reports a socket when it *becomes* readable: stop earlier and
-    /// the rest would wait, unreported, until they send more).
-    fn read_from(&mut self, token: Token) {
+    /// Reads a member's lines and handles them: at most READ_BUDGET lines,
+    /// and none while some queue is full. Returns whether their socket may
+    /// hold more, that is, whether it is still their turn to be read.
+    ///
+    /// mio reports a socket when it *becomes* readable. Until `read` says
+    /// `WouldBlock`, the rest waits, unreported: so `readable` stays set,
+    /// and the member stays in `to_read`, until then.
+    fn read_from(&mut self, token: Token) -> bool {
         let mut buf = [0; 4096];
+        let mut lines = 0;
         loop {
             let Some(member) = self.members.get_mut(&token) else {
-                return;
+                return false;
             };
             if member.state != State::InRoom || !member.readable {
-                return;
+                return false;
+            }
+            if lines == READ_BUDGET || self.room_full {
+                return true; // their turn again later
             }
             // A whole line already here? Handle it before reading more, so
             // that `input` never holds more than one line and one read.
             if let Some(end) = member.input.iter().position(|&b| b == b'\n') {
                 if end > MAX_LINE {
                     self.too_long(token);
-                    return;
+                    return false;
                 }
                 let mut line: Vec<u8> = member.input.drain(..=end).collect();
                 line.pop(); // the `\n`
                 self.handle_line(token, &line);
+                lines += 1;
                 continue;
             }
             if member.input.len() > MAX_LINE {
                 self.too_long(token); // no `\n` in sight
-                return;
+                return false;
             }
             match member.conn.read(&mut buf) {
                 // Ok(0) is the end of the stream, as in lesson 04: they hung
@@ -359,18 +397,18 @@ impl Server {
                         self.handle_line(token, &last);
                     }
                     self.leave(token, "disconnected", State::Leaving);
-                    return;
+                    return false;
                 }
                 Ok(n) => member.input.extend_from_slice(&buf[..n]),
                 Err(err) if err.kind() == ErrorKind::WouldBlock => {
                     member.readable = false;
-                    return;
+                    return false;
                 }
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
                 Err(err) => {
                     let why = format!("disconnected ({err})");
                     self.leave(token, &why, State::Done);
-                    return;
+                    return false;
                 }
             }
         }
@@ -451,7 +489,9 @@ impl Server {
         let now = Instant::now();
         for (&token, member) in &mut self.members {
             if member.state == State::InRoom && to(token) {
-                member.queue_line(now, &line);
+                member.queue.push_back((now, Arc::clone(&line)));
+                // A queue that is full now stops all reading: backpressure.
+                self.room_full |= member.is_full();
             }
         }
     }
@@ -460,18 +500,18 @@ impl Server {
     fn tell(&mut self, token: Token, text: &str) {
         if let Some(member) = self.members.get_mut(&token) {
             let line: Arc<str> = format!("{text}\n").into();
-            member.queue_line(Instant::now(), &line);
+            member.queue.push_back((Instant::now(), line));
+            self.room_full |= member.is_full();
         }
     }
 }
 
 impl Member {
-    /// One more line for them. A full queue takes no more: they are too
-    /// slow for the room, and `settle` hangs up on them.
-    fn queue_line(&mut self, now: Instant, line: &Arc<str>) {
-        if self.queue.len() <= QUEUE_LINES {
-            self.queue.push_back((now, Arc::clone(line)));
-        }
+    /// Whether their queue is full. Then nobody's lines are read until it
+    /// has space again: the senders wait, not the slow member's lines.
+    /// (Notices, such as somebody joining, are still queued.)
+    fn is_full(&self) -> bool {
+        self.state == State::InRoom && self.queue.len() >= QUEUE_LINES
     }
 }
 
@@ -507,10 +547,9 @@ impl Server {
                 member.sent = 0;
             }
         }
-        // The oldest line decides: lesson 06's two limits.
+        // The oldest line decides: it may wait SEND_DEADLINE, no longer.
         let oldest = member.queue.front().map(|&(queued, _)| queued);
-        let too_slow = member.queue.len() > QUEUE_LINES
-            || oldest.is_some_and(|at| at.elapsed() >= SEND_DEADLINE);
+        let too_slow = oldest.is_some_and(|at| at.elapsed() >= SEND_DEADLINE);
         if let Some(err) = failed {
             self.leave(token, &format!("disconnected ({err})"), State::Done);
         } else if too_slow {
@@ -563,7 +602,9 @@ impl Server {
         for member in self.members.values_mut() {
             if member.state == State::InRoom {
                 member.state = State::Leaving;
-                member.queue_line(Instant::now(), &goodbye);
+                member
+                    .queue
+                    .push_back((Instant::now(), Arc::clone(&goodbye)));
             }
         }
         self.in_room = 0;

@@ -6,6 +6,10 @@
 //! runtime run all the tasks, with lesson 10's event loop underneath: when a
 //! task reaches an `.await` that cannot go on yet, the runtime parks it and
 //! runs another, and `poll` says when to wake it.
+//!
+//! The room, its limits and its protocol are lesson 06's (the protocol is
+//! lesson 06's library), with lesson 10's answer to a full queue: the
+//! senders wait.
 
 // ANCHOR: imports
 use std::collections::HashMap;
@@ -13,8 +17,6 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
-
-use tokio::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
@@ -24,9 +26,9 @@ use lesson06_protocol::{MAX_CLIENTS, SEND_DEADLINE};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 // ANCHOR_END: imports
 
 // ANCHOR: args
@@ -57,32 +59,35 @@ async fn main() -> ExitCode {
 }
 // ANCHOR_END: args
 
-// ANCHOR: limits
+// ANCHOR: room
 /// A line in a member's queue, and the moment it was queued: it must be
 /// sent within `SEND_DEADLINE` of that moment.
 type Line = (Instant, Arc<str>);
-// ANCHOR_END: limits
 
-// ANCHOR: room
 /// One member, as every task can see them.
 struct Member {
     name: String,
     /// Their bounded queue of lines; their writer task empties it.
     outbox: mpsc::Sender<Line>,
-    /// Their writer task, so that we can stop it (a client who does not
-    /// read leaves it waiting in `write_all` for ever) or wait for it.
+    /// Their writer task, so that we can stop it or wait for it.
     writer: JoinHandle<()>,
     /// Dropping this ends their reader task: a `oneshot` whose sender is
     /// gone wakes its receiver.
     _hang_up: oneshot::Sender<()>,
 }
 
-/// The room, shared by all tasks. A std `Mutex` is right here: we hold it
-/// only for a few map operations and never across an `.await`.
-type Room = Arc<Mutex<HashMap<SocketAddr, Member>>>;
+/// The room, shared by all tasks (through an `Arc`).
+struct Room {
+    /// Everybody in the room. A std `Mutex` is right here: we hold it only
+    /// for a few map operations and never across an `.await`.
+    members: Mutex<HashMap<SocketAddr, Member>>,
+    /// Wakes the senders who wait for space in a queue: a writer took a
+    /// line, or a member left.
+    space: Notify,
+}
 
 fn lock(room: &Room) -> MutexGuard<'_, HashMap<SocketAddr, Member>> {
-    room.lock().unwrap_or_else(PoisonError::into_inner)
+    room.members.lock().unwrap_or_else(PoisonError::into_inner)
 }
 // ANCHOR_END: room
 
@@ -92,7 +97,10 @@ async fn run(addr: &str, max_clients: usize) -> anyhow::Result<()> {
         .await
         .with_context(|| shared::cannot_listen(addr))?;
     shared::print_listening(listener.local_addr()?);
-    let room: Room = Arc::new(Mutex::new(HashMap::new()));
+    let room = Arc::new(Room {
+        members: Mutex::new(HashMap::new()),
+        space: Notify::new(),
+    });
 
     // Two things may happen first: a caller, or Ctrl-C. `select!` waits
     // for both and runs the branch of whichever comes first; the other
@@ -112,7 +120,7 @@ async fn run(addr: &str, max_clients: usize) -> anyhow::Result<()> {
 
 // ANCHOR: accept-loop
 /// Lesson 06's accept loop, with `.await` where the thread used to block.
-async fn accept_loop(listener: &TcpListener, room: &Room, max: usize) {
+async fn accept_loop(listener: &TcpListener, room: &Arc<Room>, max: usize) {
     loop {
         match listener.accept().await {
             Ok((conn, peer)) => admit(room, conn, peer, max).await,
@@ -130,7 +138,12 @@ async fn accept_loop(listener: &TcpListener, room: &Room, max: usize) {
 // ANCHOR: admit
 /// Lets a caller into the room: a writer task, a place in the map, the
 /// welcome, and a reader task.
-async fn admit(room: &Room, conn: TcpStream, peer: SocketAddr, max: usize) {
+async fn admit(
+    room: &Arc<Room>,
+    conn: TcpStream,
+    peer: SocketAddr,
+    max: usize,
+) {
     if lock(room).len() >= max {
         let mut conn = conn;
         let full = format!("{}\n", protocol::SERVER_FULL);
@@ -150,7 +163,7 @@ async fn admit(room: &Room, conn: TcpStream, peer: SocketAddr, max: usize) {
         let mut members = lock(room);
         let _ = outbox.try_send((Instant::now(), welcome.into())); // it is empty
         let member = Member {
-            name: name.clone(),
+            name,
             outbox,
             writer,
             _hang_up: hang_up,
@@ -158,7 +171,6 @@ async fn admit(room: &Room, conn: TcpStream, peer: SocketAddr, max: usize) {
         members.insert(peer, member);
     } // the guard is dropped here, before any `.await`
     println!("client {peer} connected");
-    send(room, &protocol::joined(&name), |to| to != peer);
     tokio::spawn(serve(Arc::clone(room), input, peer, hung_up));
 }
 // ANCHOR_END: admit
@@ -168,12 +180,13 @@ async fn admit(room: &Room, conn: TcpStream, peer: SocketAddr, max: usize) {
 /// `recv` returns `None` once the room dropped the queue's sender. A line
 /// not sent by its deadline means a member too slow for the room.
 async fn write_lines(
-    room: Room,
+    room: Arc<Room>,
     mut output: OwnedWriteHalf,
     peer: SocketAddr,
     mut queue: mpsc::Receiver<Line>,
 ) {
     while let Some((queued, line)) = queue.recv().await {
+        room.space.notify_waiters(); // one more line fits in this queue
         let deadline = queued + SEND_DEADLINE;
         let sent = tokio::time::timeout_at(
             deadline,
@@ -182,10 +195,13 @@ async fn write_lines(
         match sent.await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => {
-                println!("client {peer}: sending failed ({err}); hanging up");
-                return;
+                let why = format!("disconnected ({err})");
+                return hang_up(&room, peer, &why).await;
             }
-            Err(_) => return hang_up_on_slow(&room, peer),
+            Err(_) => {
+                return hang_up(&room, peer, "was too slow, disconnected")
+                    .await;
+            }
         }
     }
     let _ = output.shutdown().await; // a FIN: we are done sending
@@ -193,10 +209,11 @@ async fn write_lines(
 // ANCHOR_END: writer
 
 // ANCHOR: serve
-/// The reader task: reads a client's lines until they leave, or until the
-/// room hangs up on them (`hung_up` fires), then takes them out.
+/// The reader task: tells the room the caller is in, reads their lines
+/// until they leave or until the room hangs up on them (`hung_up` fires),
+/// then takes them out.
 async fn serve(
-    room: Room,
+    room: Arc<Room>,
     input: OwnedReadHalf,
     peer: SocketAddr,
     hung_up: oneshot::Receiver<()>,
@@ -204,12 +221,13 @@ async fn serve(
     let why = tokio::select! {
         why = talk(&room, input, peer) => why,
         // Hung up on by the room: `talk` is dropped in the middle of a
-        // read, and whatever it had read is lost. Nobody wants it now.
+        // read (or a wait for space), and whatever it had is lost. Nobody
+        // wants it now.
         _ = hung_up => return,
     };
     match why {
-        Ok(why) => leave(&room, peer, why),
-        Err(err) => leave(&room, peer, &format!("disconnected ({err})")),
+        Ok(why) => leave(&room, peer, why).await,
+        Err(err) => leave(&room, peer, &format!("disconnected ({err})")).await,
     }
 }
 // ANCHOR_END: serve
@@ -221,6 +239,7 @@ async fn talk(
     input: OwnedReadHalf,
     peer: SocketAddr,
 ) -> std::io::Result<&'static str> {
+    send(room, &protocol::joined(&peer.to_string()), |to| to != peer).await;
     // Every member has one of these buffers. The default, 8 KiB, makes
     // 80 MB for 10,000 members; lines pass through a small one just as well.
     let mut reader = BufReader::with_capacity(1024, input);
@@ -238,7 +257,7 @@ async fn talk(
         if line.ends_with(b"\n") {
             line.pop();
         } else if line.len() > MAX_LINE {
-            tell(room, peer, &protocol::too_long());
+            tell(room, peer, &protocol::too_long()).await;
             return Ok("sent a line that was too long, disconnected");
         }
         // ANCHOR_END: read-line
@@ -248,8 +267,8 @@ async fn talk(
         let answer = protocol::handle_line(&mut roster, peer, &line);
         for (to, text) in &answer.lines {
             match to {
-                To::Me => tell(room, peer, text),
-                To::Others => send(room, text, |addr| addr != peer),
+                To::Me => tell(room, peer, text).await,
+                To::Others => send(room, text, |addr| addr != peer).await,
             }
         }
         if let Some(why) = answer.leave {
@@ -289,32 +308,52 @@ impl protocol::Roster for Speaker<'_> {
 // ANCHOR_END: commands
 
 // ANCHOR: send
-/// Puts `text` in the queue of every member for whom `to` says yes.
-/// `try_send` never waits, so this is a plain function, not `async`: it
-/// holds the lock and cannot reach an `.await` while it does.
-fn send(room: &Room, text: &str, to: impl Fn(SocketAddr) -> bool) {
+/// Puts `text` in the queue of every member for whom `to` says yes, all
+/// at once. If one of those queues is full, nobody gets the line yet: we
+/// wait until a writer has taken a line somewhere, and look again. While
+/// we wait, this member's reader reads nothing more from them, their
+/// socket's buffers fill, and their own sending slows down: backpressure.
+async fn send(room: &Room, text: &str, to: impl Fn(SocketAddr) -> bool) {
     let line: Arc<str> = format!("{text}\n").into();
-    let now = Instant::now();
-    let mut too_slow = Vec::new();
-    {
-        let members = lock(room);
-        for (&addr, member) in members.iter() {
-            if !to(addr) {
-                continue;
-            }
-            let sent = member.outbox.try_send((now, Arc::clone(&line)));
-            if let Err(TrySendError::Full(_)) = sent {
-                too_slow.push(addr);
-            }
+    loop {
+        // Ask to be woken *before* looking: a line taken between our look
+        // and our wait still wakes us.
+        let space = room.space.notified();
+        let mut space = std::pin::pin!(space);
+        space.as_mut().enable();
+        if send_now(room, &line, &to) {
+            return;
         }
-    }
-    for addr in too_slow {
-        hang_up_on_slow(room, addr);
+        space.await;
     }
 }
 
-fn tell(room: &Room, peer: SocketAddr, text: &str) {
-    send(room, text, |to| to == peer);
+/// Queues `line` for everybody `to` picks if every one of their queues has
+/// space; else queues nothing. A plain function, not `async`: it holds the
+/// lock, and cannot reach an `.await` while it does.
+fn send_now(
+    room: &Room,
+    line: &Arc<str>,
+    to: &impl Fn(SocketAddr) -> bool,
+) -> bool {
+    let members = lock(room);
+    let mut picked = members.iter().filter(|&(&addr, _)| to(addr));
+    if picked
+        .clone()
+        .any(|(_, member)| member.outbox.capacity() == 0)
+    {
+        return false;
+    }
+    let now = Instant::now();
+    for (_, member) in &mut picked {
+        // Only we send, under the lock: this cannot find the queue full.
+        let _ = member.outbox.try_send((now, Arc::clone(line)));
+    }
+    true
+}
+
+async fn tell(room: &Room, peer: SocketAddr, text: &str) {
+    send(room, text, |to| to == peer).await;
 }
 // ANCHOR_END: send
 
@@ -322,22 +361,23 @@ fn tell(room: &Room, peer: SocketAddr, text: &str) {
 /// Takes a client out of the room (once), logs why, tells the others.
 /// Dropping the member drops the queue's sender: their writer sends what
 /// is queued, then hangs up.
-fn leave(room: &Room, peer: SocketAddr, why: &str) {
+async fn leave(room: &Room, peer: SocketAddr, why: &str) {
     let removed = lock(room).remove(&peer);
     if let Some(member) = removed {
+        room.space.notify_waiters(); // their queue blocks nobody now
         println!("client {peer} {why}");
-        send(room, &protocol::left(&member.name), |_| true);
+        send(room, &protocol::left(&member.name), |_| true).await;
     }
 }
 
-/// Hangs up on a client whose queue is full: stops their writer, which is
-/// stuck in `write_all`, and (by dropping `_hang_up`) their reader.
-fn hang_up_on_slow(room: &Room, peer: SocketAddr) {
+/// Hangs up on a client at once, from their writer task, which failed or
+/// gave up: dropping `_hang_up` stops their reader, and the writer ends.
+async fn hang_up(room: &Room, peer: SocketAddr, why: &str) {
     let removed = lock(room).remove(&peer);
     if let Some(member) = removed {
-        member.writer.abort();
-        println!("client {peer} was too slow, disconnected");
-        send(room, &protocol::left(&member.name), |_| true);
+        room.space.notify_waiters();
+        println!("client {peer} {why}");
+        send(room, &protocol::left(&member.name), |_| true).await;
     }
 }
 // ANCHOR_END: leave
@@ -350,6 +390,7 @@ fn hang_up_on_slow(room: &Room, peer: SocketAddr) {
 async fn shut_down(room: &Room) {
     println!("Ctrl-C: telling everybody the server is shutting down");
     let members: Vec<Member> = lock(room).drain().map(|(_, m)| m).collect();
+    room.space.notify_waiters(); // nobody waits for anybody now
     let notice: Arc<str> = format!("{}\n", protocol::SHUTTING_DOWN).into();
     let mut writers = Vec::new();
     for member in members {
