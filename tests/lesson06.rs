@@ -38,7 +38,8 @@ fn echo_server_prints_help() -> Result<()> {
     cmd(ECHO)?
         .arg("--help")
         .assert()
-        .stdout(predicate::str::contains("--idle-timeout <SECS>"));
+        .stdout(predicate::str::contains("--idle-timeout <SECS>"))
+        .stdout(predicate::str::contains("--max-clients <MAX_CLIENTS>"));
     Ok(())
 }
 
@@ -53,7 +54,83 @@ fn echo_server_dies_on_bad_arguments() -> Result<()> {
             .stderr(predicate::str::contains("--idle-timeout"))
             .stderr(predicate::str::contains("panicked").not());
     }
+    cmd(ECHO)?
+        .args(["127.0.0.1:0", "--max-clients", "0"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--max-clients"))
+        .stderr(predicate::str::contains("panicked").not());
     Ok(())
+}
+
+#[test]
+fn echo_server_turns_away_callers_beyond_max_clients() -> Result<()> {
+    turns_away_callers_beyond_two(Server::start(ECHO, &["--max-clients", "2"])?)
+}
+
+/// With two seats, two callers are served and a third hears one line and
+/// is hung up on; once a caller leaves, the next one is served.
+fn turns_away_callers_beyond_two(mut server: Server) -> Result<()> {
+    let mut first = connect(server.addr)?;
+    exchange(&mut first, b"one")?;
+    let mut second = connect(server.addr)?;
+    exchange(&mut second, b"two")?;
+    let mut third = connect(server.addr)?;
+    let reply = course_tests::read_to_close(&mut third)?;
+    ensure!(reply == b"server full, try again later\n", "got {reply:?}");
+    server.wait_for("turned away: all 2 seats are taken")?;
+    let first_addr = first.local_addr()?;
+    drop(first);
+    server.wait_for(&format!("client {first_addr} closed the connection"))?;
+    let mut fourth = connect(server.addr)?;
+    exchange(&mut fourth, b"my turn")?;
+    exchange(&mut second, b"still here")?;
+    server.kill()?.assert_no_panic()
+}
+
+#[test]
+fn interop_python_echo_server_turns_away_callers_beyond_max_clients_too() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let mut twin = python(LESSON, "echo_server.py");
+    twin.args(["127.0.0.1:0", "--max-clients", "2"]);
+    turns_away_callers_beyond_two(Server::start_command(twin)?)
+}
+
+/// Out of file descriptors, `accept` fails while a caller waits; the
+/// server says so once, serves the caller once a file is free, and says
+/// that too (`chat_suite::runs_out_of_files_and_recovers`).
+#[cfg(target_os = "linux")]
+#[test]
+fn echo_server_logs_running_out_of_files_once_and_recovers() -> Result<()> {
+    let server = Command::new(course_tests::bin_path(ECHO)?);
+    let mut server = chat_suite::with_few_files(16, &server);
+    server.arg("127.0.0.1:0");
+    echo_recovers(Server::start_command(server)?)
+}
+
+#[cfg(target_os = "linux")]
+fn echo_recovers(server: Server) -> Result<()> {
+    let (server, mut waiting) =
+        chat_suite::runs_out_of_files_and_recovers(server, |mut stream| {
+            exchange(&mut stream, b"hi").context("a caller before the files ran out")?;
+            Ok(stream)
+        })?;
+    exchange(&mut waiting, b"in at last").context("the caller who waited")?;
+    server.kill()?.assert_no_panic()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn interop_python_echo_server_logs_running_out_of_files_once_too() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let twin = python(LESSON, "echo_server.py");
+    let mut twin = chat_suite::with_few_files(16, &twin);
+    twin.arg("127.0.0.1:0");
+    echo_recovers(Server::start_command(twin)?)
 }
 
 #[test]
@@ -355,7 +432,42 @@ fn ctrl_c_tells_everybody_then_the_server_exits() -> Result<()> {
     chat_suite::ctrl_c_tells_everybody_then_the_server_exits(SERVER)
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn server_logs_running_out_of_files_once_and_lets_the_waiting_caller_in() -> Result<()> {
+    let server = Command::new(course_tests::bin_path(SERVER)?);
+    let mut server = chat_suite::with_few_files(16, &server);
+    server.arg("127.0.0.1:0");
+    chat_suite::lets_the_waiting_caller_in_when_a_member_leaves(Server::start_command(server)?)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn interop_python_server_logs_running_out_of_files_once_too() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let twin = python(LESSON, "server.py");
+    let mut twin = chat_suite::with_few_files(16, &twin);
+    twin.arg("127.0.0.1:0");
+    chat_suite::lets_the_waiting_caller_in_when_a_member_leaves(Server::start_command(twin)?)
+}
+
 // ---------------------------------------------------------------- the client
+
+#[test]
+fn client_refuses_an_endless_line_from_the_server() -> Result<()> {
+    chat_suite::client_refuses_an_endless_line_from_the_server(CLIENT)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn client_at_a_terminal_redraws_the_prompt_under_an_incoming_line() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    chat_suite::client_at_a_terminal_redraws_the_prompt(CLIENT, SERVER)
+}
 
 #[test]
 fn client_shows_invalid_utf8_from_the_server() -> Result<()> {
@@ -721,6 +833,11 @@ fn exercise1_bot_answers_chat_lines_in_capitals() -> Result<()> {
     bot.wait_for("bob: quiet please")?;
     let done = bot.kill()?;
     done.assert_no_panic()
+}
+
+#[test]
+fn exercise1_bot_refuses_an_endless_line_from_the_server() -> Result<()> {
+    chat_suite::client_refuses_an_endless_line_from_the_server(EXERCISE)
 }
 
 #[test]

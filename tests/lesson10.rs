@@ -270,70 +270,6 @@ fn serves_every_member_on_one_thread() -> Result<()> {
 
 // ---------------------------------------------------------------- out of files
 
-/// `command` with at most `files` open files: `sh` sets the limit, as
-/// `ulimit -n` does in a terminal, then becomes the server (`exec`).
-#[cfg(target_os = "linux")]
-fn with_few_files(files: u32, command: &std::process::Command) -> std::process::Command {
-    let mut shell = std::process::Command::new("sh");
-    shell
-        .arg("-c")
-        .arg(format!("ulimit -n {files} && exec \"$@\""))
-        .arg("sh")
-        .arg(command.get_program())
-        .args(command.get_args());
-    for (key, value) in command.get_envs() {
-        if let Some(value) = value {
-            shell.env(key, value);
-        }
-    }
-    shell
-}
-
-/// Fills `server`, which may open only a few files, with members until
-/// `accept` fails and a caller is left in the queue, who gets no welcome.
-/// Then one member leaves: the waiting caller must get in with nobody else
-/// calling, and the server must try again now and then, not spin on the
-/// failure (once every 100 ms is a handful of tries, not thousands).
-#[cfg(target_os = "linux")]
-fn lets_the_waiting_caller_in_when_a_member_leaves(mut server: Server) -> Result<()> {
-    let mut members = Vec::new();
-    let mut waiting = loop {
-        ensure!(
-            members.len() < 64,
-            "accept never failed; log: {:?}",
-            server.proc.seen()
-        );
-        let stream = connect(server.addr)?;
-        let logged = loop {
-            let line = server.proc.next_line()?;
-            if line.contains(" connected") || line.starts_with("accept failed") {
-                break line;
-            }
-        };
-        if logged.starts_with("accept failed") {
-            break stream;
-        }
-        members.push(Chatter::over(stream)?);
-    };
-    // While every file is in use, the caller waits: no welcome.
-    course_tests::assert_silent(&mut waiting, Duration::from_millis(300))?;
-    drop(members.remove(0)); // a file descriptor is free again
-    let waiting = Chatter::over(waiting)
-        .context("a member left, but the caller waiting in the queue got no welcome")?;
-    server.wait_for(&format!("client {} connected", waiting.addr))?;
-    let failures = server
-        .proc
-        .seen()
-        .iter()
-        .filter(|line| line.starts_with("accept failed"))
-        .count();
-    ensure!(
-        failures < 50,
-        "{failures} failed accepts in the moments before the caller got in: the server spins"
-    );
-    Ok(())
-}
-
 /// "Too many open files": the caller stays in the queue, and mio reports
 /// the listener only when somebody new calls. The server tries again by
 /// itself, so the caller gets in once a member has left.
@@ -341,9 +277,9 @@ fn lets_the_waiting_caller_in_when_a_member_leaves(mut server: Server) -> Result
 #[test]
 fn lets_a_waiting_caller_in_when_a_member_leaves_after_running_out_of_files() -> Result<()> {
     let server = std::process::Command::new(course_tests::bin_path(SERVER)?);
-    let mut server = with_few_files(16, &server);
+    let mut server = chat_suite::with_few_files(16, &server);
     server.arg("127.0.0.1:0");
-    lets_the_waiting_caller_in_when_a_member_leaves(Server::start_command(server)?)
+    chat_suite::lets_the_waiting_caller_in_when_a_member_leaves(Server::start_command(server)?)
 }
 
 // ---------------------------------------------------------------- interop
@@ -449,9 +385,9 @@ fn interop_python_server_lets_a_waiting_caller_in_after_running_out_of_files() -
         return Ok(());
     }
     let twin = python(LESSON, "server.py");
-    let mut twin = with_few_files(16, &twin);
+    let mut twin = chat_suite::with_few_files(16, &twin);
     twin.arg("127.0.0.1:0");
-    lets_the_waiting_caller_in_when_a_member_leaves(Server::start_command(twin)?)
+    chat_suite::lets_the_waiting_caller_in_when_a_member_leaves(Server::start_command(twin)?)
 }
 
 #[cfg(unix)]

@@ -700,6 +700,102 @@ pub fn client_reports_when_the_server_goes_away(server: &str) -> Result<()> {
     Ok(())
 }
 
+/// A client refuses a line from the server that never ends: after
+/// `MAX_SERVER_LINE` bytes without `\n` it stops with one clear line
+/// instead of reading on (its memory would grow with every byte).
+pub fn client_refuses_an_endless_line_from_the_server(client: &str) -> Result<()> {
+    let plain = crate::PlainServer::start(|mut stream| {
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..(2 * crate::chat::MAX_SERVER_LINE / chunk.len()) {
+            if stream.write_all(&chunk).is_err() {
+                break; // the client hung up, as it should
+            }
+        }
+        let _ = crate::read_to_close(&mut stream);
+        Ok(Vec::new())
+    })?;
+    // Its stdin stays open: only the server's line can end it.
+    let done = exit_with_stdin_open(Proc::spawn(client, &[&plain.addr.to_string()])?)?;
+    ensure!(done.status.code() == Some(1), "{done:?}");
+    ensure!(
+        done.stderr.trim() == "error: the server sent a line longer than 1048576 bytes",
+        "{:?}",
+        done.stderr
+    );
+    done.assert_no_panic()?;
+    plain.join()?;
+    Ok(())
+}
+
+/// At a terminal the client shows `>> ` and waits for the keyboard; a line
+/// that arrives meanwhile must take the prompt's place, with the prompt
+/// drawn again below it, never `>> * welcome`. Python's `pty` gives the
+/// client a real terminal (Linux only, like the book); a second member
+/// joins while the client sits at its prompt.
+#[cfg(target_os = "linux")]
+pub fn client_at_a_terminal_redraws_the_prompt(client: &str, server: &str) -> Result<()> {
+    let server = Server::start(server, &[])?;
+    let at_a_terminal = r#"
+import os, pty, select, socket, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], sys.argv[2]])
+seen = b""
+deadline = time.time() + 15   # for it all: then the test shows what came
+def read_until(*wanted):
+    """Until each of `wanted` has shown up, in this order."""
+    global seen
+    while time.time() < deadline:
+        at = 0
+        for w in wanted:
+            at = seen.find(w, at)
+            if at < 0:
+                break
+            at += len(w)
+        if at >= 0:
+            return
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                seen += os.read(fd, 1024)
+            except OSError:
+                return
+read_until(b"commands: /nick NAME, /who, /quit", b">> ")
+os.write(fd, b"/nick tty\n")
+read_until(b"* you are now tty", b">> ")
+host, _, port = sys.argv[2].rpartition(":")
+other = socket.create_connection((host, int(port)))
+read_until(b" joined", b">> ")
+os.write(fd, b"\x04")
+read_until(b"never: read to the end")
+os.kill(pid, 9)               # ended already, unless it hangs
+os.waitpid(pid, 0)
+sys.stdout.buffer.write(seen)
+"#;
+    let mut py = Command::new("python3");
+    py.arg("-c")
+        .arg(at_a_terminal)
+        .arg(crate::bin_path(client)?)
+        .arg(server.addr_arg());
+    let done = crate::run_with_stdin(py, "")?;
+    ensure!(done.status.success(), "python failed: {done:?}");
+    let screen = String::from_utf8_lossy(&done.stdout);
+    ensure!(
+        !screen.contains(">> *"),
+        "a line landed after the prompt: {screen:?}"
+    );
+    for redrawn in [
+        "commands: /nick NAME, /who, /quit\r\n>> ",
+        "* you are now tty\r\n>> ",
+        " joined\r\n>> ",
+    ] {
+        ensure!(
+            screen.contains(redrawn),
+            "no prompt after the line: {screen:?}"
+        );
+    }
+    Ok(())
+}
+
 /// Waits for a client to exit by itself while its stdin is still open.
 /// (`Proc::wait_exit` closes stdin first, and end of input alone would end
 /// the client with status 0.) Its stdout closes when it exits; if instead
@@ -707,6 +803,101 @@ pub fn client_reports_when_the_server_goes_away(server: &str) -> Result<()> {
 pub fn exit_with_stdin_open(mut client: Proc) -> Result<crate::Finished> {
     while client.next_line().is_ok() {}
     client.wait_exit()
+}
+
+// ---------------------------------------------------------------- out of files
+
+/// `command` with at most `files` open files: `sh` sets the limit, as
+/// `ulimit -n` does in a terminal, then becomes the server (`exec`).
+#[cfg(target_os = "linux")]
+pub fn with_few_files(files: u32, command: &Command) -> Command {
+    let mut shell = Command::new("sh");
+    shell
+        .arg("-c")
+        .arg(format!("ulimit -n {files} && exec \"$@\""))
+        .arg("sh")
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (key, value) in command.get_envs() {
+        if let Some(value) = value {
+            shell.env(key, value);
+        }
+    }
+    shell
+}
+
+/// A chat server with few files (see [`with_few_files`]) lets a caller who
+/// waited in the queue in once a member leaves.
+#[cfg(target_os = "linux")]
+pub fn lets_the_waiting_caller_in_when_a_member_leaves(server: Server) -> Result<()> {
+    let (server, waiting) = runs_out_of_files_and_recovers(server, Chatter::over)?;
+    Chatter::over(waiting)
+        .context("a member left, but the caller waiting in the queue got no welcome")?;
+    server.kill()?.assert_no_panic()
+}
+
+/// Fills `server`, which may open only a few files, with callers (each
+/// served by `serve`, which keeps the connection) until `accept` fails and
+/// a caller is left in the queue. That caller gets nothing while every file
+/// is in use. Then one caller leaves: the waiting one must get in with
+/// nobody else calling, and the log must say once that accept failed and
+/// once that it works again, not a line for every retry (ten a second).
+/// Returns the server, still running, and the waiting caller's connection,
+/// now accepted.
+#[cfg(target_os = "linux")]
+pub fn runs_out_of_files_and_recovers<T>(
+    mut server: Server,
+    serve: impl Fn(TcpStream) -> Result<T>,
+) -> Result<(Server, TcpStream)> {
+    let mut served = Vec::new();
+    let mut waiting = loop {
+        ensure!(
+            served.len() < 64,
+            "accept never failed; log: {:?}",
+            server.proc.seen()
+        );
+        let stream = connect(server.addr)?;
+        let logged = loop {
+            let line = server.proc.next_line()?;
+            if line.contains(" connected") || line.starts_with("accept failed") {
+                break line;
+            }
+        };
+        if logged.starts_with("accept failed") {
+            ensure!(
+                logged.ends_with("; trying again every 100 ms"),
+                "the failure is logged as {logged:?}"
+            );
+            break stream;
+        }
+        served.push(serve(stream)?);
+    };
+    // While every file is in use, the caller waits: nothing comes.
+    crate::assert_silent(&mut waiting, Duration::from_millis(300))?;
+    drop(served.remove(0)); // a file descriptor is free again
+    let again = server.wait_for("accept works again after ")?;
+    let failures: u64 = again
+        .strip_prefix("accept works again after ")
+        .and_then(|rest| rest.strip_suffix(" failures"))
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("the recovery is logged as {again:?}"))?;
+    // 300 ms and more of retries every 100 ms: a few, not thousands.
+    ensure!(
+        (2..100).contains(&failures),
+        "{failures} failed accepts before the caller got in"
+    );
+    let logged = server
+        .proc
+        .seen()
+        .iter()
+        .filter(|line| line.starts_with("accept failed"))
+        .count();
+    ensure!(
+        logged == 1,
+        "accept failed was logged {logged} times for one episode"
+    );
+    server.wait_for(&format!("client {} connected", waiting.local_addr()?))?;
+    Ok((server, waiting))
 }
 
 // ---------------------------------------------------------------- Ctrl-C

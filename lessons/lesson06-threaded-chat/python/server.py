@@ -187,6 +187,22 @@ class Handler(socketserver.BaseRequestHandler):
 class ChatServer(socketserver.ThreadingTCPServer):
     daemon_threads = True                      # do not wait for callers at exit
     allow_reuse_address = True                 # as TcpListener::bind on Unix
+    failures = 0                               # failed accepts in a row
+
+    def get_request(self):
+        """accept, with failures logged once per episode."""
+        try:
+            request = self.socket.accept()
+        except OSError as err:                 # usually "too many open files"
+            if not self.failures:              # once, not ten times a second
+                print(f"accept failed: {err}; trying again every 100 ms")
+            self.failures += 1
+            time.sleep(0.1)                    # the caller waits in the queue
+            raise                              # socketserver gives up on this turn
+        if self.failures:
+            print(f"accept works again after {self.failures} failures")
+            self.failures = 0
+        return request
 
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

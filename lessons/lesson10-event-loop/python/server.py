@@ -17,6 +17,7 @@ sel = selectors.DefaultSelector()   # epoll on Linux, kqueue on macOS: mio's Pol
 members = {}                        # socket -> Member: everybody, leaving or not
 paused = False                      # some queue is full: read nobody (backpressure)
 accept_again_at = None              # set while the listener rests after a failed accept
+accept_failures = 0                 # failed accepts in a row, logged once
 
 
 class Member:
@@ -135,7 +136,7 @@ def hang_up(m, why):
 
 
 def accept_all(listener):
-    global accept_again_at
+    global accept_again_at, accept_failures
     while True:                                # until the queue is empty
         try:
             conn, addr = listener.accept()
@@ -145,10 +146,15 @@ def accept_all(listener):
             # The caller stays in the queue, so the listener stays readable:
             # selectors would report it at once, again and again. Stop
             # watching it, and try again shortly (mio's edge needs this too).
-            print(f"accept failed: {err}; trying again shortly")
+            if not accept_failures:            # once, not ten times a second
+                print(f"accept failed: {err}; trying again every 100 ms")
+            accept_failures += 1
             sel.unregister(listener)
             accept_again_at = time.monotonic() + ACCEPT_AGAIN
             return
+        if accept_failures:
+            print(f"accept works again after {accept_failures} failures")
+            accept_failures = 0
         peer = show(addr)
         if len(in_room()) >= args.max_clients:
             conn.sendall(b"* server full\n")

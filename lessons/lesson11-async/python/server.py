@@ -120,6 +120,7 @@ async def talk(reader, peer):
             return "sent a line that was too long, disconnected"
         else:
             line, buf = buf[:end], buf[end + 1:]
+        await asyncio.sleep(0)                     # let the others have a turn too
         await wait_for_space()                     # handle it once every queue has space
         text = line.removesuffix(b"\r").decode("utf-8", errors="replace")
         text = "".join("\ufffd" if ord(c) < 32 and c != "\t" or 127 <= ord(c) < 160 else c for c in text)
@@ -139,8 +140,27 @@ async def talk(reader, peer):
             send(f"{name}: {text}", lambda to: to != peer)
 
 
+async def accept_loop(listener):
+    """Lesson 06's accept loop, with await where the thread used to block."""
+    loop, failures = asyncio.get_running_loop(), 0
+    while True:
+        try:
+            conn, _ = await loop.sock_accept(listener)
+        except OSError as err:                 # usually "too many open files"
+            if not failures:                   # once, not ten times a second
+                print(f"accept failed: {err}; trying again every 100 ms")
+            failures += 1
+            await asyncio.sleep(0.1)
+            continue
+        if failures:
+            print(f"accept works again after {failures} failures")
+            failures = 0
+        reader, writer = await asyncio.open_connection(sock=conn)
+        asyncio.create_task(handle(reader, writer))   # a task per caller
+
+
 async def handle(reader, writer):
-    """A task per caller: asyncio.start_server starts one for each."""
+    """A task per caller: accept_loop starts one for each."""
     peer = show(writer.get_extra_info("peername"))
     if len(room) >= args.max_clients:
         writer.write(b"* server full\n")
@@ -167,8 +187,10 @@ async def main():
     host, _, port = args.addr.rpartition(":")
     host = host.strip("[]")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    server = await asyncio.start_server(handle, host, int(port), family=family)
-    print("listening on", show(server.sockets[0].getsockname()), flush=True)
+    listener = socket.create_server((host, int(port)), family=family)
+    listener.setblocking(False)
+    print("listening on", show(listener.getsockname()), flush=True)
+    accepting = asyncio.create_task(accept_loop(listener))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     try:
@@ -177,7 +199,8 @@ async def main():
         signal.signal(signal.SIGINT, lambda *_: loop.call_soon_threadsafe(stop.set))
     await stop.wait()
     print("Ctrl-C: telling everybody the server is shutting down")
-    server.close()                                         # no new callers
+    accepting.cancel()                                     # no new callers
+    listener.close()
     members = list(room.values())
     room.clear()
     for member in members:

@@ -14,6 +14,10 @@ use crate::{TIMEOUT, connect};
 /// The longest line the chat server takes, in bytes (its `MAX_LINE`).
 pub const MAX_LINE: usize = 8192;
 
+/// The longest line a chat client takes from the server, in bytes (its
+/// `MAX_SERVER_LINE`); a longer one ends the client with an error.
+pub const MAX_SERVER_LINE: usize = 1024 * 1024;
+
 /// What the chat server says before it hangs up on a longer line.
 pub const TOO_LONG: &str = "* line too long (max 8192 bytes), disconnecting";
 

@@ -22,7 +22,7 @@ use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
@@ -109,18 +109,20 @@ fn run(addr: &str, max_clients: usize) -> anyhow::Result<()> {
     // The connection loop (链接循环) of lesson 03, but this thread only picks
     // up: the talking happens on the threads that `admit` starts, so the next
     // caller is picked up at once.
+    let mut failures = shared::AcceptLog::default();
     loop {
         let (conn, peer) = match listener.accept() {
             Ok(call) => call,
             Err(err) => {
                 // Usually "too many open files". The caller stays in the
                 // queue, so trying again at once would fail again at once:
-                // pause a moment instead of spinning.
-                println!("accept failed: {err}; trying again shortly");
-                thread::sleep(Duration::from_millis(100));
+                // pause a moment instead of spinning, and say so once.
+                failures.failed(&err);
+                thread::sleep(shared::ACCEPT_RETRY);
                 continue;
             }
         };
+        failures.worked();
         if let Err(err) = admit(&room, conn, peer, max_clients) {
             println!("client {peer} could not be served: {err}");
         }

@@ -58,9 +58,6 @@ fn main() -> ExitCode {
 /// goes on to the next member: nobody can keep the loop to themselves.
 const READ_BUDGET: usize = 16;
 
-/// How soon we try `accept` again after it failed (too many open files).
-const ACCEPT_AGAIN: Duration = Duration::from_millis(100);
-
 /// The tokens by which `poll` names what is ready. Clients get the numbers
 /// after these, each a new one, so an old event never names a new client.
 const LISTENER: Token = Token(0);
@@ -120,6 +117,8 @@ struct Server {
     max_clients: usize,
     /// When to call `accept` again, after it failed with callers waiting.
     accept_again_at: Option<Instant>,
+    /// Says once that `accept` fails, and once that it works again.
+    accept_failures: shared::AcceptLog,
 }
 // ANCHOR_END: member
 
@@ -174,6 +173,7 @@ fn run(addr: &str, max_clients: usize) -> anyhow::Result<()> {
         room_full: false,
         max_clients,
         accept_again_at: None,
+        accept_failures: shared::AcceptLog::default(),
     };
     server.event_loop(listener)
 }
@@ -293,7 +293,10 @@ impl Server {
         self.accept_again_at = None;
         loop {
             match listener.accept() {
-                Ok((conn, peer)) => self.admit(conn, peer),
+                Ok((conn, peer)) => {
+                    self.accept_failures.worked();
+                    self.admit(conn, peer);
+                }
                 Err(err) if err.kind() == ErrorKind::WouldBlock => return,
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
                 Err(err) => {
@@ -301,8 +304,9 @@ impl Server {
                     // queue, and mio will not report the listener again
                     // until somebody else calls: we set ourselves a deadline
                     // to try again, when a member may have left.
-                    println!("accept failed: {err}; trying again shortly");
-                    self.accept_again_at = Some(Instant::now() + ACCEPT_AGAIN);
+                    self.accept_failures.failed(&err);
+                    let again = Instant::now() + shared::ACCEPT_RETRY;
+                    self.accept_again_at = Some(again);
                     return;
                 }
             }

@@ -16,7 +16,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -121,14 +120,18 @@ async fn run(addr: &str, max_clients: usize) -> anyhow::Result<()> {
 // ANCHOR: accept-loop
 /// Lesson 06's accept loop, with `.await` where the thread used to block.
 async fn accept_loop(listener: &TcpListener, room: &Arc<Room>, max: usize) {
+    let mut failures = shared::AcceptLog::default();
     loop {
         match listener.accept().await {
-            Ok((conn, peer)) => admit(room, conn, peer, max).await,
+            Ok((conn, peer)) => {
+                failures.worked();
+                admit(room, conn, peer, max).await;
+            }
             Err(err) => {
                 // Usually "too many open files": pause instead of spinning.
                 // This sleep is a timer: no thread waits in it.
-                println!("accept failed: {err}; trying again shortly");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                failures.failed(&err);
+                tokio::time::sleep(shared::ACCEPT_RETRY).await;
             }
         }
     }
