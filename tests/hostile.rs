@@ -2057,6 +2057,11 @@ fn lesson06_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
 }
 
 #[test]
+fn lesson06_room_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
+    quiet_on_loopback_warns_elsewhere("lesson06-room", Transport::Tcp)
+}
+
+#[test]
 fn lesson10_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
     quiet_on_loopback_warns_elsewhere(LESSON10, Transport::Tcp)
 }

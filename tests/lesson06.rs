@@ -21,6 +21,8 @@ use predicates::prelude::*;
 const SERVER: &str = "lesson06-server";
 /// Step 1 of the lesson: lesson 04's echo server with a thread per caller.
 const ECHO: &str = "lesson06-echo-server";
+/// Step 2: the room, every line to all the others, no commands yet.
+const ROOM: &str = "lesson06-room";
 const CLIENT: &str = "lesson06-client";
 const EXERCISE: &str = "lesson06-exercise1";
 const LESSON: &str = "lesson06-threaded-chat";
@@ -254,6 +256,160 @@ fn interop_lesson04_clients_with_the_echo_servers() -> Result<()> {
     );
     server.wait_for("asked to quit, hanging up")?;
     Ok(())
+}
+
+// ---------------------------------------------------------------- step 2: the room
+//
+// lesson06-room passes every line to everybody else, under the limits of
+// lesson06-protocol. Step 3, lesson06-server, adds the commands and Ctrl-C;
+// the chat suite below runs against it.
+
+#[test]
+fn room_prints_help() -> Result<()> {
+    contract::help_works(ROOM, DEFAULT_ADDR)
+}
+
+#[test]
+fn room_dies_on_bad_address() -> Result<()> {
+    contract::bad_address_is_refused(ROOM)
+}
+
+#[test]
+fn room_passes_every_line_to_the_others_and_says_who_comes_and_goes() -> Result<()> {
+    let mut server = Server::start(ROOM, &[])?;
+    let mut alice = Chatter::join(server.addr)?;
+    let mut bob = Chatter::join(server.addr)?;
+    let bob_addr = bob.addr;
+    alice.expect(&format!("* {bob_addr} joined"))?;
+    bob.output.set_nodelay(true)?;
+    // A line in pieces, two in one write, an empty one (says nothing), a
+    // Windows line ending, an Escape sequence and bytes that are not UTF-8.
+    for chunk in [
+        &b"hel"[..],
+        b"lo\nsecond\n",
+        b"\n",
+        b"crlf\r\n",
+        b"\x1b[2Jok\xff\n",
+    ] {
+        bob.send(chunk)?;
+    }
+    for expected in ["hello", "second", "crlf", "\u{fffd}[2Jok\u{fffd}"] {
+        alice.expect(&format!("{bob_addr}: {expected}"))?;
+    }
+    // Nobody hears their own lines: bob's next line is alice's.
+    alice.say("hi bob")?;
+    bob.expect(&format!("{}: hi bob", alice.addr))?;
+    drop(bob);
+    alice.expect(&format!("* {bob_addr} left"))?;
+    server.wait_for(&format!("client {bob_addr} disconnected"))?;
+    server.kill()?.assert_no_panic()
+}
+
+#[test]
+fn room_hangs_up_on_a_line_that_is_too_long() -> Result<()> {
+    let mut server = Server::start(ROOM, &[])?;
+    let mut alice = Chatter::join(server.addr)?;
+    let mut bob = Chatter::join(server.addr)?;
+    alice.expect(&format!("* {} joined", bob.addr))?;
+    let _ = bob.send(&vec![b'a'; 100_000]); // the server may hang up midway
+    let last = bob.lines_until_closed()?;
+    ensure!(last == [course_tests::chat::TOO_LONG], "bob got {last:?}");
+    alice.expect(&format!("* {} left", bob.addr))?;
+    server.wait_for("sent a line that was too long, disconnected")?;
+    Ok(())
+}
+
+#[test]
+fn room_turns_away_callers_beyond_max_clients() -> Result<()> {
+    let mut server = Server::start(ROOM, &["--max-clients", "1"])?;
+    let _alice = Chatter::join(server.addr)?;
+    let reply = course_tests::read_to_close(&mut connect(server.addr)?)?;
+    ensure!(reply == b"* server full\n", "got {reply:?}");
+    server.wait_for("turned away: the room is full")?;
+    Ok(())
+}
+
+/// A member who reads nothing is hung up on when their queue is full, and
+/// the others hear every line meanwhile (the chat suite's stuck-client
+/// test, for a room without names).
+#[test]
+fn room_hangs_up_on_a_member_who_never_reads() -> Result<()> {
+    let mut server = Server::start(ROOM, &[])?;
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.set_recv_buffer_size(4096)?;
+    socket.connect_timeout(&server.addr.into(), course_tests::TIMEOUT)?;
+    let stuck = Chatter::over(socket.into())?;
+    let mut alice = Chatter::join(server.addr)?;
+    let mut bob = Chatter::join(server.addr)?;
+    alice.expect(&format!("* {} joined", bob.addr))?;
+    let long = "x".repeat(8000);
+    let left = format!("* {} left", stuck.addr);
+    for sent in 0.. {
+        ensure!(
+            sent < 5000,
+            "{sent} lines and the stuck member is still in the room"
+        );
+        bob.say(&long)?;
+        let before = alice.wait_for(&format!("{}: {long}", bob.addr))?;
+        if before.contains(&left) {
+            break;
+        }
+    }
+    server.wait_for(&format!("client {} was too slow, disconnected", stuck.addr))?;
+    server.kill()?.assert_no_panic()
+}
+
+/// Step 2's "Run it": alice at her client, bob says one line from a pipe.
+#[cfg(target_os = "linux")]
+#[test]
+fn book_output_of_the_room() -> Result<()> {
+    let mut server = Server::start(ROOM, &[])?;
+    let mut alice = start_client(&server)?;
+    let bob = cmd(CLIENT)?
+        .arg(server.addr_arg())
+        .write_stdin("hello, anybody there?\n")
+        .assert()
+        .success();
+    alice.wait_for(" left")?;
+    type_line(&mut alice, "you are gone already")?;
+    server.wait_for(r#"said "you are gone already""#)?;
+    let alice_addr = welcomed_as(&alice)?;
+    let alice = alice.wait_exit()?;
+    ensure!(alice.status.success(), "alice: {alice:?}");
+    server.wait_for(&format!("client {alice_addr} disconnected"))?;
+    let addr = server.addr;
+    let log = server.kill()?.stdout;
+    let bob_out = String::from_utf8_lossy(&bob.get_output().stdout).into_owned();
+    let bob_addr = bob_out
+        .strip_prefix("* welcome, you are ")
+        .and_then(|rest| rest.split(';').next())
+        .context("no welcome for bob")?
+        .to_string();
+    let transcript = |name: &str, command: &str, lines: &[String], text: &str| {
+        let mut t = Transcript::new();
+        t.show_addr_as(addr, DEFAULT_ADDR);
+        t.show_addr_as(&alice_addr, "127.0.0.1:50312");
+        t.show_addr_as(&bob_addr, "127.0.0.1:50314");
+        t.command(command).lines(lines).output(text).check(name)
+    };
+    transcript(
+        "lesson06-room-server",
+        "cargo run -p lesson06-room",
+        &log,
+        "",
+    )?;
+    transcript(
+        "lesson06-room-alice",
+        "cargo run -q -p lesson06-client",
+        &alice.stdout,
+        "",
+    )?;
+    transcript(
+        "lesson06-room-bob",
+        "printf 'hello, anybody there?\\n' | cargo run -q -p lesson06-client",
+        &[],
+        &bob_out,
+    )
 }
 
 // ---------------------------------------------------------------- the command line
