@@ -1,9 +1,63 @@
 //! Lesson 06's chat protocol, as one suite of tests that every chat server
 //! of the course must pass: lesson 06's threads, lesson 10's event loop and
 //! lesson 11's tasks. Each function takes the name of the server binary;
-//! each lesson's test file calls it from a `#[test]` named after it, so a
-//! failure names the lesson. The real client in these tests is always
-//! lesson06-client: it speaks the protocol, whichever server runs it.
+//! `chat_suite_tests!(SERVER)` makes a named `#[test]` of each in a lesson's
+//! test file, so a failure names the lesson and the behaviour. The real
+//! client in these tests is always lesson06-client: it speaks the protocol,
+//! whichever server runs it. Below the suite, checks that the Python twins
+//! share (`python_server_...`), and the tools of the lessons' own tests.
+
+/// The chat suite against `server`, one named test per behaviour: what
+/// every chat room of the course does alike. A lesson's file adds what is
+/// its own (lessons 10 and 11, for instance, also run
+/// `a_flood_from_one_member_neither_cuts_off_nor_drowns_the_others`).
+#[macro_export]
+macro_rules! chat_suite_tests {
+    ($server:expr) => {
+        $crate::test_table! {
+            three_clients_talk: $crate::chat_suite::three_clients_talk($server);
+            a_silent_caller_does_not_keep_the_others_waiting:
+                $crate::chat_suite::a_silent_caller_does_not_keep_the_others_waiting($server);
+            newcomers_are_named_by_address_and_announced:
+                $crate::chat_suite::newcomers_are_named_by_address_and_announced($server);
+            nick_renames_and_tells_the_others:
+                $crate::chat_suite::nick_renames_and_tells_the_others($server);
+            nick_refuses_a_name_that_is_taken:
+                $crate::chat_suite::nick_refuses_a_name_that_is_taken($server);
+            nick_refuses_a_malformed_name: $crate::chat_suite::nick_refuses_a_malformed_name($server);
+            who_lists_everybody_in_the_room:
+                $crate::chat_suite::who_lists_everybody_in_the_room($server);
+            nobody_hears_their_own_lines_and_unknown_commands_get_help:
+                $crate::chat_suite::nobody_hears_their_own_lines_and_unknown_commands_get_help($server);
+            lines_are_framed_by_newlines_whatever_the_chunks:
+                $crate::chat_suite::lines_are_framed_by_newlines_whatever_the_chunks($server);
+            invalid_utf8_is_shown_lossily: $crate::chat_suite::invalid_utf8_is_shown_lossily($server);
+            control_characters_never_reach_the_others:
+                $crate::chat_suite::control_characters_never_reach_the_others($server);
+            quit_says_bye_hangs_up_and_is_announced:
+                $crate::chat_suite::quit_says_bye_hangs_up_and_is_announced($server);
+            hanging_up_without_a_word_is_announced:
+                $crate::chat_suite::hanging_up_without_a_word_is_announced($server);
+            a_client_that_resets_is_removed_and_announced:
+                $crate::chat_suite::a_client_that_resets_is_removed_and_announced($server);
+            a_client_that_never_reads_does_not_stall_the_others:
+                $crate::chat_suite::a_client_that_never_reads_does_not_stall_the_others($server);
+            a_member_for_whom_a_line_waits_too_long_is_hung_up:
+                $crate::chat_suite::a_member_for_whom_a_line_waits_too_long_is_hung_up($server);
+            an_over_long_line_gets_an_error_and_a_disconnection:
+                $crate::chat_suite::an_over_long_line_gets_an_error_and_a_disconnection($server);
+            a_line_of_exactly_8192_bytes_is_fine:
+                $crate::chat_suite::a_line_of_exactly_8192_bytes_is_fine($server);
+            an_endless_line_without_newline_is_cut_off:
+                $crate::chat_suite::an_endless_line_without_newline_is_cut_off($server);
+            the_room_turns_away_callers_beyond_max_clients:
+                $crate::chat_suite::the_room_turns_away_callers_beyond_max_clients($server);
+            #[cfg(unix)]
+            ctrl_c_tells_everybody_then_the_server_exits:
+                $crate::chat_suite::ctrl_c_tells_everybody_then_the_server_exits($server);
+        }
+    };
+}
 
 use std::io::{BufReader, ErrorKind, Write};
 use std::net::TcpStream;
@@ -923,6 +977,41 @@ pub fn ctrl_c_tells_everybody_then_the_server_exits(server: &str) -> Result<()> 
     let done = server.wait_exit()?;
     ensure!(done.status.success(), "{done:?}");
     done.assert_no_panic()?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- the Python twins
+
+/// A twin started with `--max-clients 2` keeps the rules of the Rust room:
+/// names are unique, the third caller is turned away, an over-long line
+/// gets the error and a hang-up.
+pub fn python_server_keeps_the_same_rules(mut server: Server) -> Result<()> {
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    let mut bob = Chatter::named(server.addr, "bob")?;
+    bob.say("/nick alice")?;
+    bob.expect("* the name alice is taken")?;
+    let reply = crate::read_to_close(&mut connect(server.addr)?)?;
+    ensure!(reply == b"* server full\n", "got {reply:?}");
+    let mut flood = vec![b'a'; 100_000];
+    flood.push(b'\n');
+    let _ = bob.send(&flood);
+    let last = bob.lines_until_closed()?;
+    ensure!(last == [crate::chat::TOO_LONG], "bob got {last:?}");
+    alice.wait_for("* bob left")?;
+    server.wait_for("sent a line that was too long, disconnected")?;
+    server.kill()?.assert_no_panic()
+}
+
+/// A twin says goodbye on Ctrl-C and exits with status 0.
+#[cfg(unix)]
+pub fn python_server_says_goodbye_on_ctrl_c(mut server: Server) -> Result<()> {
+    let mut alice = Chatter::named(server.addr, "alice")?;
+    interrupt(&server.proc)?;
+    let last = alice.lines_until_closed()?;
+    ensure!(last == ["* server shutting down"], "alice got {last:?}");
+    server.wait_for("server stopped")?;
+    let done = server.wait_exit()?;
+    ensure!(done.status.success(), "{done:?}");
     Ok(())
 }
 
