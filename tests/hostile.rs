@@ -1074,126 +1074,33 @@ fn chat_connect_close_cycles(server: &mut Server) -> Result<()> {
     connect_close_cycles(server.addr, CYCLES)
 }
 
-#[test]
-fn lesson06_survives_random_binary_bytes() -> Result<()> {
-    chat_survives(LESSON06, chat_random_bytes)
-}
-
-#[test]
-fn lesson06_survives_invalid_utf8() -> Result<()> {
-    chat_survives(LESSON06, chat_invalid_utf8)
-}
-
-#[test]
-fn lesson06_survives_a_line_written_one_byte_at_a_time() -> Result<()> {
-    chat_survives(LESSON06, chat_one_byte_at_a_time)
-}
-
-#[test]
-fn lesson06_survives_a_10_mb_line_without_newline() -> Result<()> {
-    chat_survives(LESSON06, chat_burst)
-}
-
-#[test]
-fn lesson06_survives_a_reset_in_the_middle_of_a_line() -> Result<()> {
-    chat_survives(LESSON06, chat_reset_mid_message)
-}
-
-#[test]
-fn lesson06_answers_a_half_closed_client_before_hanging_up() -> Result<()> {
-    chat_survives(LESSON06, chat_half_close)
-}
-
-#[test]
-fn lesson06_survives_500_idle_connections_dropped_at_once() -> Result<()> {
-    chat_survives(LESSON06, chat_idle_connections)
-}
-
-#[test]
-fn lesson06_survives_1000_connect_close_cycles() -> Result<()> {
-    chat_survives(LESSON06, chat_connect_close_cycles)
-}
-
-// The same attacks on lesson 10's event loop and lesson 11's tasks.
-
-#[test]
-fn lesson10_survives_random_binary_bytes() -> Result<()> {
-    chat_survives(LESSON10, chat_random_bytes)
-}
-
-#[test]
-fn lesson10_survives_invalid_utf8() -> Result<()> {
-    chat_survives(LESSON10, chat_invalid_utf8)
-}
-
-#[test]
-fn lesson10_survives_a_line_written_one_byte_at_a_time() -> Result<()> {
-    chat_survives(LESSON10, chat_one_byte_at_a_time)
-}
-
-#[test]
-fn lesson10_survives_a_10_mb_line_without_newline() -> Result<()> {
-    chat_survives(LESSON10, chat_burst)
-}
-
-#[test]
-fn lesson10_survives_a_reset_in_the_middle_of_a_line() -> Result<()> {
-    chat_survives(LESSON10, chat_reset_mid_message)
-}
-
-#[test]
-fn lesson10_answers_a_half_closed_client_before_hanging_up() -> Result<()> {
-    chat_survives(LESSON10, chat_half_close)
-}
-
-#[test]
-fn lesson10_survives_500_idle_connections_dropped_at_once() -> Result<()> {
-    chat_survives(LESSON10, chat_idle_connections)
-}
-
-#[test]
-fn lesson10_survives_1000_connect_close_cycles() -> Result<()> {
-    chat_survives(LESSON10, chat_connect_close_cycles)
-}
-
-#[test]
-fn lesson11_survives_random_binary_bytes() -> Result<()> {
-    chat_survives(LESSON11, chat_random_bytes)
-}
-
-#[test]
-fn lesson11_survives_invalid_utf8() -> Result<()> {
-    chat_survives(LESSON11, chat_invalid_utf8)
-}
-
-#[test]
-fn lesson11_survives_a_line_written_one_byte_at_a_time() -> Result<()> {
-    chat_survives(LESSON11, chat_one_byte_at_a_time)
-}
-
-#[test]
-fn lesson11_survives_a_10_mb_line_without_newline() -> Result<()> {
-    chat_survives(LESSON11, chat_burst)
-}
-
-#[test]
-fn lesson11_survives_a_reset_in_the_middle_of_a_line() -> Result<()> {
-    chat_survives(LESSON11, chat_reset_mid_message)
-}
-
-#[test]
-fn lesson11_answers_a_half_closed_client_before_hanging_up() -> Result<()> {
-    chat_survives(LESSON11, chat_half_close)
-}
-
-#[test]
-fn lesson11_survives_500_idle_connections_dropped_at_once() -> Result<()> {
-    chat_survives(LESSON11, chat_idle_connections)
-}
-
-#[test]
-fn lesson11_survives_1000_connect_close_cycles() -> Result<()> {
-    chat_survives(LESSON11, chat_connect_close_cycles)
+// Every chat attack on each of the three chat rooms: lesson 06's threads,
+// lesson 10's event loop and lesson 11's tasks.
+course_tests::test_table! {
+    lesson06_survives_random_binary_bytes: chat_survives(LESSON06, chat_random_bytes);
+    lesson06_survives_invalid_utf8: chat_survives(LESSON06, chat_invalid_utf8);
+    lesson06_survives_a_line_written_one_byte_at_a_time: chat_survives(LESSON06, chat_one_byte_at_a_time);
+    lesson06_survives_a_10_mb_line_without_newline: chat_survives(LESSON06, chat_burst);
+    lesson06_survives_a_reset_in_the_middle_of_a_line: chat_survives(LESSON06, chat_reset_mid_message);
+    lesson06_answers_a_half_closed_client_before_hanging_up: chat_survives(LESSON06, chat_half_close);
+    lesson06_survives_500_idle_connections_dropped_at_once: chat_survives(LESSON06, chat_idle_connections);
+    lesson06_survives_1000_connect_close_cycles: chat_survives(LESSON06, chat_connect_close_cycles);
+    lesson10_survives_random_binary_bytes: chat_survives(LESSON10, chat_random_bytes);
+    lesson10_survives_invalid_utf8: chat_survives(LESSON10, chat_invalid_utf8);
+    lesson10_survives_a_line_written_one_byte_at_a_time: chat_survives(LESSON10, chat_one_byte_at_a_time);
+    lesson10_survives_a_10_mb_line_without_newline: chat_survives(LESSON10, chat_burst);
+    lesson10_survives_a_reset_in_the_middle_of_a_line: chat_survives(LESSON10, chat_reset_mid_message);
+    lesson10_answers_a_half_closed_client_before_hanging_up: chat_survives(LESSON10, chat_half_close);
+    lesson10_survives_500_idle_connections_dropped_at_once: chat_survives(LESSON10, chat_idle_connections);
+    lesson10_survives_1000_connect_close_cycles: chat_survives(LESSON10, chat_connect_close_cycles);
+    lesson11_survives_random_binary_bytes: chat_survives(LESSON11, chat_random_bytes);
+    lesson11_survives_invalid_utf8: chat_survives(LESSON11, chat_invalid_utf8);
+    lesson11_survives_a_line_written_one_byte_at_a_time: chat_survives(LESSON11, chat_one_byte_at_a_time);
+    lesson11_survives_a_10_mb_line_without_newline: chat_survives(LESSON11, chat_burst);
+    lesson11_survives_a_reset_in_the_middle_of_a_line: chat_survives(LESSON11, chat_reset_mid_message);
+    lesson11_answers_a_half_closed_client_before_hanging_up: chat_survives(LESSON11, chat_half_close);
+    lesson11_survives_500_idle_connections_dropped_at_once: chat_survives(LESSON11, chat_idle_connections);
+    lesson11_survives_1000_connect_close_cycles: chat_survives(LESSON11, chat_connect_close_cycles);
 }
 
 // ================================================================ lesson 13
@@ -2957,6 +2864,11 @@ fn lesson05_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
 #[test]
 fn lesson06_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
     quiet_on_loopback_warns_elsewhere(LESSON06, Transport::Tcp)
+}
+
+#[test]
+fn lesson06_room_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
+    quiet_on_loopback_warns_elsewhere("lesson06-room", Transport::Tcp)
 }
 
 #[test]

@@ -21,6 +21,8 @@ use predicates::prelude::*;
 const SERVER: &str = "lesson06-server";
 /// Step 1 of the lesson: lesson 04's echo server with a thread per caller.
 const ECHO: &str = "lesson06-echo-server";
+/// Step 2: the room, every line to all the others, no commands yet.
+const ROOM: &str = "lesson06-room";
 const CLIENT: &str = "lesson06-client";
 const EXERCISE: &str = "lesson06-exercise1";
 const LESSON: &str = "lesson06-threaded-chat";
@@ -38,7 +40,8 @@ fn echo_server_prints_help() -> Result<()> {
     cmd(ECHO)?
         .arg("--help")
         .assert()
-        .stdout(predicate::str::contains("--idle-timeout <SECS>"));
+        .stdout(predicate::str::contains("--idle-timeout <SECS>"))
+        .stdout(predicate::str::contains("--max-clients <MAX_CLIENTS>"));
     Ok(())
 }
 
@@ -53,7 +56,83 @@ fn echo_server_dies_on_bad_arguments() -> Result<()> {
             .stderr(predicate::str::contains("--idle-timeout"))
             .stderr(predicate::str::contains("panicked").not());
     }
+    cmd(ECHO)?
+        .args(["127.0.0.1:0", "--max-clients", "0"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--max-clients"))
+        .stderr(predicate::str::contains("panicked").not());
     Ok(())
+}
+
+#[test]
+fn echo_server_turns_away_callers_beyond_max_clients() -> Result<()> {
+    turns_away_callers_beyond_two(Server::start(ECHO, &["--max-clients", "2"])?)
+}
+
+/// With two seats, two callers are served and a third hears one line and
+/// is hung up on; once a caller leaves, the next one is served.
+fn turns_away_callers_beyond_two(mut server: Server) -> Result<()> {
+    let mut first = connect(server.addr)?;
+    exchange(&mut first, b"one")?;
+    let mut second = connect(server.addr)?;
+    exchange(&mut second, b"two")?;
+    let mut third = connect(server.addr)?;
+    let reply = course_tests::read_to_close(&mut third)?;
+    ensure!(reply == b"server full, try again later\n", "got {reply:?}");
+    server.wait_for("turned away: all 2 seats are taken")?;
+    let first_addr = first.local_addr()?;
+    drop(first);
+    server.wait_for(&format!("client {first_addr} closed the connection"))?;
+    let mut fourth = connect(server.addr)?;
+    exchange(&mut fourth, b"my turn")?;
+    exchange(&mut second, b"still here")?;
+    server.kill()?.assert_no_panic()
+}
+
+#[test]
+fn interop_python_echo_server_turns_away_callers_beyond_max_clients_too() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let mut twin = python(LESSON, "echo_server.py");
+    twin.args(["127.0.0.1:0", "--max-clients", "2"]);
+    turns_away_callers_beyond_two(Server::start_command(twin)?)
+}
+
+/// Out of file descriptors, `accept` fails while a caller waits; the
+/// server says so once, serves the caller once a file is free, and says
+/// that too (`chat_suite::runs_out_of_files_and_recovers`).
+#[cfg(target_os = "linux")]
+#[test]
+fn echo_server_logs_running_out_of_files_once_and_recovers() -> Result<()> {
+    let server = Command::new(course_tests::bin_path(ECHO)?);
+    let mut server = chat_suite::with_few_files(16, &server);
+    server.arg("127.0.0.1:0");
+    echo_recovers(Server::start_command(server)?)
+}
+
+#[cfg(target_os = "linux")]
+fn echo_recovers(server: Server) -> Result<()> {
+    let (server, mut waiting) =
+        chat_suite::runs_out_of_files_and_recovers(server, |mut stream| {
+            exchange(&mut stream, b"hi").context("a caller before the files ran out")?;
+            Ok(stream)
+        })?;
+    exchange(&mut waiting, b"in at last").context("the caller who waited")?;
+    server.kill()?.assert_no_panic()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn interop_python_echo_server_logs_running_out_of_files_once_too() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let twin = python(LESSON, "echo_server.py");
+    let mut twin = chat_suite::with_few_files(16, &twin);
+    twin.arg("127.0.0.1:0");
+    echo_recovers(Server::start_command(twin)?)
 }
 
 #[test]
@@ -179,6 +258,160 @@ fn interop_lesson04_clients_with_the_echo_servers() -> Result<()> {
     Ok(())
 }
 
+// ---------------------------------------------------------------- step 2: the room
+//
+// lesson06-room passes every line to everybody else, under the limits of
+// lesson06-protocol. Step 3, lesson06-server, adds the commands and Ctrl-C;
+// the chat suite below runs against it.
+
+#[test]
+fn room_prints_help() -> Result<()> {
+    contract::help_works(ROOM, DEFAULT_ADDR)
+}
+
+#[test]
+fn room_dies_on_bad_address() -> Result<()> {
+    contract::bad_address_is_refused(ROOM)
+}
+
+#[test]
+fn room_passes_every_line_to_the_others_and_says_who_comes_and_goes() -> Result<()> {
+    let mut server = Server::start(ROOM, &[])?;
+    let mut alice = Chatter::join(server.addr)?;
+    let mut bob = Chatter::join(server.addr)?;
+    let bob_addr = bob.addr;
+    alice.expect(&format!("* {bob_addr} joined"))?;
+    bob.output.set_nodelay(true)?;
+    // A line in pieces, two in one write, an empty one (says nothing), a
+    // Windows line ending, an Escape sequence and bytes that are not UTF-8.
+    for chunk in [
+        &b"hel"[..],
+        b"lo\nsecond\n",
+        b"\n",
+        b"crlf\r\n",
+        b"\x1b[2Jok\xff\n",
+    ] {
+        bob.send(chunk)?;
+    }
+    for expected in ["hello", "second", "crlf", "\u{fffd}[2Jok\u{fffd}"] {
+        alice.expect(&format!("{bob_addr}: {expected}"))?;
+    }
+    // Nobody hears their own lines: bob's next line is alice's.
+    alice.say("hi bob")?;
+    bob.expect(&format!("{}: hi bob", alice.addr))?;
+    drop(bob);
+    alice.expect(&format!("* {bob_addr} left"))?;
+    server.wait_for(&format!("client {bob_addr} disconnected"))?;
+    server.kill()?.assert_no_panic()
+}
+
+#[test]
+fn room_hangs_up_on_a_line_that_is_too_long() -> Result<()> {
+    let mut server = Server::start(ROOM, &[])?;
+    let mut alice = Chatter::join(server.addr)?;
+    let mut bob = Chatter::join(server.addr)?;
+    alice.expect(&format!("* {} joined", bob.addr))?;
+    let _ = bob.send(&vec![b'a'; 100_000]); // the server may hang up midway
+    let last = bob.lines_until_closed()?;
+    ensure!(last == [course_tests::chat::TOO_LONG], "bob got {last:?}");
+    alice.expect(&format!("* {} left", bob.addr))?;
+    server.wait_for("sent a line that was too long, disconnected")?;
+    Ok(())
+}
+
+#[test]
+fn room_turns_away_callers_beyond_max_clients() -> Result<()> {
+    let mut server = Server::start(ROOM, &["--max-clients", "1"])?;
+    let _alice = Chatter::join(server.addr)?;
+    let reply = course_tests::read_to_close(&mut connect(server.addr)?)?;
+    ensure!(reply == b"* server full\n", "got {reply:?}");
+    server.wait_for("turned away: the room is full")?;
+    Ok(())
+}
+
+/// A member who reads nothing is hung up on when their queue is full, and
+/// the others hear every line meanwhile (the chat suite's stuck-client
+/// test, for a room without names).
+#[test]
+fn room_hangs_up_on_a_member_who_never_reads() -> Result<()> {
+    let mut server = Server::start(ROOM, &[])?;
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.set_recv_buffer_size(4096)?;
+    socket.connect_timeout(&server.addr.into(), course_tests::TIMEOUT)?;
+    let stuck = Chatter::over(socket.into())?;
+    let mut alice = Chatter::join(server.addr)?;
+    let mut bob = Chatter::join(server.addr)?;
+    alice.expect(&format!("* {} joined", bob.addr))?;
+    let long = "x".repeat(8000);
+    let left = format!("* {} left", stuck.addr);
+    for sent in 0.. {
+        ensure!(
+            sent < 5000,
+            "{sent} lines and the stuck member is still in the room"
+        );
+        bob.say(&long)?;
+        let before = alice.wait_for(&format!("{}: {long}", bob.addr))?;
+        if before.contains(&left) {
+            break;
+        }
+    }
+    server.wait_for(&format!("client {} was too slow, disconnected", stuck.addr))?;
+    server.kill()?.assert_no_panic()
+}
+
+/// Step 2's "Run it": alice at her client, bob says one line from a pipe.
+#[cfg(target_os = "linux")]
+#[test]
+fn book_output_of_the_room() -> Result<()> {
+    let mut server = Server::start(ROOM, &[])?;
+    let mut alice = start_client(&server)?;
+    let bob = cmd(CLIENT)?
+        .arg(server.addr_arg())
+        .write_stdin("hello, anybody there?\n")
+        .assert()
+        .success();
+    alice.wait_for(" left")?;
+    type_line(&mut alice, "you are gone already")?;
+    server.wait_for(r#"said "you are gone already""#)?;
+    let alice_addr = welcomed_as(&alice)?;
+    let alice = alice.wait_exit()?;
+    ensure!(alice.status.success(), "alice: {alice:?}");
+    server.wait_for(&format!("client {alice_addr} disconnected"))?;
+    let addr = server.addr;
+    let log = server.kill()?.stdout;
+    let bob_out = String::from_utf8_lossy(&bob.get_output().stdout).into_owned();
+    let bob_addr = bob_out
+        .strip_prefix("* welcome, you are ")
+        .and_then(|rest| rest.split(';').next())
+        .context("no welcome for bob")?
+        .to_string();
+    let transcript = |name: &str, command: &str, lines: &[String], text: &str| {
+        let mut t = Transcript::new();
+        t.show_addr_as(addr, DEFAULT_ADDR);
+        t.show_addr_as(&alice_addr, "127.0.0.1:50312");
+        t.show_addr_as(&bob_addr, "127.0.0.1:50314");
+        t.command(command).lines(lines).output(text).check(name)
+    };
+    transcript(
+        "lesson06-room-server",
+        "cargo run -p lesson06-room",
+        &log,
+        "",
+    )?;
+    transcript(
+        "lesson06-room-alice",
+        "cargo run -q -p lesson06-client",
+        &alice.stdout,
+        "",
+    )?;
+    transcript(
+        "lesson06-room-bob",
+        "printf 'hello, anybody there?\\n' | cargo run -q -p lesson06-client",
+        &[],
+        &bob_out,
+    )
+}
+
 // ---------------------------------------------------------------- the command line
 
 #[test]
@@ -239,118 +472,51 @@ fn client_explains_when_no_server_listens() -> Result<()> {
 // and 11, whose servers speak the same protocol. Each runs here against
 // lesson06-server.
 
-#[test]
-fn three_clients_talk() -> Result<()> {
-    chat_suite::three_clients_talk(SERVER)
+course_tests::chat_suite_tests!(SERVER);
+
+course_tests::test_table! {
+    client_sends_piped_lines_and_exits_at_end_of_input:
+        chat_suite::client_sends_piped_lines_and_exits_at_end_of_input(SERVER);
+    client_reports_when_the_server_goes_away:
+        chat_suite::client_reports_when_the_server_goes_away(SERVER);
 }
 
+#[cfg(target_os = "linux")]
 #[test]
-fn a_silent_caller_does_not_keep_the_others_waiting() -> Result<()> {
-    chat_suite::a_silent_caller_does_not_keep_the_others_waiting(SERVER)
+fn server_logs_running_out_of_files_once_and_lets_the_waiting_caller_in() -> Result<()> {
+    let server = Command::new(course_tests::bin_path(SERVER)?);
+    let mut server = chat_suite::with_few_files(16, &server);
+    server.arg("127.0.0.1:0");
+    chat_suite::lets_the_waiting_caller_in_when_a_member_leaves(Server::start_command(server)?)
 }
 
+#[cfg(target_os = "linux")]
 #[test]
-fn newcomers_are_named_by_address_and_announced() -> Result<()> {
-    chat_suite::newcomers_are_named_by_address_and_announced(SERVER)
-}
-
-#[test]
-fn nick_renames_and_tells_the_others() -> Result<()> {
-    chat_suite::nick_renames_and_tells_the_others(SERVER)
-}
-
-#[test]
-fn nick_refuses_a_name_that_is_taken() -> Result<()> {
-    chat_suite::nick_refuses_a_name_that_is_taken(SERVER)
-}
-
-#[test]
-fn nick_refuses_a_malformed_name() -> Result<()> {
-    chat_suite::nick_refuses_a_malformed_name(SERVER)
-}
-
-#[test]
-fn who_lists_everybody_in_the_room() -> Result<()> {
-    chat_suite::who_lists_everybody_in_the_room(SERVER)
-}
-
-#[test]
-fn nobody_hears_their_own_lines_and_unknown_commands_get_help() -> Result<()> {
-    chat_suite::nobody_hears_their_own_lines_and_unknown_commands_get_help(SERVER)
-}
-
-#[test]
-fn lines_are_framed_by_newlines_whatever_the_chunks() -> Result<()> {
-    chat_suite::lines_are_framed_by_newlines_whatever_the_chunks(SERVER)
-}
-
-#[test]
-fn invalid_utf8_is_shown_lossily() -> Result<()> {
-    chat_suite::invalid_utf8_is_shown_lossily(SERVER)
-}
-
-#[test]
-fn control_characters_never_reach_the_others() -> Result<()> {
-    chat_suite::control_characters_never_reach_the_others(SERVER)
-}
-
-#[test]
-fn quit_says_bye_hangs_up_and_is_announced() -> Result<()> {
-    chat_suite::quit_says_bye_hangs_up_and_is_announced(SERVER)
-}
-
-#[test]
-fn hanging_up_without_a_word_is_announced() -> Result<()> {
-    chat_suite::hanging_up_without_a_word_is_announced(SERVER)
-}
-
-#[test]
-fn a_client_that_resets_is_removed_and_announced() -> Result<()> {
-    chat_suite::a_client_that_resets_is_removed_and_announced(SERVER)
-}
-
-#[test]
-fn a_client_that_never_reads_does_not_stall_the_others() -> Result<()> {
-    chat_suite::a_client_that_never_reads_does_not_stall_the_others(SERVER)
-}
-
-#[test]
-fn an_over_long_line_gets_an_error_and_a_disconnection() -> Result<()> {
-    chat_suite::an_over_long_line_gets_an_error_and_a_disconnection(SERVER)
-}
-
-#[test]
-fn a_line_of_exactly_8192_bytes_is_fine() -> Result<()> {
-    chat_suite::a_line_of_exactly_8192_bytes_is_fine(SERVER)
-}
-
-#[test]
-fn an_endless_line_without_newline_is_cut_off() -> Result<()> {
-    chat_suite::an_endless_line_without_newline_is_cut_off(SERVER)
-}
-
-#[test]
-fn the_room_turns_away_callers_beyond_max_clients() -> Result<()> {
-    chat_suite::the_room_turns_away_callers_beyond_max_clients(SERVER)
-}
-
-#[test]
-fn client_sends_piped_lines_and_exits_at_end_of_input() -> Result<()> {
-    chat_suite::client_sends_piped_lines_and_exits_at_end_of_input(SERVER)
-}
-
-#[test]
-fn client_reports_when_the_server_goes_away() -> Result<()> {
-    chat_suite::client_reports_when_the_server_goes_away(SERVER)
-}
-
-#[cfg(unix)]
-#[test]
-fn ctrl_c_tells_everybody_then_the_server_exits() -> Result<()> {
-    chat_suite::ctrl_c_tells_everybody_then_the_server_exits(SERVER)
+fn interop_python_server_logs_running_out_of_files_once_too() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    let twin = python(LESSON, "server.py");
+    let mut twin = chat_suite::with_few_files(16, &twin);
+    twin.arg("127.0.0.1:0");
+    chat_suite::lets_the_waiting_caller_in_when_a_member_leaves(Server::start_command(twin)?)
 }
 
 // ---------------------------------------------------------------- the client
+
+#[test]
+fn client_refuses_an_endless_line_from_the_server() -> Result<()> {
+    chat_suite::client_refuses_an_endless_line_from_the_server(CLIENT)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn client_at_a_terminal_redraws_the_prompt_under_an_incoming_line() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    chat_suite::client_at_a_terminal_redraws_the_prompt(CLIENT, SERVER)
+}
 
 #[test]
 fn client_shows_invalid_utf8_from_the_server() -> Result<()> {
@@ -431,24 +597,7 @@ fn interop_python_server_keeps_the_same_rules() -> Result<()> {
     if !PYTHON3.is_here()? {
         return Ok(());
     }
-    let mut server = python_server(&["--max-clients", "2"])?;
-    let mut alice = Chatter::named(server.addr, "alice")?;
-    let mut bob = Chatter::named(server.addr, "bob")?;
-    bob.say("/nick alice")?;
-    bob.expect("* the name alice is taken")?;
-    let reply = course_tests::read_to_close(&mut connect(server.addr)?)?;
-    ensure!(reply == b"* server full\n", "got {reply:?}");
-    let mut flood = vec![b'a'; 100_000];
-    flood.push(b'\n');
-    let _ = bob.send(&flood);
-    let last = bob.lines_until_closed()?;
-    ensure!(
-        last == ["* line too long (max 8192 bytes), disconnecting"],
-        "bob got {last:?}"
-    );
-    alice.wait_for("* bob left")?;
-    server.wait_for("sent a line that was too long, disconnected")?;
-    server.kill()?.assert_no_panic()
+    chat_suite::python_server_keeps_the_same_rules(python_server(&["--max-clients", "2"])?)
 }
 
 #[test]
@@ -459,21 +608,21 @@ fn interop_python_server_outlives_a_stuck_client_too() -> Result<()> {
     chat_suite::room_outlives_a_stuck_client(python_server(&[])?)
 }
 
+#[test]
+fn interop_python_server_hangs_up_when_a_line_waits_too_long() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    chat_suite::member_for_whom_a_line_waits_too_long_is_hung_up(|| python_server(&[]))
+}
+
 #[cfg(unix)]
 #[test]
 fn interop_python_server_says_goodbye_on_ctrl_c() -> Result<()> {
     if !PYTHON3.is_here()? {
         return Ok(());
     }
-    let mut server = python_server(&[])?;
-    let mut alice = Chatter::named(server.addr, "alice")?;
-    interrupt(&server.proc)?;
-    let last = alice.lines_until_closed()?;
-    ensure!(last == ["* server shutting down"], "alice got {last:?}");
-    server.wait_for("server stopped")?;
-    let done = server.wait_exit()?;
-    ensure!(done.status.success(), "{done:?}");
-    Ok(())
+    chat_suite::python_server_says_goodbye_on_ctrl_c(python_server(&[])?)
 }
 
 // ---------------------------------------------------------------- the book's output
@@ -708,6 +857,11 @@ fn exercise1_bot_answers_chat_lines_in_capitals() -> Result<()> {
     bot.wait_for("bob: quiet please")?;
     let done = bot.kill()?;
     done.assert_no_panic()
+}
+
+#[test]
+fn exercise1_bot_refuses_an_endless_line_from_the_server() -> Result<()> {
+    chat_suite::client_refuses_an_endless_line_from_the_server(EXERCISE)
 }
 
 #[test]

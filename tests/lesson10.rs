@@ -5,8 +5,8 @@
 //! The lesson's client, lesson10-client, is that same client with this
 //! lesson's address: it gets the command-line contract, a chat of its own
 //! through the server, and records the book's output. The other tests are
-//! this lesson's own: one thread whatever the number of members, the idle
-//! timeout, the Python twin, the exercise.
+//! this lesson's own: one thread whatever the number of members, running
+//! out of files, the Python twin, the exercise.
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use course_tests::chat_suite::{self, exit_with_stdin_open, interrupt, start_client_of, type_line};
@@ -37,8 +37,7 @@ fn server_prints_help() -> Result<()> {
     cmd(SERVER)?
         .arg("--help")
         .assert()
-        .stdout(predicate::str::contains("--max-clients"))
-        .stdout(predicate::str::contains("--idle-timeout <SECS>"));
+        .stdout(predicate::str::contains("--max-clients"));
     Ok(())
 }
 
@@ -66,11 +65,7 @@ fn client_dies_on_bad_address() -> Result<()> {
 
 #[test]
 fn server_dies_on_bad_arguments() -> Result<()> {
-    for (flag, bad) in [
-        ("--max-clients", "0"),
-        ("--idle-timeout", "0"),
-        ("--idle-timeout", "soon"),
-    ] {
+    for (flag, bad) in [("--max-clients", "0"), ("--max-clients", "many")] {
         cmd(SERVER)?
             .args(["127.0.0.1:0", flag, bad])
             .assert()
@@ -91,115 +86,18 @@ fn client_explains_when_no_server_listens() -> Result<()> {
 //
 // Lesson 06's suite, run against lesson10-server.
 
-#[test]
-fn three_clients_talk() -> Result<()> {
-    chat_suite::three_clients_talk(SERVER)
+course_tests::chat_suite_tests!(SERVER);
+
+course_tests::test_table! {
+    a_flood_from_one_member_neither_cuts_off_nor_drowns_the_others:
+        chat_suite::a_flood_from_one_member_neither_cuts_off_nor_drowns_the_others(SERVER);
 }
 
-#[test]
-fn a_silent_caller_does_not_keep_the_others_waiting() -> Result<()> {
-    chat_suite::a_silent_caller_does_not_keep_the_others_waiting(SERVER)
-}
-
-#[test]
-fn newcomers_are_named_by_address_and_announced() -> Result<()> {
-    chat_suite::newcomers_are_named_by_address_and_announced(SERVER)
-}
-
-#[test]
-fn nick_renames_and_tells_the_others() -> Result<()> {
-    chat_suite::nick_renames_and_tells_the_others(SERVER)
-}
-
-#[test]
-fn nick_refuses_a_name_that_is_taken() -> Result<()> {
-    chat_suite::nick_refuses_a_name_that_is_taken(SERVER)
-}
-
-#[test]
-fn nick_refuses_a_malformed_name() -> Result<()> {
-    chat_suite::nick_refuses_a_malformed_name(SERVER)
-}
-
-#[test]
-fn who_lists_everybody_in_the_room() -> Result<()> {
-    chat_suite::who_lists_everybody_in_the_room(SERVER)
-}
-
-#[test]
-fn nobody_hears_their_own_lines_and_unknown_commands_get_help() -> Result<()> {
-    chat_suite::nobody_hears_their_own_lines_and_unknown_commands_get_help(SERVER)
-}
-
-#[test]
-fn lines_are_framed_by_newlines_whatever_the_chunks() -> Result<()> {
-    chat_suite::lines_are_framed_by_newlines_whatever_the_chunks(SERVER)
-}
-
-#[test]
-fn invalid_utf8_is_shown_lossily() -> Result<()> {
-    chat_suite::invalid_utf8_is_shown_lossily(SERVER)
-}
-
-#[test]
-fn control_characters_never_reach_the_others() -> Result<()> {
-    chat_suite::control_characters_never_reach_the_others(SERVER)
-}
-
-#[test]
-fn quit_says_bye_hangs_up_and_is_announced() -> Result<()> {
-    chat_suite::quit_says_bye_hangs_up_and_is_announced(SERVER)
-}
-
-#[test]
-fn hanging_up_without_a_word_is_announced() -> Result<()> {
-    chat_suite::hanging_up_without_a_word_is_announced(SERVER)
-}
-
-#[test]
-fn a_client_that_resets_is_removed_and_announced() -> Result<()> {
-    chat_suite::a_client_that_resets_is_removed_and_announced(SERVER)
-}
-
-#[test]
-fn a_client_that_never_reads_does_not_stall_the_others() -> Result<()> {
-    chat_suite::a_client_that_never_reads_does_not_stall_the_others(SERVER)
-}
-
-#[test]
-fn an_over_long_line_gets_an_error_and_a_disconnection() -> Result<()> {
-    chat_suite::an_over_long_line_gets_an_error_and_a_disconnection(SERVER)
-}
-
-#[test]
-fn a_line_of_exactly_8192_bytes_is_fine() -> Result<()> {
-    chat_suite::a_line_of_exactly_8192_bytes_is_fine(SERVER)
-}
-
-#[test]
-fn an_endless_line_without_newline_is_cut_off() -> Result<()> {
-    chat_suite::an_endless_line_without_newline_is_cut_off(SERVER)
-}
-
-#[test]
-fn the_room_turns_away_callers_beyond_max_clients() -> Result<()> {
-    chat_suite::the_room_turns_away_callers_beyond_max_clients(SERVER)
-}
-
-#[test]
-fn client_sends_piped_lines_and_exits_at_end_of_input() -> Result<()> {
-    chat_suite::client_sends_piped_lines_and_exits_at_end_of_input(SERVER)
-}
-
-#[test]
-fn client_reports_when_the_server_goes_away() -> Result<()> {
-    chat_suite::client_reports_when_the_server_goes_away(SERVER)
-}
-
-#[cfg(unix)]
-#[test]
-fn ctrl_c_tells_everybody_then_the_server_exits() -> Result<()> {
-    chat_suite::ctrl_c_tells_everybody_then_the_server_exits(SERVER)
+course_tests::test_table! {
+    client_sends_piped_lines_and_exits_at_end_of_input:
+        chat_suite::client_sends_piped_lines_and_exits_at_end_of_input(SERVER);
+    client_reports_when_the_server_goes_away:
+        chat_suite::client_reports_when_the_server_goes_away(SERVER);
 }
 
 // ---------------------------------------------------------------- the client
@@ -263,115 +161,7 @@ fn serves_every_member_on_one_thread() -> Result<()> {
     Ok(())
 }
 
-// ---------------------------------------------------------------- the idle timeout
-
-#[test]
-fn hangs_up_on_an_idle_member() -> Result<()> {
-    let mut server = Server::start(SERVER, &["--idle-timeout", "1"])?;
-    let mut silent = Chatter::named(server.addr, "silent")?;
-    let addr = silent.addr;
-    server.wait_for(&format!("client {addr} was idle for 1 s, hanging up"))?;
-    let last = silent.lines_until_closed()?;
-    ensure!(
-        last == ["* idle for 1 s, disconnecting"],
-        "the idle member got {last:?}"
-    );
-    Ok(())
-}
-
-#[test]
-fn a_member_who_keeps_talking_is_not_idle() -> Result<()> {
-    let server = Server::start(SERVER, &["--idle-timeout", "1"])?;
-    let mut listener = Chatter::join(server.addr)?;
-    let mut talker = Chatter::join(server.addr)?;
-    listener.expect(&format!("* {} joined", talker.addr))?;
-    // The talker talks on; the listener only listens, and hears each line,
-    // until it is hung up on for saying nothing for a second.
-    let mut n = 0;
-    loop {
-        talker.say(&format!("/nick t{n}"))?;
-        talker.wait_for(&format!("* you are now t{n}"))?;
-        let heard = listener.line()?;
-        if heard == "* idle for 1 s, disconnecting" {
-            break;
-        }
-        ensure!(heard.ends_with(&format!(" is now t{n}")), "got {heard:?}");
-        n += 1;
-    }
-    listener.lines_until_closed()?;
-    // The talker, in the room as long, is still there.
-    ensure!(
-        talker.who()? == format!("* 1 in the room: t{n}"),
-        "the talker was hung up on too"
-    );
-    Ok(())
-}
-
 // ---------------------------------------------------------------- out of files
-
-/// `command` with at most `files` open files: `sh` sets the limit, as
-/// `ulimit -n` does in a terminal, then becomes the server (`exec`).
-#[cfg(target_os = "linux")]
-fn with_few_files(files: u32, command: &std::process::Command) -> std::process::Command {
-    let mut shell = std::process::Command::new("sh");
-    shell
-        .arg("-c")
-        .arg(format!("ulimit -n {files} && exec \"$@\""))
-        .arg("sh")
-        .arg(command.get_program())
-        .args(command.get_args());
-    for (key, value) in command.get_envs() {
-        if let Some(value) = value {
-            shell.env(key, value);
-        }
-    }
-    shell
-}
-
-/// Fills `server`, which may open only a few files, with members until
-/// `accept` fails and a caller is left in the queue, who gets no welcome.
-/// Then one member leaves: the waiting caller must get in with nobody else
-/// calling, and the server must try again now and then, not spin on the
-/// failure (once every 100 ms is a handful of tries, not thousands).
-#[cfg(target_os = "linux")]
-fn lets_the_waiting_caller_in_when_a_member_leaves(mut server: Server) -> Result<()> {
-    let mut members = Vec::new();
-    let mut waiting = loop {
-        ensure!(
-            members.len() < 64,
-            "accept never failed; log: {:?}",
-            server.proc.seen()
-        );
-        let stream = connect(server.addr)?;
-        let logged = loop {
-            let line = server.proc.next_line()?;
-            if line.contains(" connected") || line.starts_with("accept failed") {
-                break line;
-            }
-        };
-        if logged.starts_with("accept failed") {
-            break stream;
-        }
-        members.push(Chatter::over(stream)?);
-    };
-    // While every file is in use, the caller waits: no welcome.
-    course_tests::assert_silent(&mut waiting, Duration::from_millis(300))?;
-    drop(members.remove(0)); // a file descriptor is free again
-    let waiting = Chatter::over(waiting)
-        .context("a member left, but the caller waiting in the queue got no welcome")?;
-    server.wait_for(&format!("client {} connected", waiting.addr))?;
-    let failures = server
-        .proc
-        .seen()
-        .iter()
-        .filter(|line| line.starts_with("accept failed"))
-        .count();
-    ensure!(
-        failures < 50,
-        "{failures} failed accepts in the moments before the caller got in: the server spins"
-    );
-    Ok(())
-}
 
 /// "Too many open files": the caller stays in the queue, and mio reports
 /// the listener only when somebody new calls. The server tries again by
@@ -380,9 +170,9 @@ fn lets_the_waiting_caller_in_when_a_member_leaves(mut server: Server) -> Result
 #[test]
 fn lets_a_waiting_caller_in_when_a_member_leaves_after_running_out_of_files() -> Result<()> {
     let server = std::process::Command::new(course_tests::bin_path(SERVER)?);
-    let mut server = with_few_files(16, &server);
+    let mut server = chat_suite::with_few_files(16, &server);
     server.arg("127.0.0.1:0");
-    lets_the_waiting_caller_in_when_a_member_leaves(Server::start_command(server)?)
+    chat_suite::lets_the_waiting_caller_in_when_a_member_leaves(Server::start_command(server)?)
 }
 
 // ---------------------------------------------------------------- interop
@@ -437,21 +227,7 @@ fn interop_python_server_keeps_the_same_rules() -> Result<()> {
     if !PYTHON3.is_here()? {
         return Ok(());
     }
-    let mut server = python_server(&["--max-clients", "2"])?;
-    let mut alice = Chatter::named(server.addr, "alice")?;
-    let mut bob = Chatter::named(server.addr, "bob")?;
-    bob.say("/nick alice")?;
-    bob.expect("* the name alice is taken")?;
-    let reply = course_tests::read_to_close(&mut connect(server.addr)?)?;
-    ensure!(reply == b"* server full\n", "got {reply:?}");
-    let mut flood = vec![b'a'; 100_000];
-    flood.push(b'\n');
-    let _ = bob.send(&flood);
-    let last = bob.lines_until_closed()?;
-    ensure!(last == [course_tests::chat::TOO_LONG], "bob got {last:?}");
-    alice.wait_for("* bob left")?;
-    server.wait_for("sent a line that was too long, disconnected")?;
-    server.kill()?.assert_no_panic()
+    chat_suite::python_server_keeps_the_same_rules(python_server(&["--max-clients", "2"])?)
 }
 
 #[test]
@@ -463,20 +239,19 @@ fn interop_python_server_outlives_a_stuck_client_too() -> Result<()> {
 }
 
 #[test]
-fn interop_python_server_hangs_up_on_an_idle_member() -> Result<()> {
+fn interop_python_server_is_not_drowned_by_a_flood_either() -> Result<()> {
     if !PYTHON3.is_here()? {
         return Ok(());
     }
-    let mut server = python_server(&["--idle-timeout", "1"])?;
-    let mut silent = Chatter::join(server.addr)?;
-    let addr = silent.addr;
-    server.wait_for(&format!("client {addr} was idle for 1 s, hanging up"))?;
-    let last = silent.lines_until_closed()?;
-    ensure!(
-        last == ["* idle for 1 s, disconnecting"],
-        "the idle member got {last:?}"
-    );
-    server.kill()?.assert_no_panic()
+    chat_suite::flood_neither_cuts_off_nor_drowns_the_others(python_server(&[])?)
+}
+
+#[test]
+fn interop_python_server_hangs_up_when_a_line_waits_too_long() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    chat_suite::member_for_whom_a_line_waits_too_long_is_hung_up(|| python_server(&[]))
 }
 
 /// The twin's `selectors` are level-triggered: a listener with a caller
@@ -489,9 +264,9 @@ fn interop_python_server_lets_a_waiting_caller_in_after_running_out_of_files() -
         return Ok(());
     }
     let twin = python(LESSON, "server.py");
-    let mut twin = with_few_files(16, &twin);
+    let mut twin = chat_suite::with_few_files(16, &twin);
     twin.arg("127.0.0.1:0");
-    lets_the_waiting_caller_in_when_a_member_leaves(Server::start_command(twin)?)
+    chat_suite::lets_the_waiting_caller_in_when_a_member_leaves(Server::start_command(twin)?)
 }
 
 #[cfg(unix)]
@@ -500,15 +275,7 @@ fn interop_python_server_says_goodbye_on_ctrl_c() -> Result<()> {
     if !PYTHON3.is_here()? {
         return Ok(());
     }
-    let mut server = python_server(&[])?;
-    let mut alice = Chatter::named(server.addr, "alice")?;
-    interrupt(&server.proc)?;
-    let last = alice.lines_until_closed()?;
-    ensure!(last == ["* server shutting down"], "alice got {last:?}");
-    server.wait_for("server stopped")?;
-    let done = server.wait_exit()?;
-    ensure!(done.status.success(), "{done:?}");
-    Ok(())
+    chat_suite::python_server_says_goodbye_on_ctrl_c(python_server(&[])?)
 }
 
 // ---------------------------------------------------------------- the book's output

@@ -14,11 +14,8 @@ use course_tests::chat_suite::{self, exit_with_stdin_open, interrupt, type_line}
 use course_tests::contract;
 use course_tests::tools::PYTHON3;
 use course_tests::transcript::Transcript;
-use course_tests::{
-    Chatter, PlainServer, Proc, Server, TIMEOUT, cmd, connect, python, run_with_stdin,
-};
+use course_tests::{Chatter, PlainServer, Proc, Server, TIMEOUT, cmd, python, run_with_stdin};
 use predicates::prelude::*;
-use socket2::{Domain, Socket, Type};
 
 const SERVER: &str = "lesson11-server";
 const CLIENT: &str = "lesson11-client";
@@ -73,115 +70,20 @@ fn client_explains_when_no_server_listens() -> Result<()> {
 //
 // Lesson 06's suite, run against lesson11-server.
 
-#[test]
-fn three_clients_talk() -> Result<()> {
-    chat_suite::three_clients_talk(SERVER)
+course_tests::chat_suite_tests!(SERVER);
+
+course_tests::test_table! {
+    a_flood_from_one_member_neither_cuts_off_nor_drowns_the_others:
+        chat_suite::a_flood_from_one_member_neither_cuts_off_nor_drowns_the_others(SERVER);
 }
 
-#[test]
-fn a_silent_caller_does_not_keep_the_others_waiting() -> Result<()> {
-    chat_suite::a_silent_caller_does_not_keep_the_others_waiting(SERVER)
-}
-
-#[test]
-fn newcomers_are_named_by_address_and_announced() -> Result<()> {
-    chat_suite::newcomers_are_named_by_address_and_announced(SERVER)
-}
-
-#[test]
-fn nick_renames_and_tells_the_others() -> Result<()> {
-    chat_suite::nick_renames_and_tells_the_others(SERVER)
-}
-
-#[test]
-fn nick_refuses_a_name_that_is_taken() -> Result<()> {
-    chat_suite::nick_refuses_a_name_that_is_taken(SERVER)
-}
-
-#[test]
-fn nick_refuses_a_malformed_name() -> Result<()> {
-    chat_suite::nick_refuses_a_malformed_name(SERVER)
-}
-
-#[test]
-fn who_lists_everybody_in_the_room() -> Result<()> {
-    chat_suite::who_lists_everybody_in_the_room(SERVER)
-}
-
-#[test]
-fn nobody_hears_their_own_lines_and_unknown_commands_get_help() -> Result<()> {
-    chat_suite::nobody_hears_their_own_lines_and_unknown_commands_get_help(SERVER)
-}
-
-#[test]
-fn lines_are_framed_by_newlines_whatever_the_chunks() -> Result<()> {
-    chat_suite::lines_are_framed_by_newlines_whatever_the_chunks(SERVER)
-}
-
-#[test]
-fn invalid_utf8_is_shown_lossily() -> Result<()> {
-    chat_suite::invalid_utf8_is_shown_lossily(SERVER)
-}
-
-#[test]
-fn control_characters_never_reach_the_others() -> Result<()> {
-    chat_suite::control_characters_never_reach_the_others(SERVER)
-}
-
-#[test]
-fn quit_says_bye_hangs_up_and_is_announced() -> Result<()> {
-    chat_suite::quit_says_bye_hangs_up_and_is_announced(SERVER)
-}
-
-#[test]
-fn hanging_up_without_a_word_is_announced() -> Result<()> {
-    chat_suite::hanging_up_without_a_word_is_announced(SERVER)
-}
-
-#[test]
-fn a_client_that_resets_is_removed_and_announced() -> Result<()> {
-    chat_suite::a_client_that_resets_is_removed_and_announced(SERVER)
-}
-
-#[test]
-fn a_client_that_never_reads_does_not_stall_the_others() -> Result<()> {
-    chat_suite::a_client_that_never_reads_does_not_stall_the_others(SERVER)
-}
-
-#[test]
-fn an_over_long_line_gets_an_error_and_a_disconnection() -> Result<()> {
-    chat_suite::an_over_long_line_gets_an_error_and_a_disconnection(SERVER)
-}
-
-#[test]
-fn a_line_of_exactly_8192_bytes_is_fine() -> Result<()> {
-    chat_suite::a_line_of_exactly_8192_bytes_is_fine(SERVER)
-}
-
-#[test]
-fn an_endless_line_without_newline_is_cut_off() -> Result<()> {
-    chat_suite::an_endless_line_without_newline_is_cut_off(SERVER)
-}
-
-#[test]
-fn the_room_turns_away_callers_beyond_max_clients() -> Result<()> {
-    chat_suite::the_room_turns_away_callers_beyond_max_clients(SERVER)
-}
-
-#[test]
-fn lesson06_client_sends_piped_lines_and_exits_at_end_of_input() -> Result<()> {
-    chat_suite::client_sends_piped_lines_and_exits_at_end_of_input(SERVER)
-}
-
-#[test]
-fn lesson06_client_reports_when_the_server_goes_away() -> Result<()> {
-    chat_suite::client_reports_when_the_server_goes_away(SERVER)
-}
-
-#[cfg(unix)]
-#[test]
-fn ctrl_c_tells_everybody_then_the_server_exits() -> Result<()> {
-    chat_suite::ctrl_c_tells_everybody_then_the_server_exits(SERVER)
+// lesson06-client in this room; this lesson's own client has tests of the
+// same names below.
+course_tests::test_table! {
+    lesson06_client_sends_piped_lines_and_exits_at_end_of_input:
+        chat_suite::client_sends_piped_lines_and_exits_at_end_of_input(SERVER);
+    lesson06_client_reports_when_the_server_goes_away:
+        chat_suite::client_reports_when_the_server_goes_away(SERVER);
 }
 
 // ---------------------------------------------------------------- the client
@@ -270,6 +172,29 @@ fn client_reports_when_the_server_goes_away() -> Result<()> {
 }
 
 #[test]
+fn client_refuses_an_endless_line_from_the_server() -> Result<()> {
+    chat_suite::client_refuses_an_endless_line_from_the_server(CLIENT)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn client_at_a_terminal_redraws_the_prompt_under_an_incoming_line() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    chat_suite::client_at_a_terminal_redraws_the_prompt(CLIENT, SERVER)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn server_logs_running_out_of_files_once_and_lets_the_waiting_caller_in() -> Result<()> {
+    let server = std::process::Command::new(course_tests::bin_path(SERVER)?);
+    let mut server = chat_suite::with_few_files(16, &server);
+    server.arg("127.0.0.1:0");
+    chat_suite::lets_the_waiting_caller_in_when_a_member_leaves(Server::start_command(server)?)
+}
+
+#[test]
 fn client_shows_invalid_utf8_from_the_server() -> Result<()> {
     let plain = PlainServer::start(|mut stream| {
         stream.write_all(&[b'o', b'k', 0xff, b'\n'])?;
@@ -324,33 +249,6 @@ fn client_loses_nothing_when_a_typed_line_wins_the_select() -> Result<()> {
 
 // ---------------------------------------------------------------- Ctrl-C
 
-/// A room with a member who never reads (and asked for a small receive
-/// buffer), alice who reads, and bob who sends `lines` lines of 8000 bytes,
-/// each heard by alice before the next. Stops early, returning how many
-/// went out, if the server hangs up on the stuck member as too slow.
-fn flood_a_stuck_member(
-    server: &Server,
-    lines: usize,
-) -> Result<(std::net::TcpStream, Chatter, Chatter, usize)> {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
-    socket.set_recv_buffer_size(4096)?;
-    socket.connect_timeout(&server.addr.into(), TIMEOUT)?;
-    let mut stuck = Chatter::over(socket.into())?;
-    stuck.nick("stuck")?;
-    let mut alice = Chatter::named(server.addr, "alice")?;
-    let mut bob = Chatter::named(server.addr, "bob")?;
-    alice.wait_for(&format!("* {} is now bob", bob.addr))?;
-    let long = "x".repeat(8000);
-    for sent in 0..lines {
-        bob.say(&long)?;
-        let before = alice.wait_for(&format!("bob: {long}"))?;
-        if before.iter().any(|line| line == "* stuck left") {
-            return Ok((stuck.output, alice, bob, sent));
-        }
-    }
-    Ok((stuck.output, alice, bob, lines))
-}
-
 /// Ctrl-C with a member who reads nothing and whose writer is stuck in
 /// `write_all`: the others get the goodbye, and the server exits 0 at its
 /// deadline (5 s) instead of waiting for the one who does not read.
@@ -362,12 +260,13 @@ fn flood_a_stuck_member(
 #[test]
 fn ctrl_c_says_goodbye_and_a_member_who_does_not_read_cannot_hold_it_up() -> Result<()> {
     let measure = Server::start(SERVER, &[])?;
-    let (_, _, _, too_many) = flood_a_stuck_member(&measure, 5000)?;
+    let (_, _, _, too_many) = chat_suite::flood_a_stuck_member(&measure, 5000)?;
     drop(measure);
     ensure!(too_many > 150, "hung up on after only {too_many} lines");
 
     let mut server = Server::start(SERVER, &[])?;
-    let (stuck, mut alice, mut bob, sent) = flood_a_stuck_member(&server, too_many - 100)?;
+    let (stuck, mut alice, mut bob, sent) =
+        chat_suite::flood_a_stuck_member(&server, too_many - 100)?;
     ensure!(
         sent == too_many - 100,
         "hung up on after {sent} lines this time"
@@ -474,21 +373,7 @@ fn interop_python_server_keeps_the_same_rules() -> Result<()> {
     if !PYTHON3.is_here()? {
         return Ok(());
     }
-    let mut server = python_server(&["--max-clients", "2"])?;
-    let mut alice = Chatter::named(server.addr, "alice")?;
-    let mut bob = Chatter::named(server.addr, "bob")?;
-    bob.say("/nick alice")?;
-    bob.expect("* the name alice is taken")?;
-    let reply = course_tests::read_to_close(&mut connect(server.addr)?)?;
-    ensure!(reply == b"* server full\n", "got {reply:?}");
-    let mut flood = vec![b'a'; 100_000];
-    flood.push(b'\n');
-    let _ = bob.send(&flood);
-    let last = bob.lines_until_closed()?;
-    ensure!(last == [course_tests::chat::TOO_LONG], "bob got {last:?}");
-    alice.wait_for("* bob left")?;
-    server.wait_for("sent a line that was too long, disconnected")?;
-    server.kill()?.assert_no_panic()
+    chat_suite::python_server_keeps_the_same_rules(python_server(&["--max-clients", "2"])?)
 }
 
 #[test]
@@ -499,21 +384,29 @@ fn interop_python_server_outlives_a_stuck_client_too() -> Result<()> {
     chat_suite::room_outlives_a_stuck_client(python_server(&[])?)
 }
 
+#[test]
+fn interop_python_server_is_not_drowned_by_a_flood_either() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    chat_suite::flood_neither_cuts_off_nor_drowns_the_others(python_server(&[])?)
+}
+
+#[test]
+fn interop_python_server_hangs_up_when_a_line_waits_too_long() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    chat_suite::member_for_whom_a_line_waits_too_long_is_hung_up(|| python_server(&[]))
+}
+
 #[cfg(unix)]
 #[test]
 fn interop_python_server_says_goodbye_on_ctrl_c() -> Result<()> {
     if !PYTHON3.is_here()? {
         return Ok(());
     }
-    let mut server = python_server(&[])?;
-    let mut alice = Chatter::named(server.addr, "alice")?;
-    interrupt(&server.proc)?;
-    let last = alice.lines_until_closed()?;
-    ensure!(last == ["* server shutting down"], "alice got {last:?}");
-    server.wait_for("server stopped")?;
-    let done = server.wait_exit()?;
-    ensure!(done.status.success(), "{done:?}");
-    Ok(())
+    chat_suite::python_server_says_goodbye_on_ctrl_c(python_server(&[])?)
 }
 
 // ---------------------------------------------------------------- the book's output

@@ -61,9 +61,10 @@
 //! replayed exactly with `SOAK_SEED`.
 //!
 //! What "keeps up" means for a chat client. A chat server keeps only so
-//! much for each client and hangs up on a client who lets it fill up: a
-//! client that does not read must not hold up the room. Lessons 06 and 11
-//! queue 256 lines per client; lesson 10 keeps 256 KiB of output. A soak
+//! much for each client, 256 lines, and deals with a client who lets it fill
+//! up: lesson 06 hangs up on them, lessons 10 and 11 stop reading the
+//! senders until there is space, and every server hangs up on a client for
+//! whom a line has waited 5 s. A soak
 //! client reads on its own thread, as fast as lines come, and, like a person
 //! in a chat, does not talk much faster than it reads: it sends its line `i`
 //! only once it has read line `i - W` of every other client. Then no client
@@ -71,17 +72,15 @@
 //! it, plus the N-1 `joined` notices, wherever they wait (the server's queue
 //! or buffer, the socket buffers). W is chosen so that this stays within
 //! the server's limit even if the server never wrote a byte to that client:
-//! (N-1) * (2W + 2) + (N-1) < 256 lines (W = 12 for 10 clients, 1 for 50),
-//! or for lesson 10 (N-1) * ((2W + 2) * B + 31) <= 256 KiB, where B is the
-//! longest line on the wire, sender's name included (W = 6 for 10 clients
-//! and 2,048-byte lines, 29 for 50 and 64). `SOAK_CHAT_SERVER` gets the
-//! smaller of the two. So the soak cannot fail by chance, only if a line is
+//! (N-1) * (2W + 2) + (N-1) < 256 lines (W = 12 for 10 clients, 1 for 50).
+//! So the soak cannot fail by chance, only if a line is
 //! lost, repeated, reordered, changed or misdelivered.
 //!
 //! Without that pacing (`SOAK_WINDOW=100000`), N clients sending as fast as
 //! TCP lets them hand the server N-1 lines to write for every line it reads,
-//! the queues fill, and the server hangs up on clients that do read: its
-//! policy for a room that is too fast, not a lost line.
+//! and the queues fill: lesson 06 then hangs up on clients that do read (its
+//! policy for a room that is too fast, not a lost line), while lessons 10
+//! and 11 slow the senders down.
 //!
 //! Making the servers keep lines. A soak that goes well could also be one
 //! in which every line the server writes is taken whole at once: then
@@ -101,10 +100,6 @@
 //! reading), never on a clock. The late reader after the soak does the
 //! same once more with nothing else going on, so that only a server that
 //! writes on when the socket becomes writable again gets its lines to it.
-//!
-//! Lesson 10 also hangs up on a member who sends nothing for 300 s. A soak
-//! client is silent only while its window is closed, for far less, and the
-//! servers' logs are checked for that too.
 
 use std::collections::HashMap;
 use std::env;
@@ -117,7 +112,7 @@ use std::thread;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use course_tests::chat::{MAX_LINE, OUTPUT_BYTES, QUEUE_LINES, read_line};
+use course_tests::chat::{MAX_LINE, QUEUE_LINES, read_line};
 #[cfg(unix)]
 use course_tests::chat_suite::interrupt;
 use course_tests::{
@@ -444,47 +439,16 @@ fn parse_numbered(text: &str) -> Option<(usize, usize)> {
     words.next().is_none().then_some((from, seq))
 }
 
-/// The longest name a soak client has in the room: an IPv4 address and port.
-const NAME_BYTES: usize = "255.255.255.255:65535".len();
-
-/// The longest room notice a soak client gets while lines still come.
-const NOTICE_BYTES: usize = "* ".len() + NAME_BYTES + " joined\n".len();
-
-/// What a chat server keeps for a member whose socket does not take their
-/// lines as fast as they come, before it hangs up on them as too slow.
-#[derive(Clone, Copy, Debug)]
-enum Backlog {
-    /// Lessons 06 and 11: a queue of so many lines.
-    Lines(usize),
-    /// Lesson 10: an output buffer of so many bytes.
-    Bytes(usize),
-    /// A server that might be either (`SOAK_CHAT_SERVER`): both limits.
-    Both(usize, usize),
-}
-
-impl Backlog {
-    /// The largest window W (see the header) that keeps what can be on the
-    /// way to one client within the backlog, even if the server never got
-    /// to write any of it: (N-1) * (2W + 2) lines of at most `line_bytes`
-    /// bytes on the wire, plus the N-1 `joined` notices. Above 85 clients
-    /// (lines), or when the lines are too long for the bytes, no window is
-    /// small enough; then it is 0 (lock-step).
-    fn safe_window(self, clients: usize, line_bytes: usize) -> usize {
-        let others = clients - 1;
-        // What each other client may have on the way, in the backlog's
-        // unit, and what one of its lines and its notice cost.
-        let (each, line, notice) = match self {
-            Backlog::Lines(lines) => ((lines - 1) / others, 1, 1),
-            Backlog::Bytes(bytes) => (bytes / others, line_bytes, NOTICE_BYTES),
-            Backlog::Both(lines, bytes) => {
-                return Backlog::Lines(lines)
-                    .safe_window(clients, line_bytes)
-                    .min(Backlog::Bytes(bytes).safe_window(clients, line_bytes));
-            }
-        };
-        let on_the_way = each.saturating_sub(notice) / line; // 2W + 2
-        on_the_way.saturating_sub(2) / 2
-    }
+/// The largest window W (see the header) that keeps what can be on the way
+/// to one client within the chat servers' queue of [`QUEUE_LINES`] lines,
+/// even if the server never got to write any of it: (N-1) * (2W + 2) lines
+/// plus the N-1 `joined` notices. Above 85 clients no window is small
+/// enough; then it is 0 (lock-step).
+fn safe_window(clients: usize) -> usize {
+    let others = clients - 1;
+    let each = (QUEUE_LINES - 1) / others; // lines each other client may have on the way
+    let on_the_way = each.saturating_sub(1); // less its notice: 2W + 2
+    on_the_way.saturating_sub(2) / 2
 }
 
 /// What the clients of one chat soak share.
@@ -727,11 +691,11 @@ fn chat_client(me: usize, room: &Room) -> Result<u64> {
     Ok(bytes)
 }
 
-/// The lines of a chat server's log that say it cut a member off: too slow
-/// (its queue or buffer full), or silent for too long (lesson 10).
+/// The lines of a chat server's log that say it cut a member off as too
+/// slow (its queue full, or a line waiting too long for it).
 fn cut_off(log: &[String]) -> Vec<&String> {
     log.iter()
-        .filter(|line| line.contains("too slow") || line.contains("was idle"))
+        .filter(|line| line.contains("too slow"))
         .collect()
 }
 
@@ -754,8 +718,8 @@ fn late_line(i: usize) -> String {
 /// After the soak the room is empty and still works: a newcomer is alone in
 /// it, and a second one, over a socket as small as the soak's, reads nothing
 /// while the first sends it [`LATE_LINES`] long lines. The server must keep
-/// what the socket does not take (lesson 10 in its output buffer, written
-/// on when the socket is writable again; lessons 06 and 11 in the queue)
+/// what the socket does not take in its queue (lesson 10 writes on when the
+/// socket is writable again)
 /// and hand over every line, in order, once the reader reads. Both stay, for
 /// the goodbye.
 fn room_still_works(server: SocketAddr, sizes: &Sizes) -> Result<[Chatter; 2]> {
@@ -826,20 +790,16 @@ fn stop_chat(server: Server, members: [Chatter; 2]) -> Result<Finished> {
 
 /// The chat soak against the chat server `program` (named `label` in what
 /// it prints), whose limit for a slow member is `backlog`.
-fn chat_soak(label: &str, program: PathBuf, backlog: Backlog) -> Result<()> {
+fn chat_soak(label: &str, program: PathBuf) -> Result<()> {
     let sizes = Sizes::from_env()?;
     let clients = sizes.clients;
     let script = Script {
         seed: sizes.seed,
         longest: sizes.line_bytes,
     };
-    let line_bytes = NAME_BYTES + ": ".len() + script.longest_text(clients, sizes.lines) + 1;
-    let window = sizes
-        .window
-        .unwrap_or_else(|| backlog.safe_window(clients, line_bytes));
+    let window = sizes.window.unwrap_or_else(|| safe_window(clients));
     println!(
-        "chat soak {label}: seed {:#x} (set SOAK_SEED to change it), window {window} \
-         for {backlog:?}",
+        "chat soak {label}: seed {:#x} (set SOAK_SEED to change it), window {window}",
         sizes.seed
     );
     let max_clients = clients.to_string();
@@ -921,33 +881,20 @@ fn chat_soak_delivers_every_line_once_in_order() -> Result<()> {
         // path starts at the workspace's top folder, not at tests/.
         Some(path) => {
             let label = path.to_string_lossy().into_owned();
-            let backlog = Backlog::Both(QUEUE_LINES, OUTPUT_BYTES);
-            chat_soak(&label, workspace_dir().join(path), backlog)
+            chat_soak(&label, workspace_dir().join(path))
         }
-        None => chat_soak(
-            CHAT_SERVER_06,
-            bin_path(CHAT_SERVER_06)?,
-            Backlog::Lines(QUEUE_LINES),
-        ),
+        None => chat_soak(CHAT_SERVER_06, bin_path(CHAT_SERVER_06)?),
     }
 }
 
 #[test]
 fn chat_soak_lesson10_delivers_every_line_once_in_order() -> Result<()> {
-    chat_soak(
-        CHAT_SERVER_10,
-        bin_path(CHAT_SERVER_10)?,
-        Backlog::Bytes(OUTPUT_BYTES),
-    )
+    chat_soak(CHAT_SERVER_10, bin_path(CHAT_SERVER_10)?)
 }
 
 #[test]
 fn chat_soak_lesson11_delivers_every_line_once_in_order() -> Result<()> {
-    chat_soak(
-        CHAT_SERVER_11,
-        bin_path(CHAT_SERVER_11)?,
-        Backlog::Lines(QUEUE_LINES),
-    )
+    chat_soak(CHAT_SERVER_11, bin_path(CHAT_SERVER_11)?)
 }
 
 // ---------------------------------------------------------------- echo soak
@@ -1385,25 +1332,14 @@ fn script_lines_read_back_and_repeat_for_the_same_seed() {
 
 #[test]
 fn safe_windows_keep_the_backlog_below_its_limit() {
-    // Lesson 06's rule, as the soak always had it: W = 12 for 10 clients.
-    assert_eq!(Backlog::Lines(QUEUE_LINES).safe_window(10, 1), 12);
-    assert_eq!(Backlog::Lines(QUEUE_LINES).safe_window(50, 1), 1);
+    // W = 12 for 10 clients, 1 for 50, as the header says.
+    assert_eq!(safe_window(10), 12);
+    assert_eq!(safe_window(50), 1);
     for clients in [2, 10, 50] {
-        for line in [40, 300, 2100] {
-            let others = clients - 1;
-            let w = Backlog::Lines(QUEUE_LINES).safe_window(clients, line);
-            assert!(others * (2 * w + 2) + others < QUEUE_LINES);
-            let w = Backlog::Bytes(OUTPUT_BYTES).safe_window(clients, line);
-            if w > 0 {
-                assert!(others * ((2 * w + 2) * line + NOTICE_BYTES) <= OUTPUT_BYTES);
-                assert!(others * ((2 * w + 4) * line + NOTICE_BYTES) > OUTPUT_BYTES);
-            }
-            let both = Backlog::Both(QUEUE_LINES, OUTPUT_BYTES).safe_window(clients, line);
-            assert_eq!(
-                both,
-                w.min(Backlog::Lines(QUEUE_LINES).safe_window(clients, line))
-            );
-        }
+        let others = clients - 1;
+        let w = safe_window(clients);
+        assert!(others * (2 * w + 2) + others < QUEUE_LINES);
+        assert!(others * (2 * w + 4) + others >= QUEUE_LINES || w == 0);
     }
 }
 

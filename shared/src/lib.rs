@@ -14,7 +14,8 @@ use std::io::{self, BufRead, IsTerminal, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 // ANCHOR: parse_args
 /// Parses the command line into `T`, the lesson's own `Args` struct.
@@ -174,11 +175,12 @@ impl Iterator for InputLines {
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.prompt {
-            print!(">> ");
-            let _ = io::stdout().flush();
+            show_prompt();
         }
         let mut line = Vec::new();
-        match io::stdin().lock().read_until(b'\n', &mut line) {
+        let read = io::stdin().lock().read_until(b'\n', &mut line);
+        prompt_answered();
+        match read {
             Ok(0) => {
                 // End of input: Ctrl-D, or the end of a pipe. At a terminal
                 // the cursor is still after `>> `: end that line, so the
@@ -202,6 +204,42 @@ impl Iterator for InputLines {
     }
 }
 // ANCHOR_END: input_lines
+
+// ANCHOR: prompt
+/// Whether the `>> ` prompt is the last thing on the screen, waiting for a
+/// line to be typed after it.
+static PROMPT_SHOWN: AtomicBool = AtomicBool::new(false);
+
+/// Prints the `>> ` prompt (call it only when stdin is a terminal).
+pub fn show_prompt() {
+    let mut out = io::stdout().lock();
+    let _ = out.write_all(b">> ");
+    let _ = out.flush();
+    PROMPT_SHOWN.store(true, Ordering::SeqCst);
+}
+
+/// Notes that the prompt has its answer: Enter (or the end of input) moved
+/// the cursor to a fresh line.
+pub fn prompt_answered() {
+    PROMPT_SHOWN.store(false, Ordering::SeqCst);
+}
+
+/// Prints one line that arrived from the other side, for a chat client
+/// whose other thread (or task) may be showing the prompt. If the prompt
+/// is on the screen, the line takes its place (`\r` goes back to the start
+/// of the screen's line, `\x1b[K` clears it) and the prompt comes back
+/// below it; so a line never lands after `>> `. Anything half typed is no
+/// longer shown, but is still there: Enter sends it.
+pub fn print_incoming(text: &str) {
+    let mut out = io::stdout().lock();
+    let _ = if PROMPT_SHOWN.load(Ordering::SeqCst) {
+        write!(out, "\r\x1b[K{text}\n>> ")
+    } else {
+        writeln!(out, "{text}")
+    };
+    let _ = out.flush();
+}
+// ANCHOR_END: prompt
 
 // ANCHOR: advice
 /// The advice a server adds when it cannot listen on its address.
@@ -235,6 +273,41 @@ pub fn exit_status(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 // ANCHOR_END: exit_status
+
+// ANCHOR: accept_log
+/// How long a server waits before it calls `accept` again after it failed.
+/// It usually fails because the process has no file descriptor left ("too
+/// many open files"); the caller stays in the queue, so calling again at
+/// once would fail again at once, in a loop that eats a whole core.
+pub const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// Logs failed `accept`s once per episode: one line when `accept` starts
+/// failing, one when it works again, and none for every retry in between
+/// (ten a second would flood the log).
+#[derive(Default)]
+pub struct AcceptLog {
+    failures: u64,
+}
+
+impl AcceptLog {
+    /// `accept` failed with `err`; the server tries again after ACCEPT_RETRY.
+    pub fn failed(&mut self, err: &io::Error) {
+        if self.failures == 0 {
+            let every = ACCEPT_RETRY.as_millis();
+            println!("accept failed: {err}; trying again every {every} ms");
+        }
+        self.failures += 1;
+    }
+
+    /// `accept` gave a caller.
+    pub fn worked(&mut self) {
+        if self.failures > 0 {
+            println!("accept works again after {} failures", self.failures);
+            self.failures = 0;
+        }
+    }
+}
+// ANCHOR_END: accept_log
 
 // ANCHOR: seats
 /// The seats of a server that serves many callers at once: at most `max`

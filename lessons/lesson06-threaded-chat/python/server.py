@@ -4,12 +4,15 @@ Usage: python3 server.py [ADDR] [--max-clients N]   (default 127.0.0.1:9006; sto
 """
 import argparse
 import queue
+import select
 import socket
 import socketserver
 import threading
+import time
 
 MAX_LINE = 8192      # the longest line we accept, without its "\n"
 QUEUE_LINES = 256    # lines that may wait for one client; more: too slow, hang up
+SEND_DEADLINE = 5.0  # seconds a line may wait for one client; more: too slow, hang up
 
 room = {}                  # address -> Member: everybody in the room
 lock = threading.Lock()    # only one thread at a time looks inside `room`
@@ -32,15 +35,32 @@ def show(addr):
 def write_lines(member, peer):
     """The writer thread: the only one that writes to this client's socket."""
     while True:
-        line = member.outbox.get()
-        if line is None:                       # the room let this client go
+        item = member.outbox.get()
+        if item is None:                       # the room let this client go
             break
+        queued, line = item
         try:
-            member.conn.sendall(line)
+            send_by(member.conn, line, queued + SEND_DEADLINE)
+        except TimeoutError:
+            leave(peer, "was too slow, disconnected", now=True)
+            break
         except OSError as err:
             print(f"client {peer}: sending failed ({err}); hanging up")
             break
     hang_up(member.conn)
+
+
+def send_by(conn, data, deadline):
+    """sendall, but give up with TimeoutError at the deadline."""
+    while data:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        select.select([], [conn], [], left)    # until it can take some
+        try:                                   # take what fits, do not wait
+            data = data[conn.send(data, getattr(socket, "MSG_DONTWAIT", 0)):]
+        except BlockingIOError:
+            pass
 
 
 def hang_up(conn):
@@ -58,7 +78,7 @@ def send(text, to):
         for addr, member in room.items():
             if to(addr):
                 try:
-                    member.outbox.put_nowait(line)
+                    member.outbox.put_nowait((time.monotonic(), line))
                 except queue.Full:
                     too_slow.append(addr)
     for addr in too_slow:
@@ -146,7 +166,7 @@ class Handler(socketserver.BaseRequestHandler):
         with lock:                             # check and add at once: callers race here
             full = len(room) >= args.max_clients
             if not full:
-                member.outbox.put_nowait(welcome.encode())
+                member.outbox.put_nowait((time.monotonic(), welcome.encode()))
                 room[peer] = member
         if full:
             conn.sendall(b"* server full\n")
@@ -167,6 +187,22 @@ class Handler(socketserver.BaseRequestHandler):
 class ChatServer(socketserver.ThreadingTCPServer):
     daemon_threads = True                      # do not wait for callers at exit
     allow_reuse_address = True                 # as TcpListener::bind on Unix
+    failures = 0                               # failed accepts in a row
+
+    def get_request(self):
+        """accept, with failures logged once per episode."""
+        try:
+            request = self.socket.accept()
+        except OSError as err:                 # usually "too many open files"
+            if not self.failures:              # once, not ten times a second
+                print(f"accept failed: {err}; trying again every 100 ms")
+            self.failures += 1
+            time.sleep(0.1)                    # the caller waits in the queue
+            raise                              # socketserver gives up on this turn
+        if self.failures:
+            print(f"accept works again after {self.failures} failures")
+            self.failures = 0
+        return request
 
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -184,13 +220,16 @@ try:
     server.serve_forever()                     # the accept loop, on this thread
 except KeyboardInterrupt:                      # Ctrl-C
     print("Ctrl-C: telling everybody the server is shutting down")
-    lock.acquire()                             # and keep it: nobody joins or talks any more
-    for member in room.values():
+    with lock:                                 # everybody out of the room at once
+        members = list(room.values())
+        room.clear()
+    for member in members:
         try:
-            member.outbox.put_nowait(b"* server shutting down\n")
+            member.outbox.put_nowait((time.monotonic(), b"* server shutting down\n"))
             member.outbox.put_nowait(None)
         except queue.Full:
             hang_up(member.conn)
-    for member in room.values():
-        member.writer.join(10)
+    deadline = time.monotonic() + SEND_DEADLINE
+    for member in members:                     # the goodbye's deadline, for all
+        member.writer.join(max(0, deadline - time.monotonic()))
     print("server stopped")

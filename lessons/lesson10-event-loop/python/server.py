@@ -1,7 +1,6 @@
 """Lesson 10 server in Python: lesson 06's chat room on one thread, with selectors.
 
-Usage: python3 server.py [ADDR] [--max-clients N] [--idle-timeout SECS]
-       (default 127.0.0.1:9010; stop it with Ctrl-C)
+Usage: python3 server.py [ADDR] [--max-clients N]   (default 127.0.0.1:9010; stop it with Ctrl-C)
 """
 import argparse
 import selectors
@@ -10,22 +9,28 @@ import socket
 import time
 
 MAX_LINE = 8192             # the longest line we accept, without its "\n"
-MAX_OUTPUT = 256 * 1024     # bytes that may wait for one client; more: too slow
-LINGER = 5.0                # seconds a leaving client has to take its last lines
+QUEUE_LINES = 256           # lines that may wait for one client; more: too slow
+SEND_DEADLINE = 5.0         # seconds a line may wait for a client; more: too slow
 ACCEPT_AGAIN = 0.1          # seconds before we try accept again after it failed
 
 sel = selectors.DefaultSelector()   # epoll on Linux, kqueue on macOS: mio's Poll
 members = {}                        # socket -> Member: everybody, leaving or not
+paused = False                      # some queue is full: read nobody (backpressure)
 accept_again_at = None              # set while the listener rests after a failed accept
+accept_failures = 0                 # failed accepts in a row, logged once
 
 
 class Member:
     def __init__(self, conn, peer):
         self.conn, self.peer, self.name = conn, peer, peer
         self.input = b""            # bytes that do not yet end with "\n"
-        self.output = b""           # bytes their socket has not taken yet
+        self.queue = []             # [queued at, bytes]: lines for them, oldest first
         self.in_room = True         # False: leaving, we only finish sending
-        self.deadline = time.monotonic() + args.idle_timeout
+        self.events = 0             # what the selector watches for us
+
+    def deadline(self):
+        """When the oldest line for them has waited too long, if one waits."""
+        return self.queue[0][0] + SEND_DEADLINE if self.queue else None
 
 
 def show(addr):
@@ -38,32 +43,52 @@ def in_room():
     return [m for m in members.values() if m.in_room]
 
 
+def room_full():
+    return any(len(m.queue) >= QUEUE_LINES for m in in_room())
+
+
+def watch(m):
+    """What the selector should tell us about m: readable while m is in the
+    room and nobody's queue is full, writable while lines wait for m."""
+    events = selectors.EVENT_READ if m.in_room and not paused else 0
+    events |= selectors.EVENT_WRITE if m.queue else 0
+    if events == m.events:
+        return
+    if not m.events:
+        sel.register(m.conn, events, m)
+    elif not events:
+        sel.unregister(m.conn)
+    else:
+        sel.modify(m.conn, events, m)
+    m.events = events
+
+
 def queue(m, data):
-    """Add bytes to a member's output, then send what their socket takes."""
+    """Add a line to a member's queue, then send what their socket takes."""
     if m.conn not in members:
         return
-    if len(m.output) + len(data) > MAX_OUTPUT:
-        hang_up(m, "was too slow, disconnected")
-        return
-    m.output += data
+    m.queue.append([time.monotonic(), data])
     flush(m)
 
 
 def flush(m):
     try:
-        while m.output:
-            n = m.conn.send(m.output)          # non-blocking: may take only part
-            m.output = m.output[n:]
+        while m.queue:
+            line = m.queue[0][1]
+            n = m.conn.send(line)              # non-blocking: may take only part
+            if n < len(line):
+                m.queue[0][1] = line[n:]
+                break                          # the socket is full for now
+            m.queue.pop(0)
     except BlockingIOError:
         pass                                   # full: wait for "writable"
     except OSError as err:
         hang_up(m, f"disconnected ({err})")
         return
-    if not m.output and not m.in_room:
+    if not m.queue and not m.in_room:
         close(m)                               # left, and everything is sent
         return
-    events = selectors.EVENT_READ | (selectors.EVENT_WRITE if m.output else 0)
-    sel.modify(m.conn, events, m)              # "writable" only while pending
+    watch(m)                                   # "writable" only while pending
 
 
 def send(text, to):
@@ -78,7 +103,8 @@ def tell(m, text):
 
 def close(m):
     members.pop(m.conn, None)
-    sel.unregister(m.conn)
+    if m.events:
+        sel.unregister(m.conn)
     try:
         m.conn.shutdown(socket.SHUT_RDWR)
     except OSError:
@@ -91,7 +117,6 @@ def leave(m, why):
     if not m.in_room:
         return
     m.in_room = False
-    m.deadline = time.monotonic() + LINGER
     print(f"client {m.peer} {why}")
     send(f"* {m.name} left", lambda to: True)
     if m.conn in members:
@@ -111,7 +136,7 @@ def hang_up(m, why):
 
 
 def accept_all(listener):
-    global accept_again_at
+    global accept_again_at, accept_failures
     while True:                                # until the queue is empty
         try:
             conn, addr = listener.accept()
@@ -121,10 +146,15 @@ def accept_all(listener):
             # The caller stays in the queue, so the listener stays readable:
             # selectors would report it at once, again and again. Stop
             # watching it, and try again shortly (mio's edge needs this too).
-            print(f"accept failed: {err}; trying again shortly")
+            if not accept_failures:            # once, not ten times a second
+                print(f"accept failed: {err}; trying again every 100 ms")
+            accept_failures += 1
             sel.unregister(listener)
             accept_again_at = time.monotonic() + ACCEPT_AGAIN
             return
+        if accept_failures:
+            print(f"accept works again after {accept_failures} failures")
+            accept_failures = 0
         peer = show(addr)
         if len(in_room()) >= args.max_clients:
             conn.sendall(b"* server full\n")
@@ -134,14 +164,16 @@ def accept_all(listener):
         conn.setblocking(False)
         m = Member(conn, peer)
         members[conn] = m
-        sel.register(conn, selectors.EVENT_READ, m)
+        watch(m)
         tell(m, f"* welcome, you are {peer}; commands: /nick NAME, /who, /quit")
         print(f"client {peer} connected")
         send(f"* {peer} joined", lambda to: to is not m)
 
 
 def read_from(m):
-    while m.in_room and m.conn in members:     # drain until it would block
+    """One recv per event: selectors report the socket again while data is
+    left (level-triggered), so one member cannot keep the loop to itself."""
+    if b"\n" not in m.input:                  # no recv while a whole line waits
         try:
             data = m.conn.recv(4096)
         except BlockingIOError:
@@ -155,18 +187,22 @@ def read_from(m):
                 leave(m, "disconnected")
             return
         m.input += data
-        m.deadline = time.monotonic() + args.idle_timeout
-        while m.in_room:
-            end = m.input.find(b"\n")
-            if end < 0 and len(m.input) <= MAX_LINE:
-                break
-            if end < 0 or end > MAX_LINE:
-                tell(m, f"* line too long (max {MAX_LINE} bytes), disconnecting")
-                leave(m, "sent a line that was too long, disconnected")
-                return
-            line, m.input = m.input[:end], m.input[end + 1:]
-            if not handle_line(m, line):
-                return
+    handle_input(m)
+
+
+def handle_input(m):
+    """The whole lines in m's input, as long as every queue has space."""
+    while m.in_room and not room_full():
+        end = m.input.find(b"\n")
+        if end < 0 and len(m.input) <= MAX_LINE:
+            return
+        if end < 0 or end > MAX_LINE:
+            tell(m, f"* line too long (max {MAX_LINE} bytes), disconnecting")
+            leave(m, "sent a line that was too long, disconnected")
+            return
+        line, m.input = m.input[:end], m.input[end + 1:]
+        if not handle_line(m, line):
+            return
 
 
 def handle_line(m, line):
@@ -205,13 +241,8 @@ def rename(m, wanted):
 
 def check_deadlines():
     now = time.monotonic()
-    for m in [m for m in members.values() if m.deadline <= now]:
-        if m.in_room:
-            secs = args.idle_timeout
-            tell(m, f"* idle for {secs} s, disconnecting")
-            leave(m, f"was idle for {secs} s, hanging up")
-        else:
-            hang_up(m, "")
+    for m in [m for m in members.values() if m.queue and m.deadline() <= now]:
+        hang_up(m, "was too slow, disconnected")
 
 
 def shut_down(listener):
@@ -223,7 +254,6 @@ def shut_down(listener):
     listener.close()
     for m in members.values():
         m.in_room = False
-        m.deadline = time.monotonic() + LINGER
     for m in list(members.values()):
         queue(m, b"* server shutting down\n")
 
@@ -238,7 +268,6 @@ def positive(text):
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("addr", nargs="?", default="127.0.0.1:9010")
 parser.add_argument("--max-clients", type=positive, default=100)
-parser.add_argument("--idle-timeout", type=positive, default=300)
 args = parser.parse_args()
 host, _, port = args.addr.rpartition(":")
 host = host.strip("[]")
@@ -261,7 +290,7 @@ sel.register(wake_r, selectors.EVENT_READ, "ctrl-c")
 running = True
 while running or members:
     # The event loop: wait for ready sockets or the next deadline, handle each.
-    deadlines = [m.deadline for m in members.values()]
+    deadlines = [m.deadline() for m in members.values() if m.queue]
     if accept_again_at is not None:
         deadlines.append(accept_again_at)
     timeout = max(0, min(deadlines) - time.monotonic()) if deadlines else None
@@ -284,4 +313,10 @@ while running or members:
         sel.register(listener, selectors.EVENT_READ, None)
         accept_all(listener)
     check_deadlines()
+    if room_full() != paused:                  # stop or go on reading everybody
+        paused = not paused
+        for m in list(members.values()):
+            watch(m)
+        for m in [m for m in in_room() if not paused and b"\n" in m.input]:
+            handle_input(m)                    # lines that waited for space
 print("server stopped")

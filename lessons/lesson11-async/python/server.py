@@ -9,16 +9,17 @@ import socket
 
 MAX_LINE = 8192          # the longest line we accept, without its "\n"
 QUEUE_LINES = 256        # lines that may wait for one client; more: too slow
-GOODBYE_DEADLINE = 5.0   # seconds the members have to take their last lines
+SEND_DEADLINE = 5.0      # seconds a line may wait for one client; more: too slow
 
 room = {}                # address -> Member. One thread: no lock needed.
+space = asyncio.Event()  # set when a writer took a line: waiting senders look again
 
 
 class Member:
     def __init__(self, name, writer):
         self.name = name
         self.writer = writer                       # asyncio's StreamWriter
-        self.outbox = asyncio.Queue(QUEUE_LINES)   # bounded, as in Rust
+        self.outbox = asyncio.Queue()              # QUEUE_LINES is checked by talk()
         self.task = None                           # the writer task
         self.reader = None                         # the reader task
 
@@ -30,44 +31,58 @@ def show(addr):
 
 async def write_lines(member, peer):
     """The writer task: the only one that writes to this client's socket."""
+    loop = asyncio.get_running_loop()
     try:
-        while (line := await member.outbox.get()) is not None:
+        while (item := await member.outbox.get()) is not None:
+            space.set()
+            queued, line = item
             member.writer.write(line)
-            await member.writer.drain()            # wait while their buffer is full
+            # Wait while their buffer is full, but not past the line's deadline.
+            await asyncio.wait_for(member.writer.drain(), queued + SEND_DEADLINE - loop.time())
         member.writer.write_eof()
+    except TimeoutError:
+        hang_up_on_slow(peer)
+        return
     except (OSError, RuntimeError) as err:
         print(f"client {peer}: sending failed ({err}); hanging up")
     member.writer.close()
 
 
+def hang_up_on_slow(addr):
+    member = room.pop(addr, None)
+    if member:
+        member.task.cancel()                       # stuck in drain(): stop it
+        member.reader.cancel()
+        member.writer.transport.abort()
+        print(f"client {addr} was too slow, disconnected")
+        space.set()
+        send(f"* {member.name} left", lambda to: True)
+
+
 def send(text, to):
     line = (text + "\n").encode()
-    too_slow = []
     for addr, member in room.items():
         if to(addr):
-            try:
-                member.outbox.put_nowait(line)
-            except asyncio.QueueFull:
-                too_slow.append(addr)
-    for addr in too_slow:
-        member = room.pop(addr, None)
-        if member:
-            member.task.cancel()                   # stuck in drain(): stop it
-            member.reader.cancel()
-            member.writer.transport.abort()
-            print(f"client {addr} was too slow, disconnected")
-            send(f"* {member.name} left", lambda to: True)
+            member.outbox.put_nowait((loop_time(), line))
+
+
+async def wait_for_space():
+    """Backpressure: while some queue is full, the reader reads no more."""
+    while any(m.outbox.qsize() >= QUEUE_LINES for m in room.values()):
+        space.clear()
+        await space.wait()
+
+
+def loop_time():
+    return asyncio.get_running_loop().time()
 
 
 def leave(peer, why):
     member = room.pop(peer, None)
     if member is None:
         return
-    try:
-        member.outbox.put_nowait(None)             # the writer sends what is queued, then stops
-    except asyncio.QueueFull:
-        member.task.cancel()
-        member.writer.transport.abort()
+    member.outbox.put_nowait(None)                 # the writer sends what is queued, then stops
+    space.set()
     print(f"client {peer} {why}")
     send(f"* {member.name} left", lambda to: True)
 
@@ -105,6 +120,8 @@ async def talk(reader, peer):
             return "sent a line that was too long, disconnected"
         else:
             line, buf = buf[:end], buf[end + 1:]
+        await asyncio.sleep(0)                     # let the others have a turn too
+        await wait_for_space()                     # handle it once every queue has space
         text = line.removesuffix(b"\r").decode("utf-8", errors="replace")
         text = "".join("\ufffd" if ord(c) < 32 and c != "\t" or 127 <= ord(c) < 160 else c for c in text)
         print(f"client {peer} said {text!r}")
@@ -123,8 +140,27 @@ async def talk(reader, peer):
             send(f"{name}: {text}", lambda to: to != peer)
 
 
+async def accept_loop(listener):
+    """Lesson 06's accept loop, with await where the thread used to block."""
+    loop, failures = asyncio.get_running_loop(), 0
+    while True:
+        try:
+            conn, _ = await loop.sock_accept(listener)
+        except OSError as err:                 # usually "too many open files"
+            if not failures:                   # once, not ten times a second
+                print(f"accept failed: {err}; trying again every 100 ms")
+            failures += 1
+            await asyncio.sleep(0.1)
+            continue
+        if failures:
+            print(f"accept works again after {failures} failures")
+            failures = 0
+        reader, writer = await asyncio.open_connection(sock=conn)
+        asyncio.create_task(handle(reader, writer))   # a task per caller
+
+
 async def handle(reader, writer):
-    """A task per caller: asyncio.start_server starts one for each."""
+    """A task per caller: accept_loop starts one for each."""
     peer = show(writer.get_extra_info("peername"))
     if len(room) >= args.max_clients:
         writer.write(b"* server full\n")
@@ -135,7 +171,8 @@ async def handle(reader, writer):
     member = Member(peer, writer)
     member.task = asyncio.create_task(write_lines(member, peer))
     member.reader = asyncio.current_task()
-    member.outbox.put_nowait(f"* welcome, you are {peer}; commands: /nick NAME, /who, /quit\n".encode())
+    welcome = f"* welcome, you are {peer}; commands: /nick NAME, /who, /quit\n"
+    member.outbox.put_nowait((loop_time(), welcome.encode()))
     room[peer] = member
     print(f"client {peer} connected")
     send(f"* {peer} joined", lambda to: to != peer)
@@ -150,8 +187,10 @@ async def main():
     host, _, port = args.addr.rpartition(":")
     host = host.strip("[]")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    server = await asyncio.start_server(handle, host, int(port), family=family)
-    print("listening on", show(server.sockets[0].getsockname()), flush=True)
+    listener = socket.create_server((host, int(port)), family=family)
+    listener.setblocking(False)
+    print("listening on", show(listener.getsockname()), flush=True)
+    accepting = asyncio.create_task(accept_loop(listener))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     try:
@@ -160,21 +199,17 @@ async def main():
         signal.signal(signal.SIGINT, lambda *_: loop.call_soon_threadsafe(stop.set))
     await stop.wait()
     print("Ctrl-C: telling everybody the server is shutting down")
-    server.close()                                         # no new callers
+    accepting.cancel()                                     # no new callers
+    listener.close()
     members = list(room.values())
     room.clear()
     for member in members:
         member.reader.cancel()
-        try:
-            member.outbox.put_nowait(b"* server shutting down\n")
-            member.outbox.put_nowait(None)
-        except asyncio.QueueFull:
-            member.task.cancel()                           # does not read: do not wait
+        member.outbox.put_nowait((loop_time(), b"* server shutting down\n"))
+        member.outbox.put_nowait(None)
     writers = [m.task for m in members]
-    if writers:
-        done, pending = await asyncio.wait(writers, timeout=GOODBYE_DEADLINE)
-        for task in pending:                               # still stuck at the deadline
-            task.cancel()
+    if writers:                                            # each ends by its deadline
+        await asyncio.wait(writers)
     print("server stopped")
 
 

@@ -14,17 +14,17 @@ use crate::{TIMEOUT, connect};
 /// The longest line the chat server takes, in bytes (its `MAX_LINE`).
 pub const MAX_LINE: usize = 8192;
 
+/// The longest line a chat client takes from the server, in bytes (its
+/// `MAX_SERVER_LINE`); a longer one ends the client with an error.
+pub const MAX_SERVER_LINE: usize = 1024 * 1024;
+
 /// What the chat server says before it hangs up on a longer line.
 pub const TOO_LONG: &str = "* line too long (max 8192 bytes), disconnecting";
 
-/// How many lines the chat server queues for one member before it hangs up
-/// on a member who does not read (its `QUEUE_LINES`).
+/// How many lines the chat servers queue for one member (`QUEUE_LINES` of
+/// lesson06-protocol): lesson 06 hangs up on a member whose queue is full,
+/// lessons 10 and 11 stop reading the senders until there is space.
 pub const QUEUE_LINES: usize = 256;
-
-/// How many bytes lesson 10's server keeps for one member whose socket does
-/// not take them, before it hangs up on them (its `MAX_OUTPUT`). Lesson 10
-/// counts bytes where lessons 06 and 11 count lines.
-pub const OUTPUT_BYTES: usize = 256 * 1024;
 
 /// A chat client played by the test.
 pub struct Chatter {

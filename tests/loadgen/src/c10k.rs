@@ -482,8 +482,6 @@ fn stage_line(s: &Stage) -> String {
 }
 
 /// The servers, in the order the table shows them: `(key, label, how)`.
-/// Lesson 10 and its twin get a long idle timeout, since the first members
-/// of a big room wait minutes in silence while the rest join.
 const SUBJECTS: [(&str, &str, Launch); 5] = [
     (
         "lesson06",
@@ -493,7 +491,7 @@ const SUBJECTS: [(&str, &str, Launch); 5] = [
     (
         "lesson10",
         "lesson 10 (mio event loop)",
-        Launch::Rust("lesson10-server", IDLE),
+        Launch::Rust("lesson10-server", &[]),
     ),
     (
         "lesson11",
@@ -503,7 +501,7 @@ const SUBJECTS: [(&str, &str, Launch); 5] = [
     (
         "python10",
         "lesson 10's Python twin (selectors)",
-        Launch::Python("lessons/lesson10-event-loop/python/server.py", IDLE),
+        Launch::Python("lessons/lesson10-event-loop/python/server.py", &[]),
     ),
     (
         "python11",
@@ -511,8 +509,6 @@ const SUBJECTS: [(&str, &str, Launch); 5] = [
         Launch::Python("lessons/lesson11-async/python/server.py", &[]),
     ),
 ];
-
-const IDLE: &[&str] = &["--idle-timeout", "3600"];
 
 enum Launch {
     Rust(&'static str, &'static [&'static str]),

@@ -10,13 +10,14 @@
 //! address.
 
 // ANCHOR: imports
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
+use lesson06_protocol::MAX_SERVER_LINE;
 // ANCHOR_END: imports
 
 // ANCHOR: connect
@@ -41,7 +42,10 @@ pub fn run(addr: &str, server: &str) -> anyhow::Result<()> {
     let quitting = Arc::new(AtomicBool::new(false));
     let listener = {
         let quitting = Arc::clone(&quitting);
-        thread::spawn(move || listen(incoming, &quitting))
+        thread::Builder::new()
+            .name("listener".to_string())
+            .spawn(move || listen(incoming, &quitting))
+            .context("could not start the listening thread")?
     };
     // ANCHOR_END: spawn-listener
 
@@ -105,15 +109,23 @@ fn print_lines(incoming: TcpStream) -> anyhow::Result<()> {
     let mut reader = BufReader::new(incoming);
     let mut line = Vec::new();
     loop {
+        // A client trusts its server no more than the server trusts it:
+        // `take` stops a line that never ends from filling our memory.
         line.clear();
-        let n = reader
+        let n = (&mut reader)
+            .take(MAX_SERVER_LINE as u64 + 1)
             .read_until(b'\n', &mut line)
             .context("lost the connection to the server")?;
         if n == 0 {
             return Ok(());
         }
+        if line.len() > MAX_SERVER_LINE {
+            bail!("the server sent a line longer than {MAX_SERVER_LINE} bytes");
+        }
         let text = String::from_utf8_lossy(&line);
-        println!("{}", text.trim_end_matches(['\r', '\n']));
+        // At a terminal, the line takes the `>> ` prompt's place, and the
+        // prompt comes back below it (see `shared::print_incoming`).
+        shared::print_incoming(text.trim_end_matches(['\r', '\n']));
     }
 }
 // ANCHOR_END: listen

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use clap::builder::RangedU64ValueParser;
 // ANCHOR_END: imports
 
 // ANCHOR: args
@@ -30,6 +31,10 @@ struct Args {
     /// Hang up on a client that sends nothing, or reads nothing, for this many seconds (at least 1)
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
     idle_timeout: u64,
+
+    /// How many callers may be served at once; the next one is turned away
+    #[arg(long, default_value_t = 100, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    max_clients: usize,
 }
 
 /// Checks `--idle-timeout`, as in lesson 04: zero is not a timeout.
@@ -44,12 +49,13 @@ fn parse_secs(text: &str) -> Result<u64, String> {
 fn main() -> ExitCode {
     let args: Args = shared::parse_args();
     let idle = Duration::from_secs(args.idle_timeout);
-    shared::exit_status(run(&args.addr, idle))
+    let seats = shared::Seats::new(args.max_clients);
+    shared::exit_status(run(&args.addr, idle, &seats))
 }
 // ANCHOR_END: args
 
 // ANCHOR: bind
-fn run(addr: &str, idle: Duration) -> anyhow::Result<()> {
+fn run(addr: &str, idle: Duration, seats: &shared::Seats) -> anyhow::Result<()> {
     // Buy the phone, insert the SIM, switch it on, in one call. Lessons 03
     // and 04 made four calls with `socket2` to choose `listen(5)`: the queue
     // of callers waiting for `accept`. Here nobody waits there for long, so
@@ -61,29 +67,45 @@ fn run(addr: &str, idle: Duration) -> anyhow::Result<()> {
     // ANCHOR: accept-loop
     // The connection loop (链接循环), but this thread only picks up: it hands
     // each call to a new thread and goes straight back to `accept`.
+    let mut failures = shared::AcceptLog::default();
     loop {
-        let (conn, peer) = match listener.accept() {
+        let (mut conn, peer) = match listener.accept() {
             Ok(call) => call,
             Err(err) => {
                 // Usually "too many open files": the caller stays in the
-                // queue, so pause a moment instead of failing in a busy loop.
-                println!("accept failed: {err}; trying again shortly");
-                thread::sleep(Duration::from_millis(100));
+                // queue, so pause a moment instead of failing in a busy
+                // loop, and say so once, not ten times a second.
+                failures.failed(&err);
+                thread::sleep(shared::ACCEPT_RETRY);
                 continue;
             }
+        };
+        failures.worked();
+        // A thread per caller, but not without end: each caller takes a
+        // seat, and when all are taken the next one hears so and goes.
+        let Some(seat) = seats.take() else {
+            // A new socket's send buffer is empty: this short write fits.
+            let _ = conn.write_all(b"server full, try again later\n");
+            println!(
+                "client {peer} turned away: all {} seats are taken",
+                seats.max()
+            );
+            continue; // dropping `conn` hangs up
         };
         println!("client {peer} connected");
         // ANCHOR_END: accept-loop
 
         // ANCHOR: spawn
-        // `move` gives the closure `conn` and `peer` (and a copy of `idle`):
-        // the new thread owns its caller's socket, and the loop keeps none.
+        // `move` gives the closure `conn`, `peer` and `seat` (and a copy of
+        // `idle`): the new thread owns its caller's socket and seat, and
+        // the loop keeps neither. The seat is freed when the thread ends.
         // `Builder::spawn` returns an error when the system has no thread
         // left for us, where plain `thread::spawn` would panic.
         let spawned = thread::Builder::new()
             .name(format!("client {peer}"))
             .spawn(move || {
                 let ending = serve(conn, peer, idle);
+                drop(seat); // free before we say so
                 println!("client {peer} {ending}");
             });
         if let Err(err) = spawned {

@@ -6,12 +6,13 @@
 //! server did.
 
 // ANCHOR: imports
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use lesson06_protocol::MAX_SERVER_LINE;
 // ANCHOR_END: imports
 
 // ANCHOR: args
@@ -47,11 +48,15 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let mut line = Vec::new();
     loop {
         line.clear();
-        let n = lines
+        let n = (&mut lines)
+            .take(MAX_SERVER_LINE as u64 + 1)
             .read_until(b'\n', &mut line)
             .context("lost the connection to the server")?;
         if n == 0 {
             bail!("server closed the connection");
+        }
+        if line.len() > MAX_SERVER_LINE {
+            bail!("the server sent a line longer than {MAX_SERVER_LINE} bytes");
         }
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end_matches(['\r', '\n']);

@@ -16,17 +16,19 @@
 
 // ANCHOR: imports
 use std::collections::HashMap;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
 use clap::builder::RangedU64ValueParser;
+// The chat protocol, written once for the course's three chat servers.
+use lesson06_protocol::{self as protocol, MAX_LINE, QUEUE_LINES, SEND_DEADLINE, To};
 // ANCHOR_END: imports
 
 // ANCHOR: args
@@ -51,15 +53,9 @@ fn main() -> ExitCode {
 // ANCHOR_END: args
 
 // ANCHOR: limits
-/// The longest line we accept, in bytes, not counting its `\n`.
-const MAX_LINE: usize = 8192;
-
-/// How many lines may wait in one client's outgoing queue. A client who lets
-/// it fill up is not reading, or is far too slow for the room: we hang up.
-const QUEUE_LINES: usize = 256;
-
-/// How long one write to a client may block before their writer gives up.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A line in a member's queue, and the moment it was queued: it must be on
+/// its way to them within `SEND_DEADLINE` of that moment.
+type Line = (Instant, Arc<str>);
 // ANCHOR_END: limits
 
 // ANCHOR: room
@@ -69,7 +65,7 @@ struct Member {
     name: String,
     /// The sending end of their outgoing queue. Their writer thread holds the
     /// receiving end; `SyncSender` is the bounded kind of channel.
-    outbox: SyncSender<Arc<str>>,
+    outbox: SyncSender<Line>,
     /// Their socket, so that any thread can hang up on them.
     conn: Arc<TcpStream>,
     /// Their writer thread, so that Ctrl-C can wait until it said goodbye.
@@ -113,18 +109,20 @@ fn run(addr: &str, max_clients: usize) -> anyhow::Result<()> {
     // The connection loop (链接循环) of lesson 03, but this thread only picks
     // up: the talking happens on the threads that `admit` starts, so the next
     // caller is picked up at once.
+    let mut failures = shared::AcceptLog::default();
     loop {
         let (conn, peer) = match listener.accept() {
             Ok(call) => call,
             Err(err) => {
                 // Usually "too many open files". The caller stays in the
                 // queue, so trying again at once would fail again at once:
-                // pause a moment instead of spinning.
-                println!("accept failed: {err}; trying again shortly");
-                thread::sleep(Duration::from_millis(100));
+                // pause a moment instead of spinning, and say so once.
+                failures.failed(&err);
+                thread::sleep(shared::ACCEPT_RETRY);
                 continue;
             }
         };
+        failures.worked();
         if let Err(err) = admit(&room, conn, peer, max_clients) {
             println!("client {peer} could not be served: {err}");
         }
@@ -140,11 +138,10 @@ fn admit(room: &Room, conn: TcpStream, peer: SocketAddr, max_clients: usize) -> 
     // check and the insert below.
     if lock(room).len() >= max_clients {
         // A new socket's send buffer is empty: this short write cannot block.
-        (&conn).write_all(b"* server full\n")?;
+        (&conn).write_all(format!("{}\n", protocol::SERVER_FULL).as_bytes())?;
         println!("client {peer} turned away: the room is full");
         return Ok(()); // dropping `conn` hangs up
     }
-    conn.set_write_timeout(Some(WRITE_TIMEOUT))?;
     // One socket, shared by the reader, the writer and the room. Reading and
     // writing work through a shared reference (`&TcpStream` implements `Read`
     // and `Write`), so nobody needs a copy of their own.
@@ -156,7 +153,10 @@ fn admit(room: &Room, conn: TcpStream, peer: SocketAddr, max_clients: usize) -> 
         let conn = Arc::clone(&conn);
         thread::Builder::new()
             .name(format!("writer {peer}"))
-            .spawn(move || write_lines(&conn, peer, queue))?
+            .spawn({
+                let room = Arc::clone(room);
+                move || write_lines(&room, &conn, peer, queue)
+            })?
     };
     // ANCHOR_END: admit
 
@@ -165,10 +165,10 @@ fn admit(room: &Room, conn: TcpStream, peer: SocketAddr, max_clients: usize) -> 
     // line can get into the queue before the welcome, and whoever reads the
     // welcome is already in the room.
     let name = peer.to_string();
-    let welcome = format!("* welcome, you are {name}; commands: /nick NAME, /who, /quit\n");
+    let welcome = format!("{}\n", protocol::welcome(&name));
     {
         let mut members = lock(room);
-        let _ = outbox.try_send(welcome.into()); // an empty queue is never full
+        let _ = outbox.try_send((Instant::now(), welcome.into())); // an empty queue has space
         let member = Member {
             name: name.clone(),
             outbox,
@@ -178,7 +178,7 @@ fn admit(room: &Room, conn: TcpStream, peer: SocketAddr, max_clients: usize) -> 
         members.insert(peer, member);
     }
     println!("client {peer} connected");
-    send(room, &format!("* {name} joined"), |to| to != peer);
+    send(room, &protocol::joined(&name), |to| to != peer);
 
     let in_room = Arc::clone(room);
     let reader = thread::Builder::new()
@@ -198,19 +198,46 @@ fn admit(room: &Room, conn: TcpStream, peer: SocketAddr, max_clients: usize) -> 
 /// It is the only thread that writes to this socket, so lines never get mixed
 /// up, and the only one that ever waits for this client: a client who does
 /// not read stalls their own writer and nobody else.
-fn write_lines(conn: &TcpStream, peer: SocketAddr, queue: Receiver<Arc<str>>) {
-    let mut out = conn;
+fn write_lines(room: &Room, conn: &TcpStream, peer: SocketAddr, queue: Receiver<Line>) {
     // The loop ends when every sender is gone, i.e. the room has let this
     // client go; the lines queued before that are still delivered.
-    for line in queue {
-        if let Err(err) = out.write_all(line.as_bytes()) {
-            println!("client {peer}: sending failed ({err}); hanging up");
-            break;
+    for (queued, line) in queue {
+        match write_by(conn, line.as_bytes(), queued + SEND_DEADLINE) {
+            Ok(()) => {}
+            Err(err) if err.kind() == ErrorKind::TimedOut => {
+                hang_up_on_slow(room, peer);
+                break;
+            }
+            Err(err) => {
+                println!("client {peer}: sending failed ({err}); hanging up");
+                break;
+            }
         }
     }
     // Hang up. This also wakes their reader thread if it is still reading,
     // so it takes them out of the room.
     let _ = conn.shutdown(Shutdown::Both);
+}
+
+/// Writes all of `bytes` to `conn` before `deadline`, or fails with
+/// `TimedOut`. The socket's write timeout makes each `write` give up at
+/// the deadline (Unix reports that as `WouldBlock`, Windows as `TimedOut`).
+fn write_by(mut conn: &TcpStream, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ErrorKind::TimedOut.into());
+        }
+        conn.set_write_timeout(Some(left))?;
+        match conn.write(bytes) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(err) if err.kind() == ErrorKind::Interrupted => {}
+            Err(err) if err.kind() == ErrorKind::WouldBlock => {} // the deadline, next turn
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
 }
 // ANCHOR_END: writer
 
@@ -228,7 +255,6 @@ fn serve(room: &Room, conn: &TcpStream, peer: SocketAddr) {
 // ANCHOR: read-line
 /// The communication loop (通信循环) of one client. Returns why it ended.
 fn talk(room: &Room, conn: &TcpStream, peer: SocketAddr) -> io::Result<&'static str> {
-    let mut name = peer.to_string();
     let mut reader = BufReader::new(conn);
     let mut line = Vec::new();
     loop {
@@ -245,49 +271,59 @@ fn talk(room: &Room, conn: &TcpStream, peer: SocketAddr) -> io::Result<&'static 
         if line.ends_with(b"\n") {
             line.pop();
         } else if line.len() > MAX_LINE {
-            let error = format!("* line too long (max {MAX_LINE} bytes), disconnecting");
-            tell(room, peer, &error);
+            tell(room, peer, &protocol::too_long());
             return Ok("sent a line that was too long, disconnected");
         }
         // (No `\n` and not too long: their last line before hanging up. It
         // is handled like any other; the next read returns 0.)
-        if line.ends_with(b"\r") {
-            line.pop(); // typed on Windows, or in telnet
-        }
-        println!("client {peer} said {}", shared::show(&line));
-        // Invalid UTF-8 becomes `�` instead of an error, and so does every
-        // control character but tab: the others' terminals would obey an
-        // Escape sequence, and one member could erase or repaint their screens.
-        let text: String = String::from_utf8_lossy(&line)
-            .chars()
-            .map(|c| {
-                if c.is_control() && c != '\t' {
-                    '\u{fffd}'
-                } else {
-                    c
-                }
-            })
-            .collect();
         // ANCHOR_END: read-line
 
         // ANCHOR: commands
-        let (command, rest) = text.split_once(' ').unwrap_or((&*text, ""));
-        match command {
-            "/quit" => {
-                tell(room, peer, "* bye");
-                return Ok("left with /quit");
+        // What the line means is the protocol's business; sending the
+        // answer is ours.
+        let mut roster = Speaker { room, peer };
+        let answer = protocol::handle_line(&mut roster, peer, &line);
+        for (to, text) in &answer.lines {
+            match to {
+                To::Me => tell(room, peer, text),
+                To::Others => send(room, text, |addr| addr != peer),
             }
-            "/who" => who(room, peer),
-            "/nick" => rename(room, peer, &mut name, rest.trim()),
-            _ if command.starts_with('/') => {
-                let help = format!("* unknown command {command}; try /nick NAME, /who or /quit");
-                tell(room, peer, &help);
-            }
-            // An empty line says nothing. (Test the whole line, not the first
-            // word: " hi" has an empty first word and is still a line.)
-            _ if text.is_empty() => {}
-            _ => send(room, &format!("{name}: {text}"), |to| to != peer),
         }
+        if let Some(why) = answer.leave {
+            return Ok(why);
+        }
+    }
+}
+
+/// The room as the protocol sees it from one member: their name, all the
+/// names, and taking a new one. Each call locks the room for a moment.
+struct Speaker<'a> {
+    room: &'a Room,
+    peer: SocketAddr,
+}
+
+impl protocol::Roster for Speaker<'_> {
+    fn my_name(&self) -> String {
+        let members = lock(self.room);
+        let me = members.get(&self.peer);
+        me.map_or_else(|| self.peer.to_string(), |me| me.name.clone())
+    }
+
+    fn names(&self) -> Vec<String> {
+        lock(self.room).values().map(|m| m.name.clone()).collect()
+    }
+
+    /// Checks and takes the name under one lock, so two clients asking for
+    /// the same name at the same moment cannot both get it.
+    fn take_name(&mut self, wanted: &str) -> bool {
+        let mut members = lock(self.room);
+        let taken = members
+            .iter()
+            .any(|(&addr, member)| addr != self.peer && member.name == wanted);
+        if let (false, Some(me)) = (taken, members.get_mut(&self.peer)) {
+            me.name = wanted.to_string();
+        }
+        !taken
     }
 }
 // ANCHOR_END: commands
@@ -304,6 +340,7 @@ fn talk(room: &Room, conn: &TcpStream, peer: SocketAddr) -> io::Result<&'static 
 fn send(room: &Room, text: &str, to: impl Fn(SocketAddr) -> bool) {
     // One copy of the line, however many queues hold it.
     let line: Arc<str> = format!("{text}\n").into();
+    let now = Instant::now();
     let mut too_slow = Vec::new();
     {
         let members = lock(room);
@@ -311,7 +348,7 @@ fn send(room: &Room, text: &str, to: impl Fn(SocketAddr) -> bool) {
             if !to(addr) {
                 continue;
             }
-            if let Err(TrySendError::Full(_)) = member.outbox.try_send(Arc::clone(&line)) {
+            if let Err(TrySendError::Full(_)) = member.outbox.try_send((now, Arc::clone(&line))) {
                 too_slow.push(addr);
             }
             // (`Disconnected` means their writer has stopped: it hung up, and
@@ -340,7 +377,7 @@ fn leave(room: &Room, peer: SocketAddr, why: &str) {
     let removed = lock(room).remove(&peer); // locked for this line only
     if let Some(member) = removed {
         println!("client {peer} {why}");
-        send(room, &format!("* {} left", member.name), |_| true);
+        send(room, &protocol::left(&member.name), |_| true);
     }
 }
 
@@ -352,78 +389,33 @@ fn hang_up_on_slow(room: &Room, peer: SocketAddr) {
         // socket down makes that write fail, and their reader sees the end.
         let _ = member.conn.shutdown(Shutdown::Both);
         println!("client {peer} was too slow, disconnected");
-        send(room, &format!("* {} left", member.name), |_| true);
+        send(room, &protocol::left(&member.name), |_| true);
     }
 }
 // ANCHOR_END: leave
-
-// ANCHOR: nick
-/// `/nick NAME`: checks the name, and takes it if nobody else has it.
-fn rename(room: &Room, peer: SocketAddr, name: &mut String, wanted: &str) {
-    let well_formed = (1..=20).contains(&wanted.chars().count())
-        && wanted
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
-    if !well_formed {
-        let rule = "* a name is 1 to 20 letters, digits, _ or -";
-        tell(room, peer, rule);
-        return;
-    }
-    // Check and take the name under one lock, so two clients asking for the
-    // same name at the same moment cannot both get it.
-    let taken = {
-        let mut members = lock(room);
-        let taken = members
-            .iter()
-            .any(|(&addr, member)| addr != peer && member.name == wanted);
-        if !taken {
-            if let Some(me) = members.get_mut(&peer) {
-                me.name = wanted.to_string();
-            }
-        }
-        taken
-    };
-    if taken {
-        tell(room, peer, &format!("* the name {wanted} is taken"));
-        return;
-    }
-    // Tell the others first: once the client reads "you are now", everybody
-    // else already has the news in their queue.
-    println!("client {peer} is now {wanted}");
-    send(room, &format!("* {name} is now {wanted}"), |to| to != peer);
-    tell(room, peer, &format!("* you are now {wanted}"));
-    *name = wanted.to_string();
-}
-// ANCHOR_END: nick
-
-// ANCHOR: who
-/// `/who`: the names of everybody in the room, in one line.
-fn who(room: &Room, peer: SocketAddr) {
-    let mut names: Vec<String> = lock(room).values().map(|m| m.name.clone()).collect();
-    names.sort();
-    let list = format!("* {} in the room: {}", names.len(), names.join(", "));
-    tell(room, peer, &list);
-}
-// ANCHOR_END: who
 
 // ANCHOR: shut-down
 /// Runs on the Ctrl-C thread: says goodbye to everybody, then ends the process.
 fn shut_down(room: &Room) {
     println!("Ctrl-C: telling everybody the server is shutting down");
-    // We keep the lock until the process ends, so nobody can join or talk any
-    // more. Waiting while holding it is safe only because the writer threads
-    // never take the lock.
-    let mut members = lock(room);
+    // Everybody out of the room in one locked moment, so that nobody hears
+    // "left" about the others. The lock is free again before we wait.
+    let members: Vec<Member> = lock(room).drain().map(|(_, member)| member).collect();
+    let notice: Arc<str> = format!("{}\n", protocol::SHUTTING_DOWN).into();
     let mut writers = Vec::new();
-    for (_, member) in members.drain() {
-        let notice: Arc<str> = "* server shutting down\n".into();
-        if member.outbox.try_send(notice).is_err() {
+    for member in members {
+        if member
+            .outbox
+            .try_send((Instant::now(), Arc::clone(&notice)))
+            .is_err()
+        {
             // Queue full: a client who does not read. Do not wait for them.
             let _ = member.conn.shutdown(Shutdown::Both);
         }
         writers.push(member.writer);
         // The rest of `member`, its queue's sender included, is dropped here:
-        // the writer sends what is queued, the notice last, then hangs up.
+        // the writer sends what is queued, the notice last, then hangs up,
+        // within SEND_DEADLINE for a client who does not read.
     }
     for writer in writers {
         let _ = writer.join();

@@ -5,19 +5,25 @@
 //! Every socket is *non-blocking*: a call that would have to wait returns
 //! `WouldBlock` at once instead. One call, `Poll::poll`, waits for all the
 //! sockets together and says which of them are ready (Python: `selectors`).
-//! The loop then handles each ready socket, never waiting on any one, and
-//! goes back to `poll`. That is an event loop (事件循环).
+//! The loop then does, in order, what can be done without waiting, and goes
+//! back to `poll`. That is an event loop (事件循环).
+//!
+//! The room, its limits and its protocol are lesson 06's: the protocol
+//! comes from lesson 06's library, `lesson06-protocol`.
 
 // ANCHOR: imports
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
 use clap::builder::RangedU64ValueParser;
+use lesson06_protocol::{self as protocol, MAX_LINE, QUEUE_LINES, To};
+use lesson06_protocol::{MAX_CLIENTS, SEND_DEADLINE};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 // ANCHOR_END: imports
@@ -36,41 +42,21 @@ struct Args {
 
     /// How many clients may be in the room at once; the next one is turned
     /// away
-    #[arg(long, default_value_t = 100, value_parser = at_least_one())]
-    max_clients: u64,
-
-    /// Hang up on a client who sends nothing for this many seconds
-    #[arg(long, value_name = "SECS", default_value_t = 300,
-          value_parser = at_least_one())]
-    idle_timeout: u64,
-}
-
-fn at_least_one() -> RangedU64ValueParser<u64> {
-    RangedU64ValueParser::new().range(1..)
+    #[arg(long, default_value_t = MAX_CLIENTS,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    max_clients: usize,
 }
 
 fn main() -> ExitCode {
     let args: Args = shared::parse_args();
-    let idle = Duration::from_secs(args.idle_timeout);
-    let max = usize::try_from(args.max_clients).unwrap_or(usize::MAX);
-    shared::exit_status(run(&args.addr, max, idle))
+    shared::exit_status(run(&args.addr, args.max_clients))
 }
 // ANCHOR_END: args
 
 // ANCHOR: limits
-/// The longest line we accept, in bytes, not counting its `\n`.
-const MAX_LINE: usize = 8192;
-
-/// How many bytes may wait in one client's output buffer. A client who lets
-/// it fill up is not reading, or is far too slow for the room: we hang up.
-/// (Lesson 06 allowed 256 lines; 256 short lines are about this size.)
-const MAX_OUTPUT: usize = 256 * 1024;
-
-/// How long a client who is leaving has to take their last lines.
-const LINGER: Duration = Duration::from_secs(5);
-
-/// How soon we try `accept` again after it failed (too many open files).
-const ACCEPT_AGAIN: Duration = Duration::from_millis(100);
+/// How many lines of one member the loop handles in one turn before it
+/// goes on to the next member: nobody can keep the loop to themselves.
+const READ_BUDGET: usize = 16;
 
 /// The tokens by which `poll` names what is ready. Clients get the numbers
 /// after these, each a new one, so an old event never names a new client.
@@ -89,14 +75,30 @@ struct Member {
     name: String,
     /// Bytes read from them that do not yet end with `\n`.
     input: Vec<u8>,
-    /// Bytes for them that their socket has not taken yet.
-    output: Vec<u8>,
-    /// Whether we asked `poll` to tell us when their socket is writable.
-    wants_write: bool,
-    /// `false` once they left the room: we only finish sending to them.
-    in_room: bool,
-    /// When we hang up if nothing happens: idle in the room, or lingering.
-    deadline: Instant,
+    /// The lines for them, oldest first, each with the moment it was
+    /// queued: lesson 06's queue, and the same limits.
+    queue: VecDeque<(Instant, Arc<str>)>,
+    /// How many bytes of the first line their socket has taken already.
+    sent: usize,
+    /// What `poll` last said of their socket and no `WouldBlock` has taken
+    /// back since. mio reports a change ("has become readable") once, not a
+    /// state, so the loop must remember it.
+    readable: bool,
+    writable: bool,
+    state: State,
+}
+
+/// Where a member is in their life in the room. Every step of the loop
+/// looks at this, and only [`Server::leave`] and [`Server::settle`]
+/// change it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// In the room: we read their lines, they hear the others'.
+    InRoom,
+    /// Out of the room: they get what is queued for them, then we hang up.
+    Leaving,
+    /// To be hung up on now, whatever is still queued.
+    Done,
 }
 
 /// The whole server: the room, and the `Poll` its sockets are registered in.
@@ -106,17 +108,22 @@ struct Server {
     next_token: usize,
     /// How many members are in the room (not counting those leaving).
     in_room: usize,
+    /// The members whose sockets have lines for us, in turn: whoever used
+    /// up their budget goes to the back.
+    to_read: VecDeque<Token>,
+    /// Whether some member's queue is full: then the loop reads no more
+    /// lines from anybody until there is space (backpressure).
+    room_full: bool,
     max_clients: usize,
-    idle: Duration,
-    /// The earliest `deadline` of any member, so `poll` knows how long to wait.
-    wake_at: Option<Instant>,
     /// When to call `accept` again, after it failed with callers waiting.
     accept_again_at: Option<Instant>,
+    /// Says once that `accept` fails, and once that it works again.
+    accept_failures: shared::AcceptLog,
 }
 // ANCHOR_END: member
 
 // ANCHOR: bind
-fn run(addr: &str, max_clients: usize, idle: Duration) -> anyhow::Result<()> {
+fn run(addr: &str, max_clients: usize) -> anyhow::Result<()> {
     // Bind with std, which resolves `localhost:PORT`, then hand the socket
     // to mio, which makes it non-blocking.
     let std_listener = std::net::TcpListener::bind(addr)
@@ -162,10 +169,11 @@ fn run(addr: &str, max_clients: usize, idle: Duration) -> anyhow::Result<()> {
         members: HashMap::new(),
         next_token: 2,
         in_room: 0,
+        to_read: VecDeque::new(),
+        room_full: false,
         max_clients,
-        idle,
-        wake_at: None,
         accept_again_at: None,
+        accept_failures: shared::AcceptLog::default(),
     };
     server.event_loop(listener)
 }
@@ -173,27 +181,25 @@ fn run(addr: &str, max_clients: usize, idle: Duration) -> anyhow::Result<()> {
 impl Server {
     // ANCHOR_END: start
     // ANCHOR: event-loop
-    /// The event loop: wait, handle each ready socket, go back.
+    /// The event loop. Each turn: wait, note what is ready, then do in
+    /// order everything that can be done without waiting.
     fn event_loop(&mut self, listener: TcpListener) -> anyhow::Result<()> {
         let mut listener = Some(listener);
         let mut events = Events::with_capacity(1024);
+        let mut timeout = None; // the first wait: until something happens
         loop {
-            // Wait until some socket is ready, or the next deadline comes.
-            let timeout = self
-                .wake_at
-                .map(|at| at.saturating_duration_since(Instant::now()));
+            // 1. Wait until a socket is ready or the next deadline comes.
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
                 Err(err) => return Err(err).context("poll failed"),
             }
+
+            // 2. Note what the events say; act on none of it yet.
+            let mut callers_waiting = false;
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => {
-                        if let Some(listener) = &listener {
-                            self.accept_all(listener);
-                        }
-                    }
+                    LISTENER => callers_waiting = true,
                     CTRL_C => {
                         // Stop taking calls, and say goodbye to everybody
                         // (once: a second Ctrl-C changes nothing).
@@ -202,28 +208,79 @@ impl Server {
                         }
                     }
                     token => {
-                        if event.is_readable() || event.is_read_closed() {
-                            self.read_from(token);
+                        let Some(member) = self.members.get_mut(&token) else {
+                            continue; // gone since: an old event
+                        };
+                        // A socket that closed or failed is readable too:
+                        // the next `read` says how it ended.
+                        let readable = event.is_readable()
+                            || event.is_read_closed()
+                            || event.is_error();
+                        if readable && !member.readable {
+                            member.readable = true;
+                            self.to_read.push_back(token);
                         }
-                        if event.is_writable() {
-                            self.flush(token);
-                        }
+                        member.writable |=
+                            event.is_writable() || event.is_write_closed();
                     }
                 }
             }
-            // After a failed `accept`, callers may still wait in the queue,
-            // and mio reports the listener only when somebody new calls.
-            if self.accept_again_at.is_some_and(|at| at <= Instant::now()) {
-                self.accept_again_at = None;
-                if let Some(listener) = &listener {
-                    self.accept_all(listener);
+
+            // 3. Pick up callers. After a failed `accept` they may still
+            //    wait in the queue, and mio reports the listener only when
+            //    somebody new calls: so we also try again at a deadline.
+            let now = Instant::now();
+            let retry = self.accept_again_at.is_some_and(|at| at <= now);
+            if let (Some(listener), true) =
+                (&listener, callers_waiting || retry)
+            {
+                self.accept_all(listener);
+            }
+
+            // 4. Read: each member whose socket has news, in turn, a few
+            //    lines each, for as long as every queue has space.
+            self.room_full = self.members.values().any(Member::is_full);
+            for _ in 0..self.to_read.len() {
+                if self.room_full {
+                    break; // the rest keep their place in the line
+                }
+                let Some(token) = self.to_read.pop_front() else {
+                    break;
+                };
+                if self.read_from(token) {
+                    self.to_read.push_back(token); // more to read: next turn
                 }
             }
-            self.check_deadlines();
+
+            // 5. Write, and settle: everybody's queue goes out as far as
+            //    their socket takes it; who is done is hung up on. This
+            //    also finds how long the next wait may be.
+            let tokens: Vec<Token> = self.members.keys().copied().collect();
+            let mut next_deadline = self.accept_again_at;
+            for &token in &tokens {
+                if let Some(at) = self.settle(token) {
+                    next_deadline =
+                        Some(next_deadline.map_or(at, |t| t.min(at)));
+                }
+            }
             if listener.is_none() && self.members.is_empty() {
                 println!("server stopped");
                 return Ok(());
             }
+            // Lines left to read (a member used up their budget), or to
+            // write (queued since that member's turn): go round again at
+            // once instead of waiting.
+            let room_full = self.members.values().any(Member::is_full);
+            let pending = (!room_full && !self.to_read.is_empty())
+                || self
+                    .members
+                    .values()
+                    .any(|m| m.writable && !m.queue.is_empty());
+            timeout = if pending {
+                Some(Duration::ZERO)
+            } else {
+                next_deadline.map(|at| at.saturating_duration_since(now))
+            };
         }
     }
     // ANCHOR_END: event-loop
@@ -233,9 +290,13 @@ impl Server {
     /// listener once; if we took only one caller, the others would wait
     /// until the next one rang. So we accept until `WouldBlock`.
     fn accept_all(&mut self, listener: &TcpListener) {
+        self.accept_again_at = None;
         loop {
             match listener.accept() {
-                Ok((conn, peer)) => self.admit(conn, peer),
+                Ok((conn, peer)) => {
+                    self.accept_failures.worked();
+                    self.admit(conn, peer);
+                }
                 Err(err) if err.kind() == ErrorKind::WouldBlock => return,
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
                 Err(err) => {
@@ -243,10 +304,9 @@ impl Server {
                     // queue, and mio will not report the listener again
                     // until somebody else calls: we set ourselves a deadline
                     // to try again, when a member may have left.
-                    println!("accept failed: {err}; trying again shortly");
-                    let at = Instant::now() + ACCEPT_AGAIN;
-                    self.accept_again_at = Some(at);
-                    self.wake_no_later_than(at);
+                    self.accept_failures.failed(&err);
+                    let again = Instant::now() + shared::ACCEPT_RETRY;
+                    self.accept_again_at = Some(again);
                     return;
                 }
             }
@@ -259,17 +319,17 @@ impl Server {
     fn admit(&mut self, mut conn: TcpStream, peer: SocketAddr) {
         if self.in_room >= self.max_clients {
             // A new socket's send buffer is empty: this short write fits.
-            let _ = conn.write_all(b"* server full\n");
+            let full = format!("{}\n", protocol::SERVER_FULL);
+            let _ = conn.write_all(full.as_bytes());
             println!("client {peer} turned away: the room is full");
             return; // dropping `conn` hangs up
         }
         let token = Token(self.next_token);
         self.next_token += 1;
-        // Readable only: asking for "writable" while there is nothing to
-        // write would wake us again and again for nothing.
-        let registry = self.poll.registry();
-        if let Err(err) =
-            registry.register(&mut conn, token, Interest::READABLE)
+        // Readable and writable, once and for all: mio reports each when it
+        // *becomes* true, so neither wakes us again and again.
+        let both = Interest::READABLE | Interest::WRITABLE;
+        if let Err(err) = self.poll.registry().register(&mut conn, token, both)
         {
             println!("client {peer} could not be served: {err}");
             return;
@@ -280,371 +340,278 @@ impl Server {
             addr: peer,
             name: name.clone(),
             input: Vec::new(),
-            output: Vec::new(),
-            wants_write: false,
-            in_room: true,
-            deadline: Instant::now() + self.idle,
+            queue: VecDeque::new(),
+            sent: 0,
+            readable: false,
+            writable: true, // a new socket's send buffer is empty
+            state: State::InRoom,
         };
         self.members.insert(token, member);
         self.in_room += 1;
-        self.wake_no_later_than(Instant::now() + self.idle);
-        let welcome = format!(
-            "* welcome, you are {name}; commands: /nick NAME, /who, /quit"
-        );
-        self.tell(token, &welcome);
+        self.tell(token, &protocol::welcome(&name));
         println!("client {peer} connected");
-        self.send(&format!("* {name} joined"), |to| to != token);
+        self.send(&protocol::joined(&name), |to| to != token);
     }
     // ANCHOR_END: admit
 
     // ANCHOR: read
-    /// Reads everything a client's socket holds. mio reports a socket when
-    /// it *becomes* readable, not for as long as it stays so: stop before
-    /// `WouldBlock` and the rest waits, unreported, until they send more.
-    fn read_from(&mut self, token: Token) {
+    /// Reads a member's lines and handles them: at most READ_BUDGET lines,
+    /// and none while some queue is full. Returns whether their socket may
+    /// hold more, that is, whether it is still their turn to be read.
+    ///
+    /// mio reports a socket when it *becomes* readable. Until `read` says
+    /// `WouldBlock`, the rest waits, unreported: so `readable` stays set,
+    /// and the member stays in `to_read`, until then.
+    fn read_from(&mut self, token: Token) -> bool {
         let mut buf = [0; 4096];
+        let mut lines = 0;
         loop {
             let Some(member) = self.members.get_mut(&token) else {
-                return; // hung up on while handling an earlier event
+                return false;
             };
-            if !member.in_room {
-                return; // leaving: we only finish sending to them
+            if member.state != State::InRoom || !member.readable {
+                return false;
+            }
+            if lines == READ_BUDGET || self.room_full {
+                return true; // their turn again later
+            }
+            // A whole line already here? Handle it before reading more, so
+            // that `input` never holds more than one line and one read.
+            if let Some(end) = member.input.iter().position(|&b| b == b'\n') {
+                if end > MAX_LINE {
+                    self.too_long(token);
+                    return false;
+                }
+                let mut line: Vec<u8> = member.input.drain(..=end).collect();
+                line.pop(); // the `\n`
+                self.handle_line(token, &line);
+                lines += 1;
+                continue;
+            }
+            if member.input.len() > MAX_LINE {
+                self.too_long(token); // no `\n` in sight
+                return false;
             }
             match member.conn.read(&mut buf) {
                 // Ok(0) is the end of the stream, as in lesson 04: they hung
                 // up. A last line without `\n` still counts.
                 Ok(0) => {
                     let last = std::mem::take(&mut member.input);
-                    if last.is_empty() || self.handle_line(token, last) {
-                        self.leave(token, "disconnected");
+                    if !last.is_empty() {
+                        self.handle_line(token, &last);
                     }
-                    return;
-                }
-                Ok(n) => {
-                    member.input.extend_from_slice(&buf[..n]);
-                    member.deadline = Instant::now() + self.idle;
-                    if !self.handle_lines(token) {
-                        return;
-                    }
-                }
-                Err(err) if err.kind() == ErrorKind::WouldBlock => return,
-                Err(err) if err.kind() == ErrorKind::Interrupted => {}
-                Err(err) => {
-                    self.hang_up(token, &format!("disconnected ({err})"));
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Handles each whole line in a client's input. Returns `false` once
-    /// the client has left, so that we stop reading from them.
-    fn handle_lines(&mut self, token: Token) -> bool {
-        loop {
-            let Some(member) = self.members.get_mut(&token) else {
-                return false;
-            };
-            let Some(end) = member.input.iter().position(|&b| b == b'\n')
-            else {
-                // No `\n` yet. What we keep must not grow for ever.
-                if member.input.len() > MAX_LINE {
-                    self.too_long(token);
+                    self.leave(token, "disconnected", State::Leaving);
                     return false;
                 }
-                return true;
-            };
-            if end > MAX_LINE {
-                self.too_long(token);
-                return false;
-            }
-            let mut line: Vec<u8> = member.input.drain(..=end).collect();
-            line.pop(); // the `\n`
-            if !self.handle_line(token, line) {
-                return false;
+                Ok(n) => member.input.extend_from_slice(&buf[..n]),
+                Err(err) if err.kind() == ErrorKind::WouldBlock => {
+                    member.readable = false;
+                    return false;
+                }
+                Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                Err(err) => {
+                    let why = format!("disconnected ({err})");
+                    self.leave(token, &why, State::Done);
+                    return false;
+                }
             }
         }
     }
 
     fn too_long(&mut self, token: Token) {
-        let error =
-            format!("* line too long (max {MAX_LINE} bytes), disconnecting");
-        self.tell(token, &error);
-        self.leave(token, "sent a line that was too long, disconnected");
+        self.tell(token, &protocol::too_long());
+        let why = "sent a line that was too long, disconnected";
+        self.leave(token, why, State::Leaving);
     }
     // ANCHOR_END: read
 
     // ANCHOR: commands
-    /// Acts on one line, as lesson 06 does. Returns `false` if they left.
-    fn handle_line(&mut self, token: Token, mut line: Vec<u8>) -> bool {
-        if line.ends_with(b"\r") {
-            line.pop(); // typed on Windows, or in telnet
-        }
+    /// Acts on one line: lesson 06's protocol says what to send to whom,
+    /// and whether they leave; we queue it.
+    fn handle_line(&mut self, token: Token, line: &[u8]) {
         let Some(member) = self.members.get(&token) else {
-            return false;
+            return;
         };
-        let (peer, name) = (member.addr, member.name.clone());
-        println!("client {peer} said {}", shared::show(&line));
-        // Invalid UTF-8 and control characters but tab become `�`, so no
-        // member can send the others' terminals an Escape sequence.
-        let text: String = String::from_utf8_lossy(&line)
-            .chars()
-            .map(|c| {
-                if c.is_control() && c != '\t' {
-                    '\u{fffd}'
-                } else {
-                    c
-                }
-            })
-            .collect();
-        let (command, rest) = text.split_once(' ').unwrap_or((&*text, ""));
-        match command {
-            "/quit" => {
-                self.tell(token, "* bye");
-                self.leave(token, "left with /quit");
-                return false;
+        let peer = member.addr;
+        let mut roster = Speaker {
+            members: &mut self.members,
+            me: token,
+        };
+        let answer = protocol::handle_line(&mut roster, peer, line);
+        for (to, text) in &answer.lines {
+            match to {
+                To::Me => self.tell(token, text),
+                To::Others => self.send(text, |other| other != token),
             }
-            "/who" => self.who(token),
-            "/nick" => self.rename(token, rest.trim()),
-            _ if command.starts_with('/') => {
-                let help = format!(
-                    "* unknown command {command}; try /nick NAME, /who or /quit"
-                );
-                self.tell(token, &help);
-            }
-            _ if text.is_empty() => {} // an empty line says nothing
-            _ => self.send(&format!("{name}: {text}"), |to| to != token),
         }
-        self.members.contains_key(&token)
+        if let Some(why) = answer.leave {
+            self.leave(token, why, State::Leaving);
+        }
     }
+}
+
+/// The room as the protocol sees it from one member. One thread owns the
+/// map: nobody can take a name between our check and our rename.
+struct Speaker<'a> {
+    members: &'a mut HashMap<Token, Member>,
+    me: Token,
+}
+
+impl protocol::Roster for Speaker<'_> {
+    fn my_name(&self) -> String {
+        self.members[&self.me].name.clone()
+    }
+
+    fn names(&self) -> Vec<String> {
+        let in_room =
+            self.members.values().filter(|m| m.state == State::InRoom);
+        in_room.map(|m| m.name.clone()).collect()
+    }
+
+    fn take_name(&mut self, wanted: &str) -> bool {
+        let taken = self.members.iter().any(|(&other, member)| {
+            other != self.me
+                && member.state == State::InRoom
+                && member.name == wanted
+        });
+        if let (false, Some(me)) = (taken, self.members.get_mut(&self.me)) {
+            me.name = wanted.to_string();
+        }
+        !taken
+    }
+}
+
+impl Server {
     // ANCHOR_END: commands
 
     // ANCHOR: send
-    /// Adds `text` to the output of every member in the room for whom `to`
-    /// says yes, and sends what their sockets take now.
+    /// Queues `text` for every member in the room for whom `to` says yes.
+    /// Nothing is written here: writing is step 5 of the loop.
     fn send(&mut self, text: &str, to: impl Fn(Token) -> bool) {
-        let line = format!("{text}\n");
-        let tokens: Vec<Token> = self
-            .members
-            .iter()
-            .filter(|&(&token, member)| member.in_room && to(token))
-            .map(|(&token, _)| token)
-            .collect();
-        for token in tokens {
-            self.queue(token, line.as_bytes());
+        // One copy of the line, however many queues hold it.
+        let line: Arc<str> = format!("{text}\n").into();
+        let now = Instant::now();
+        for (&token, member) in &mut self.members {
+            if member.state == State::InRoom && to(token) {
+                member.queue.push_back((now, Arc::clone(&line)));
+                // A queue that is full now stops all reading: backpressure.
+                self.room_full |= member.is_full();
+            }
         }
     }
 
-    /// Adds `text` to the output of one member only: answers and notices.
+    /// Queues `text` for one member only: answers and notices.
     fn tell(&mut self, token: Token, text: &str) {
-        self.queue(token, format!("{text}\n").as_bytes());
-    }
-
-    /// Adds bytes to one member's output and sends what their socket takes.
-    fn queue(&mut self, token: Token, bytes: &[u8]) {
-        let Some(member) = self.members.get_mut(&token) else {
-            return;
-        };
-        if member.output.len() + bytes.len() > MAX_OUTPUT {
-            // They have not been reading for a long time. Waiting for them
-            // is not an option in an event loop, and neither is keeping
-            // everything for them: we hang up.
-            self.hang_up(token, "was too slow, disconnected");
-            return;
+        if let Some(member) = self.members.get_mut(&token) {
+            let line: Arc<str> = format!("{text}\n").into();
+            member.queue.push_back((Instant::now(), line));
+            self.room_full |= member.is_full();
         }
-        member.output.extend_from_slice(bytes);
-        self.flush(token);
     }
+}
+
+impl Member {
+    /// Whether their queue is full. Then nobody's lines are read until it
+    /// has space again: the senders wait, not the slow member's lines.
+    /// (Notices, such as somebody joining, are still queued.)
+    fn is_full(&self) -> bool {
+        self.state == State::InRoom && self.queue.len() >= QUEUE_LINES
+    }
+}
+
+impl Server {
     // ANCHOR_END: send
 
-    // ANCHOR: flush
-    /// Writes a member's output until it is empty or their socket is full.
-    /// A write may take only part of what we offer (a partial write): the
-    /// rest stays in the buffer, and we ask `poll` for "writable" so that
-    /// we come back as soon as their socket has space again.
-    fn flush(&mut self, token: Token) {
-        let Some(member) = self.members.get_mut(&token) else {
-            return;
-        };
-        let mut sent = 0;
-        let result = loop {
-            if sent == member.output.len() {
-                break Ok(());
-            }
-            match member.conn.write(&member.output[sent..]) {
-                Ok(n) => sent += n,
-                Err(err) if err.kind() == ErrorKind::WouldBlock => break Ok(()),
+    // ANCHOR: settle
+    /// Writes a member's queue as far as their socket takes it, then decides
+    /// what becomes of them. Returns when their next deadline is, if any.
+    ///
+    /// A non-blocking `write` takes what fits in the socket's send buffer and
+    /// says how much that was, maybe less than we offered (a partial write):
+    /// `sent` remembers how far into the first line we are.
+    fn settle(&mut self, token: Token) -> Option<Instant> {
+        let member = self.members.get_mut(&token)?;
+        let mut failed = None;
+        while let (true, Some((_, line))) =
+            (member.writable, member.queue.front())
+        {
+            match member.conn.write(&line.as_bytes()[member.sent..]) {
+                Ok(n) => member.sent += n,
+                Err(err) if err.kind() == ErrorKind::WouldBlock => {
+                    member.writable = false;
+                }
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
-                Err(err) => break Err(err),
+                Err(err) => {
+                    failed = Some(err);
+                    break;
+                }
             }
-        };
-        member.output.drain(..sent);
-        if let Err(err) = result {
-            self.hang_up(token, &format!("disconnected ({err})"));
-            return;
+            if member.sent == line.len() {
+                member.queue.pop_front();
+                member.sent = 0;
+            }
         }
-        let pending = !member.output.is_empty();
-        if !pending && !member.in_room {
-            // Everything sent to someone who left: now hang up.
+        // The oldest line decides: it may wait SEND_DEADLINE, no longer.
+        let oldest = member.queue.front().map(|&(queued, _)| queued);
+        let too_slow = oldest.is_some_and(|at| at.elapsed() >= SEND_DEADLINE);
+        if let Some(err) = failed {
+            self.leave(token, &format!("disconnected ({err})"), State::Done);
+        } else if too_slow {
+            self.leave(token, "was too slow, disconnected", State::Done);
+        }
+        let member = self.members.get_mut(&token)?;
+        if member.state == State::Leaving && member.queue.is_empty() {
+            member.state = State::Done; // everything sent: now hang up
+        }
+        if member.state == State::Done {
             let _ = member.conn.shutdown(Shutdown::Both);
-            self.members.remove(&token);
-            return;
+            self.members.remove(&token); // dropping the socket closes it
+            return None;
         }
-        if pending != member.wants_write {
-            member.wants_write = pending;
-            let interest = if pending {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
-            let registry = self.poll.registry();
-            if let Err(err) =
-                registry.reregister(&mut member.conn, token, interest)
-            {
-                self.hang_up(token, &format!("disconnected ({err})"));
-            }
-        }
+        oldest.map(|at| at + SEND_DEADLINE)
     }
-    // ANCHOR_END: flush
+    // ANCHOR_END: settle
 
     // ANCHOR: leave
-    /// Takes a member out of the room, logs why and tells the others. Their
-    /// connection stays open until their last lines are sent, for at most
-    /// LINGER; `flush` then hangs up.
-    fn leave(&mut self, token: Token, why: &str) {
+    /// Takes a member out of the room, logs why and tells the others; `then`
+    /// says whether they still get what is queued for them (`Leaving`) or
+    /// are hung up on at once (`Done`).
+    fn leave(&mut self, token: Token, why: &str, then: State) {
         let Some(member) = self.members.get_mut(&token) else {
             return;
         };
-        if !member.in_room {
+        if member.state != State::InRoom {
+            // Out of the room already: at most hang up sooner.
+            if then == State::Done {
+                member.state = State::Done;
+            }
             return;
         }
-        member.in_room = false;
-        member.deadline = Instant::now() + LINGER;
+        member.state = then;
         self.in_room -= 1;
-        let (peer, name) = (member.addr, member.name.clone());
-        self.wake_no_later_than(Instant::now() + LINGER);
-        println!("client {peer} {why}");
-        self.send(&format!("* {name} left"), |_| true);
-        self.flush(token); // with nothing left to send, this hangs up
-    }
-
-    /// Hangs up on a member at once: closing drops what was not sent.
-    fn hang_up(&mut self, token: Token, why: &str) {
-        let Some(member) = self.members.remove(&token) else {
-            return;
-        };
-        let _ = member.conn.shutdown(Shutdown::Both);
-        if member.in_room {
-            self.in_room -= 1;
-            println!("client {} {why}", member.addr);
-            self.send(&format!("* {} left", member.name), |_| true);
-        }
+        let notice = protocol::left(&member.name);
+        println!("client {} {why}", member.addr);
+        self.send(&notice, |_| true);
     }
     // ANCHOR_END: leave
 
-    // ANCHOR: deadlines
-    /// Makes sure that `poll` returns by `at`.
-    fn wake_no_later_than(&mut self, at: Instant) {
-        self.wake_at = Some(self.wake_at.map_or(at, |next| next.min(at)));
-    }
-
-    /// Runs when `poll` returns: deals with every member whose deadline
-    /// passed, and finds the next deadline. It looks at every member only
-    /// when some deadline is due, not on every event.
-    fn check_deadlines(&mut self) {
-        let now = Instant::now();
-        if self.wake_at.is_none_or(|at| at > now) {
-            return;
-        }
-        let due: Vec<(Token, bool)> = self
-            .members
-            .iter()
-            .filter(|(_, member)| member.deadline <= now)
-            .map(|(&token, member)| (token, member.in_room))
-            .collect();
-        for (token, in_room) in due {
-            if in_room {
-                let secs = self.idle.as_secs();
-                self.tell(
-                    token,
-                    &format!("* idle for {secs} s, disconnecting"),
-                );
-                self.leave(
-                    token,
-                    &format!("was idle for {secs} s, hanging up"),
-                );
-            } else {
-                // Left, and did not take their last lines in time.
-                self.hang_up(token, "");
-            }
-        }
-        let deadlines = self.members.values().map(|m| m.deadline);
-        self.wake_at = deadlines.chain(self.accept_again_at).min();
-    }
-    // ANCHOR_END: deadlines
-
-    // ANCHOR: nick
-    /// `/nick NAME`: checks the name, and takes it if nobody else has it.
-    fn rename(&mut self, token: Token, wanted: &str) {
-        let well_formed = (1..=20).contains(&wanted.chars().count())
-            && wanted
-                .chars()
-                .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
-        if !well_formed {
-            self.tell(token, "* a name is 1 to 20 letters, digits, _ or -");
-            return;
-        }
-        // One thread: nobody can take the name between check and rename.
-        let taken = self.members.iter().any(|(&other, member)| {
-            other != token && member.in_room && member.name == wanted
-        });
-        if taken {
-            self.tell(token, &format!("* the name {wanted} is taken"));
-            return;
-        }
-        let Some(member) = self.members.get_mut(&token) else {
-            return;
-        };
-        let old = std::mem::replace(&mut member.name, wanted.to_string());
-        println!("client {} is now {wanted}", member.addr);
-        self.send(&format!("* {old} is now {wanted}"), |to| to != token);
-        self.tell(token, &format!("* you are now {wanted}"));
-    }
-    // ANCHOR_END: nick
-
-    // ANCHOR: who
-    /// `/who`: the names of everybody in the room, in one line.
-    fn who(&mut self, token: Token) {
-        let mut names: Vec<&str> = self
-            .members
-            .values()
-            .filter(|member| member.in_room)
-            .map(|member| member.name.as_str())
-            .collect();
-        names.sort();
-        let list =
-            format!("* {} in the room: {}", names.len(), names.join(", "));
-        self.tell(token, &list);
-    }
-    // ANCHOR_END: who
-
     // ANCHOR: shut-down
-    /// Ctrl-C: everybody gets a goodbye and leaves the room at once. The
-    /// loop goes on until their last lines are sent, or LINGER passes for
-    /// those who do not read; then `event_loop` returns and we exit 0.
+    /// Ctrl-C: everybody leaves the room at once, without a word about the
+    /// others, and gets the goodbye. The loop goes on until every queue is
+    /// sent, or its deadline has passed for those who do not read; then
+    /// `event_loop` returns and we exit 0.
     fn shut_down(&mut self) {
         println!("Ctrl-C: telling everybody the server is shutting down");
-        let deadline = Instant::now() + LINGER;
-        // Out of the room first, so that nobody hears "left" about others.
+        let goodbye: Arc<str> = format!("{}\n", protocol::SHUTTING_DOWN).into();
         for member in self.members.values_mut() {
-            member.in_room = false;
-            member.deadline = deadline;
+            if member.state == State::InRoom {
+                member.state = State::Leaving;
+                member
+                    .queue
+                    .push_back((Instant::now(), Arc::clone(&goodbye)));
+            }
         }
         self.in_room = 0;
-        let tokens: Vec<Token> = self.members.keys().copied().collect();
-        for token in tokens {
-            self.queue(token, b"* server shutting down\n");
-        }
-        self.wake_no_later_than(deadline);
     }
     // ANCHOR_END: shut-down
 }

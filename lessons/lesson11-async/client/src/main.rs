@@ -7,13 +7,15 @@
 //! keyboard and the server together, and no second thread is needed.
 
 // ANCHOR: imports
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, bail, ensure};
 use clap::Parser;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use lesson06_protocol::MAX_SERVER_LINE;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
 // ANCHOR_END: imports
 
 // ANCHOR: args
@@ -54,11 +56,13 @@ async fn run(addr: &str) -> anyhow::Result<()> {
         .await
         .with_context(|| shared::no_server(addr, "lesson11-server"))?;
     let (from_server, mut to_server) = conn.into_split();
-    // `split(b'\n')` gives the lines as bytes, so that invalid UTF-8 is
-    // shown as `�` instead of failing. The `Split` keeps a partly read
-    // line inside itself, between calls: that is what makes it safe in
-    // `select!` (below).
-    let mut server_lines = BufReader::new(from_server).split(b'\n');
+    let mut server_lines = ServerLines {
+        conn: from_server,
+        partial: Vec::new(),
+    };
+    // `split(b'\n')` gives the typed lines as bytes. The `Split` keeps a
+    // partly read line inside itself, between calls: that is what makes
+    // it safe in `select!` (below).
     let mut typed_lines = BufReader::new(tokio::io::stdin()).split(b'\n');
     let prompt = std::io::stdin().is_terminal();
     let mut typing = true; // false after end of input or /quit
@@ -68,14 +72,15 @@ async fn run(addr: &str) -> anyhow::Result<()> {
     // ANCHOR: select
     loop {
         tokio::select! {
-            // Both branches use `next_segment`, which is cancellation safe:
-            // when the other branch wins, this future is dropped, and no
-            // byte it had read is lost, because the bytes live in `Split`.
-            line = server_lines.next_segment() => {
-                match line.context("lost the connection to the server")? {
+            // Both branches are cancellation safe: when the other branch
+            // wins, this future is dropped, and no byte it had read is
+            // lost, because the bytes live in `ServerLines` and `Split`.
+            line = server_lines.next_line() => {
+                match line? {
                     Some(line) => {
+                        // At a terminal, in the prompt's place.
                         let text = String::from_utf8_lossy(&line);
-                        println!("{}", text.trim_end_matches('\r'));
+                        shared::print_incoming(text.trim_end_matches('\r'));
                     }
                     None if typing => bail!("server closed the connection"),
                     None => return Ok(()), // we hung up first: done
@@ -83,6 +88,7 @@ async fn run(addr: &str) -> anyhow::Result<()> {
             }
             // `if typing`: once the keyboard is done, stop asking it.
             line = typed_lines.next_segment(), if typing => {
+                shared::prompt_answered();
                 let line = line.context("reading the keyboard failed")?;
                 let Some(mut line) = line else {
                     // End of input: a FIN, then wait for the server's last
@@ -115,8 +121,50 @@ async fn run(addr: &str) -> anyhow::Result<()> {
 /// The `>> ` prompt, only when a person types.
 fn show_prompt(prompt: bool) {
     if prompt {
-        print!(">> ");
-        let _ = std::io::stdout().flush();
+        shared::show_prompt();
     }
 }
 // ANCHOR_END: select
+
+// ANCHOR: server-lines
+/// The lines from the server, each at most MAX_SERVER_LINE bytes: a
+/// client trusts its server no more than a server trusts its clients.
+struct ServerLines {
+    conn: OwnedReadHalf,
+    /// The start of a line whose `\n` has not come yet. It lives here, not
+    /// in `next_line`, so that `select!` may drop `next_line` at its
+    /// `.await` and lose nothing.
+    partial: Vec<u8>,
+}
+
+impl ServerLines {
+    /// The next line without its `\n`, or `None` when the server hangs up.
+    async fn next_line(&mut self) -> anyhow::Result<Option<Vec<u8>>> {
+        loop {
+            if let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.partial.drain(..=end).collect();
+                line.pop();
+                return Ok(Some(line));
+            }
+            ensure!(
+                self.partial.len() <= MAX_SERVER_LINE,
+                "the server sent a line longer than {MAX_SERVER_LINE} bytes"
+            );
+            // `read` is cancellation safe: dropped before it is ready, it
+            // has read nothing.
+            let mut chunk = [0; 4096];
+            let n = self
+                .conn
+                .read(&mut chunk)
+                .await
+                .context("lost the connection to the server")?;
+            if n == 0 {
+                // The end. A last line without `\n` is still a line.
+                let last = std::mem::take(&mut self.partial);
+                return Ok((!last.is_empty()).then_some(last));
+            }
+            self.partial.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+// ANCHOR_END: server-lines

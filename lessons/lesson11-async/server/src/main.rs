@@ -6,23 +6,28 @@
 //! runtime run all the tasks, with lesson 10's event loop underneath: when a
 //! task reaches an `.await` that cannot go on yet, the runtime parks it and
 //! runs another, and `poll` says when to wake it.
+//!
+//! The room, its limits and its protocol are lesson 06's (the protocol is
+//! lesson 06's library), with lesson 10's answer to a full queue: the
+//! senders wait.
 
 // ANCHOR: imports
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use clap::builder::RangedU64ValueParser;
+use lesson06_protocol::{self as protocol, MAX_LINE, QUEUE_LINES, To};
+use lesson06_protocol::{MAX_CLIENTS, SEND_DEADLINE};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 // ANCHOR_END: imports
 
 // ANCHOR: args
@@ -39,7 +44,7 @@ struct Args {
 
     /// How many clients may be in the room at once; the next one is turned
     /// away
-    #[arg(long, default_value_t = 100,
+    #[arg(long, default_value_t = MAX_CLIENTS,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     max_clients: usize,
 }
@@ -53,37 +58,35 @@ async fn main() -> ExitCode {
 }
 // ANCHOR_END: args
 
-// ANCHOR: limits
-/// The longest line we accept, in bytes, not counting its `\n`.
-const MAX_LINE: usize = 8192;
-
-/// How many lines may wait for one client. More: they are not reading.
-const QUEUE_LINES: usize = 256;
-
-/// After Ctrl-C, how long the members have to take their last lines.
-const GOODBYE_DEADLINE: Duration = Duration::from_secs(5);
-// ANCHOR_END: limits
-
 // ANCHOR: room
+/// A line in a member's queue, and the moment it was queued: it must be
+/// sent within `SEND_DEADLINE` of that moment.
+type Line = (Instant, Arc<str>);
+
 /// One member, as every task can see them.
 struct Member {
     name: String,
     /// Their bounded queue of lines; their writer task empties it.
-    outbox: mpsc::Sender<Arc<str>>,
-    /// Their writer task, so that we can stop it (a client who does not
-    /// read leaves it waiting in `write_all` for ever) or wait for it.
+    outbox: mpsc::Sender<Line>,
+    /// Their writer task, so that we can stop it or wait for it.
     writer: JoinHandle<()>,
     /// Dropping this ends their reader task: a `oneshot` whose sender is
     /// gone wakes its receiver.
     _hang_up: oneshot::Sender<()>,
 }
 
-/// The room, shared by all tasks. A std `Mutex` is right here: we hold it
-/// only for a few map operations and never across an `.await`.
-type Room = Arc<Mutex<HashMap<SocketAddr, Member>>>;
+/// The room, shared by all tasks (through an `Arc`).
+struct Room {
+    /// Everybody in the room. A std `Mutex` is right here: we hold it only
+    /// for a few map operations and never across an `.await`.
+    members: Mutex<HashMap<SocketAddr, Member>>,
+    /// Wakes the senders who wait for space in a queue: a writer took a
+    /// line, or a member left.
+    space: Notify,
+}
 
 fn lock(room: &Room) -> MutexGuard<'_, HashMap<SocketAddr, Member>> {
-    room.lock().unwrap_or_else(PoisonError::into_inner)
+    room.members.lock().unwrap_or_else(PoisonError::into_inner)
 }
 // ANCHOR_END: room
 
@@ -93,7 +96,10 @@ async fn run(addr: &str, max_clients: usize) -> anyhow::Result<()> {
         .await
         .with_context(|| shared::cannot_listen(addr))?;
     shared::print_listening(listener.local_addr()?);
-    let room: Room = Arc::new(Mutex::new(HashMap::new()));
+    let room = Arc::new(Room {
+        members: Mutex::new(HashMap::new()),
+        space: Notify::new(),
+    });
 
     // Two things may happen first: a caller, or Ctrl-C. `select!` waits
     // for both and runs the branch of whichever comes first; the other
@@ -113,15 +119,19 @@ async fn run(addr: &str, max_clients: usize) -> anyhow::Result<()> {
 
 // ANCHOR: accept-loop
 /// Lesson 06's accept loop, with `.await` where the thread used to block.
-async fn accept_loop(listener: &TcpListener, room: &Room, max: usize) {
+async fn accept_loop(listener: &TcpListener, room: &Arc<Room>, max: usize) {
+    let mut failures = shared::AcceptLog::default();
     loop {
         match listener.accept().await {
-            Ok((conn, peer)) => admit(room, conn, peer, max).await,
+            Ok((conn, peer)) => {
+                failures.worked();
+                admit(room, conn, peer, max).await;
+            }
             Err(err) => {
                 // Usually "too many open files": pause instead of spinning.
                 // This sleep is a timer: no thread waits in it.
-                println!("accept failed: {err}; trying again shortly");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                failures.failed(&err);
+                tokio::time::sleep(shared::ACCEPT_RETRY).await;
             }
         }
     }
@@ -131,10 +141,16 @@ async fn accept_loop(listener: &TcpListener, room: &Room, max: usize) {
 // ANCHOR: admit
 /// Lets a caller into the room: a writer task, a place in the map, the
 /// welcome, and a reader task.
-async fn admit(room: &Room, conn: TcpStream, peer: SocketAddr, max: usize) {
+async fn admit(
+    room: &Arc<Room>,
+    conn: TcpStream,
+    peer: SocketAddr,
+    max: usize,
+) {
     if lock(room).len() >= max {
         let mut conn = conn;
-        let _ = conn.write_all(b"* server full\n").await;
+        let full = format!("{}\n", protocol::SERVER_FULL);
+        let _ = conn.write_all(full.as_bytes()).await;
         println!("client {peer} turned away: the room is full");
         return;
     }
@@ -142,16 +158,15 @@ async fn admit(room: &Room, conn: TcpStream, peer: SocketAddr, max: usize) {
     let (input, output) = conn.into_split();
     let (outbox, queue) = mpsc::channel(QUEUE_LINES);
     let (hang_up, hung_up) = oneshot::channel();
-    let writer = tokio::spawn(write_lines(output, peer, queue));
+    let writer =
+        tokio::spawn(write_lines(Arc::clone(room), output, peer, queue));
     let name = peer.to_string();
-    let welcome = format!(
-        "* welcome, you are {name}; commands: /nick NAME, /who, /quit\n"
-    );
+    let welcome = format!("{}\n", protocol::welcome(&name));
     {
         let mut members = lock(room);
-        let _ = outbox.try_send(welcome.into()); // an empty queue has room
+        let _ = outbox.try_send((Instant::now(), welcome.into())); // it is empty
         let member = Member {
-            name: name.clone(),
+            name,
             outbox,
             writer,
             _hang_up: hang_up,
@@ -159,23 +174,37 @@ async fn admit(room: &Room, conn: TcpStream, peer: SocketAddr, max: usize) {
         members.insert(peer, member);
     } // the guard is dropped here, before any `.await`
     println!("client {peer} connected");
-    send(room, &format!("* {name} joined"), |to| to != peer);
     tokio::spawn(serve(Arc::clone(room), input, peer, hung_up));
 }
 // ANCHOR_END: admit
 
 // ANCHOR: writer
 /// The writer task: sends each queued line, in order, then hangs up.
-/// `recv` returns `None` once the room dropped the queue's sender.
+/// `recv` returns `None` once the room dropped the queue's sender. A line
+/// not sent by its deadline means a member too slow for the room.
 async fn write_lines(
+    room: Arc<Room>,
     mut output: OwnedWriteHalf,
     peer: SocketAddr,
-    mut queue: mpsc::Receiver<Arc<str>>,
+    mut queue: mpsc::Receiver<Line>,
 ) {
-    while let Some(line) = queue.recv().await {
-        if let Err(err) = output.write_all(line.as_bytes()).await {
-            println!("client {peer}: sending failed ({err}); hanging up");
-            return;
+    while let Some((queued, line)) = queue.recv().await {
+        room.space.notify_waiters(); // one more line fits in this queue
+        let deadline = queued + SEND_DEADLINE;
+        let sent = tokio::time::timeout_at(
+            deadline,
+            output.write_all(line.as_bytes()),
+        );
+        match sent.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                let why = format!("disconnected ({err})");
+                return hang_up(&room, peer, &why).await;
+            }
+            Err(_) => {
+                return hang_up(&room, peer, "was too slow, disconnected")
+                    .await;
+            }
         }
     }
     let _ = output.shutdown().await; // a FIN: we are done sending
@@ -183,10 +212,11 @@ async fn write_lines(
 // ANCHOR_END: writer
 
 // ANCHOR: serve
-/// The reader task: reads a client's lines until they leave, or until the
-/// room hangs up on them (`hung_up` fires), then takes them out.
+/// The reader task: tells the room the caller is in, reads their lines
+/// until they leave or until the room hangs up on them (`hung_up` fires),
+/// then takes them out.
 async fn serve(
-    room: Room,
+    room: Arc<Room>,
     input: OwnedReadHalf,
     peer: SocketAddr,
     hung_up: oneshot::Receiver<()>,
@@ -194,12 +224,13 @@ async fn serve(
     let why = tokio::select! {
         why = talk(&room, input, peer) => why,
         // Hung up on by the room: `talk` is dropped in the middle of a
-        // read, and whatever it had read is lost. Nobody wants it now.
+        // read (or a wait for space), and whatever it had is lost. Nobody
+        // wants it now.
         _ = hung_up => return,
     };
     match why {
-        Ok(why) => leave(&room, peer, why),
-        Err(err) => leave(&room, peer, &format!("disconnected ({err})")),
+        Ok(why) => leave(&room, peer, why).await,
+        Err(err) => leave(&room, peer, &format!("disconnected ({err})")).await,
     }
 }
 // ANCHOR_END: serve
@@ -211,7 +242,7 @@ async fn talk(
     input: OwnedReadHalf,
     peer: SocketAddr,
 ) -> std::io::Result<&'static str> {
-    let mut name = peer.to_string();
+    send(room, &protocol::joined(&peer.to_string()), |to| to != peer).await;
     // Every member has one of these buffers. The default, 8 KiB, makes
     // 80 MB for 10,000 members; lines pass through a small one just as well.
     let mut reader = BufReader::with_capacity(1024, input);
@@ -229,76 +260,103 @@ async fn talk(
         if line.ends_with(b"\n") {
             line.pop();
         } else if line.len() > MAX_LINE {
-            let error = format!(
-                "* line too long (max {MAX_LINE} bytes), disconnecting"
-            );
-            tell(room, peer, &error);
+            tell(room, peer, &protocol::too_long()).await;
             return Ok("sent a line that was too long, disconnected");
         }
-        if line.ends_with(b"\r") {
-            line.pop();
-        }
-        println!("client {peer} said {}", shared::show(&line));
-        let text: String = String::from_utf8_lossy(&line)
-            .chars()
-            .map(|c| {
-                if c.is_control() && c != '\t' {
-                    '\u{fffd}'
-                } else {
-                    c
-                }
-            })
-            .collect();
         // ANCHOR_END: read-line
 
         // ANCHOR: commands
-        let (command, rest) = text.split_once(' ').unwrap_or((&*text, ""));
-        match command {
-            "/quit" => {
-                tell(room, peer, "* bye");
-                return Ok("left with /quit");
+        let mut roster = Speaker { room, peer };
+        let answer = protocol::handle_line(&mut roster, peer, &line);
+        for (to, text) in &answer.lines {
+            match to {
+                To::Me => tell(room, peer, text).await,
+                To::Others => send(room, text, |addr| addr != peer).await,
             }
-            "/who" => who(room, peer),
-            "/nick" => rename(room, peer, &mut name, rest.trim()),
-            _ if command.starts_with('/') => {
-                let help = format!(
-                    "* unknown command {command}; try /nick NAME, /who or /quit"
-                );
-                tell(room, peer, &help);
-            }
-            _ if text.is_empty() => {}
-            _ => send(room, &format!("{name}: {text}"), |to| to != peer),
         }
+        if let Some(why) = answer.leave {
+            return Ok(why);
+        }
+    }
+}
+
+/// The room as the protocol sees it from one member, as in lesson 06.
+struct Speaker<'a> {
+    room: &'a Room,
+    peer: SocketAddr,
+}
+
+impl protocol::Roster for Speaker<'_> {
+    fn my_name(&self) -> String {
+        let members = lock(self.room);
+        let me = members.get(&self.peer);
+        me.map_or_else(|| self.peer.to_string(), |me| me.name.clone())
+    }
+
+    fn names(&self) -> Vec<String> {
+        lock(self.room).values().map(|m| m.name.clone()).collect()
+    }
+
+    fn take_name(&mut self, wanted: &str) -> bool {
+        let mut members = lock(self.room);
+        let taken = members
+            .iter()
+            .any(|(&addr, member)| addr != self.peer && member.name == wanted);
+        if let (false, Some(me)) = (taken, members.get_mut(&self.peer)) {
+            me.name = wanted.to_string();
+        }
+        !taken
     }
 }
 // ANCHOR_END: commands
 
 // ANCHOR: send
-/// Puts `text` in the queue of every member for whom `to` says yes.
-/// `try_send` never waits, so this is a plain function, not `async`: it
-/// holds the lock and cannot reach an `.await` while it does.
-fn send(room: &Room, text: &str, to: impl Fn(SocketAddr) -> bool) {
+/// Puts `text` in the queue of every member for whom `to` says yes, all
+/// at once. If one of those queues is full, nobody gets the line yet: we
+/// wait until a writer has taken a line somewhere, and look again. While
+/// we wait, this member's reader reads nothing more from them, their
+/// socket's buffers fill, and their own sending slows down: backpressure.
+async fn send(room: &Room, text: &str, to: impl Fn(SocketAddr) -> bool) {
     let line: Arc<str> = format!("{text}\n").into();
-    let mut too_slow = Vec::new();
-    {
-        let members = lock(room);
-        for (&addr, member) in members.iter() {
-            if !to(addr) {
-                continue;
-            }
-            let sent = member.outbox.try_send(Arc::clone(&line));
-            if let Err(TrySendError::Full(_)) = sent {
-                too_slow.push(addr);
-            }
+    loop {
+        // Ask to be woken *before* looking: a line taken between our look
+        // and our wait still wakes us.
+        let space = room.space.notified();
+        let mut space = std::pin::pin!(space);
+        space.as_mut().enable();
+        if send_now(room, &line, &to) {
+            return;
         }
-    }
-    for addr in too_slow {
-        hang_up_on_slow(room, addr);
+        space.await;
     }
 }
 
-fn tell(room: &Room, peer: SocketAddr, text: &str) {
-    send(room, text, |to| to == peer);
+/// Queues `line` for everybody `to` picks if every one of their queues has
+/// space; else queues nothing. A plain function, not `async`: it holds the
+/// lock, and cannot reach an `.await` while it does.
+fn send_now(
+    room: &Room,
+    line: &Arc<str>,
+    to: &impl Fn(SocketAddr) -> bool,
+) -> bool {
+    let members = lock(room);
+    let mut picked = members.iter().filter(|&(&addr, _)| to(addr));
+    if picked
+        .clone()
+        .any(|(_, member)| member.outbox.capacity() == 0)
+    {
+        return false;
+    }
+    let now = Instant::now();
+    for (_, member) in &mut picked {
+        // Only we send, under the lock: this cannot find the queue full.
+        let _ = member.outbox.try_send((now, Arc::clone(line)));
+    }
+    true
+}
+
+async fn tell(room: &Room, peer: SocketAddr, text: &str) {
+    send(room, text, |to| to == peer).await;
 }
 // ANCHOR_END: send
 
@@ -306,92 +364,49 @@ fn tell(room: &Room, peer: SocketAddr, text: &str) {
 /// Takes a client out of the room (once), logs why, tells the others.
 /// Dropping the member drops the queue's sender: their writer sends what
 /// is queued, then hangs up.
-fn leave(room: &Room, peer: SocketAddr, why: &str) {
+async fn leave(room: &Room, peer: SocketAddr, why: &str) {
     let removed = lock(room).remove(&peer);
     if let Some(member) = removed {
+        room.space.notify_waiters(); // their queue blocks nobody now
         println!("client {peer} {why}");
-        send(room, &format!("* {} left", member.name), |_| true);
+        send(room, &protocol::left(&member.name), |_| true).await;
     }
 }
 
-/// Hangs up on a client whose queue is full: stops their writer, which is
-/// stuck in `write_all`, and (by dropping `_hang_up`) their reader.
-fn hang_up_on_slow(room: &Room, peer: SocketAddr) {
+/// Hangs up on a client at once, from their writer task, which failed or
+/// gave up: dropping `_hang_up` stops their reader, and the writer ends.
+async fn hang_up(room: &Room, peer: SocketAddr, why: &str) {
     let removed = lock(room).remove(&peer);
     if let Some(member) = removed {
-        member.writer.abort();
-        println!("client {peer} was too slow, disconnected");
-        send(room, &format!("* {} left", member.name), |_| true);
+        room.space.notify_waiters();
+        println!("client {peer} {why}");
+        send(room, &protocol::left(&member.name), |_| true).await;
     }
 }
 // ANCHOR_END: leave
 
-// ANCHOR: nick
-fn rename(room: &Room, peer: SocketAddr, name: &mut String, wanted: &str) {
-    let well_formed = (1..=20).contains(&wanted.chars().count())
-        && wanted
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
-    if !well_formed {
-        tell(room, peer, "* a name is 1 to 20 letters, digits, _ or -");
-        return;
-    }
-    let taken = {
-        let mut members = lock(room);
-        let taken = members
-            .iter()
-            .any(|(&addr, member)| addr != peer && member.name == wanted);
-        if !taken {
-            if let Some(me) = members.get_mut(&peer) {
-                me.name = wanted.to_string();
-            }
-        }
-        taken
-    };
-    if taken {
-        tell(room, peer, &format!("* the name {wanted} is taken"));
-        return;
-    }
-    println!("client {peer} is now {wanted}");
-    send(room, &format!("* {name} is now {wanted}"), |to| to != peer);
-    tell(room, peer, &format!("* you are now {wanted}"));
-    *name = wanted.to_string();
-}
-// ANCHOR_END: nick
-
-// ANCHOR: who
-fn who(room: &Room, peer: SocketAddr) {
-    let mut names: Vec<String> =
-        lock(room).values().map(|m| m.name.clone()).collect();
-    names.sort();
-    let list = format!("* {} in the room: {}", names.len(), names.join(", "));
-    tell(room, peer, &list);
-}
-// ANCHOR_END: who
-
 // ANCHOR: shut-down
-/// Ctrl-C: a goodbye in every queue, then the writers get until the
-/// deadline to send what is queued. A writer still busy then belongs to a
-/// member who does not read: it is stopped, and we exit all the same.
+/// Ctrl-C: a goodbye in every queue, then we wait for the writers. Each
+/// sends what is queued, the goodbye last, within SEND_DEADLINE of the
+/// goodbye; a member who does not read cannot hold us up past it, because
+/// their writer gives up at the deadline.
 async fn shut_down(room: &Room) {
     println!("Ctrl-C: telling everybody the server is shutting down");
     let members: Vec<Member> = lock(room).drain().map(|(_, m)| m).collect();
+    room.space.notify_waiters(); // nobody waits for anybody now
+    let notice: Arc<str> = format!("{}\n", protocol::SHUTTING_DOWN).into();
     let mut writers = Vec::new();
     for member in members {
-        let notice: Arc<str> = "* server shutting down\n".into();
-        if member.outbox.try_send(notice).is_err() {
+        let goodbye = (Instant::now(), Arc::clone(&notice));
+        if member.outbox.try_send(goodbye).is_err() {
             member.writer.abort(); // queue full: they do not read
         }
         writers.push(member.writer);
         // The rest of `member` is dropped: the writer sees the end of its
         // queue after the notice, and the reader is told to stop.
     }
-    let deadline = tokio::time::Instant::now() + GOODBYE_DEADLINE;
     for writer in writers {
-        let abort = writer.abort_handle();
-        if tokio::time::timeout_at(deadline, writer).await.is_err() {
-            abort.abort();
-        }
+        let _ = writer.await;
     }
     println!("server stopped");
 }
