@@ -19,15 +19,17 @@ use std::thread;
 
 use anyhow::{Context, Result, ensure};
 use course_tests::contract;
+use course_tests::headers::{
+    frame_of, get, put_header as put_request, read_json as read_header, send_json as send_header,
+    sha256_hex,
+};
 use course_tests::tools::PYTHON3;
 use course_tests::transcript::Transcript;
 use course_tests::{
-    Rng, Server, TempDir, bin_path, cmd, connect, python, read_exactly, read_to_close,
-    run_with_stdin,
+    Rng, Server, TempDir, bin_path, cmd, connect, python, read_to_close, run_with_stdin,
 };
 use predicates::prelude::*;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 const SERVER: &str = "lesson08-server";
 const CLIENT: &str = "lesson08-client";
@@ -39,41 +41,12 @@ const STEP1_CLIENT: &str = "lesson08-header-client";
 
 // --- helpers: the protocol, spoken by the test itself ------------------------
 
-fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// Starts the server with its files in `dir`.
 fn start(dir: &Path, extra: &[&str]) -> Result<Server> {
     let dir = dir.to_str().context("temp dir is not UTF-8")?;
     let mut args = vec!["--dir", dir];
     args.extend_from_slice(extra);
     Server::start(SERVER, &args)
-}
-
-fn send_header(conn: &mut TcpStream, header: &Value) -> Result<()> {
-    let body = header.to_string().into_bytes();
-    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&body);
-    conn.write_all(&frame).context("sending a header")
-}
-
-fn read_header(conn: &mut TcpStream) -> Result<Value> {
-    let len = read_exactly(conn, 4)?;
-    let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-    ensure!(
-        len <= 64 * 1024,
-        "the server announced a header of {len} bytes"
-    );
-    let body = read_exactly(conn, len)?;
-    serde_json::from_slice(&body).context("the server's header is not JSON")
-}
-
-fn put_request(name: &str, data: &[u8]) -> Value {
-    json!({"cmd": "put", "name": name, "size": data.len(), "sha256": sha256_hex(data)})
 }
 
 /// A whole `put`: the header, the missing bytes, the last answer. Returns the
@@ -94,20 +67,6 @@ fn ensure_stored(answer: &Value, name: &str, data: &[u8]) -> Result<()> {
         json!({"ok": true, "name": name, "size": data.len(), "sha256": sha256_hex(data)});
     ensure!(*answer == expected, "expected {expected}, got {answer}");
     Ok(())
-}
-
-/// A whole `get`: the bytes, checked against the announced size and sha256.
-fn get(conn: &mut TcpStream, name: &str) -> Result<Vec<u8>> {
-    send_header(conn, &json!({"cmd": "get", "name": name}))?;
-    let found = read_header(conn)?;
-    ensure!(found["ok"] == true, "get {name:?}: {found}");
-    let size = found["size"].as_u64().context("no size")? as usize;
-    let data = read_exactly(conn, size)?;
-    ensure!(
-        found["sha256"] == sha256_hex(&data),
-        "get {name:?}: bad sha256"
-    );
-    Ok(data)
 }
 
 /// The answer to a `get` that must be refused.
@@ -159,14 +118,12 @@ fn stderr(output: &Output) -> String {
 
 // --- the command line -------------------------------------------------------
 
-#[test]
-fn server_prints_help() -> Result<()> {
-    contract::help_works(SERVER, DEFAULT_ADDR)
-}
-
-#[test]
-fn client_prints_help() -> Result<()> {
-    contract::help_works(CLIENT, DEFAULT_ADDR)
+course_tests::test_table! {
+    server_prints_help: contract::help_works(SERVER, DEFAULT_ADDR);
+    client_prints_help: contract::help_works(CLIENT, DEFAULT_ADDR);
+    server_dies_on_bad_address: contract::bad_address_is_refused(SERVER);
+    client_dies_on_bad_address: contract::bad_address_is_refused(CLIENT);
+    client_explains_when_no_server_listens: contract::client_explains_no_server(CLIENT, SERVER);
 }
 
 #[test]
@@ -182,21 +139,6 @@ fn server_help_shows_the_folder_and_the_limits() -> Result<()> {
         .stdout(predicate::str::contains("--max-clients <N>"))
         .stdout(predicate::str::contains("[default: 100]"));
     Ok(())
-}
-
-#[test]
-fn server_dies_on_bad_address() -> Result<()> {
-    contract::bad_address_is_refused(SERVER)
-}
-
-#[test]
-fn client_dies_on_bad_address() -> Result<()> {
-    contract::bad_address_is_refused(CLIENT)
-}
-
-#[test]
-fn client_explains_when_no_server_listens() -> Result<()> {
-    contract::client_explains_no_server(CLIENT, SERVER)
 }
 
 #[test]
@@ -970,13 +912,6 @@ fn against_a_server_answering_with(
     Ok(output)
 }
 
-fn frame_of(header: &Value) -> Vec<u8> {
-    let body = header.to_string().into_bytes();
-    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&body);
-    frame
-}
-
 #[test]
 fn client_survives_a_server_that_answers_a_file_shorter_than_its_part() -> Result<()> {
     let tmp = TempDir::new("lesson08-shortanswer")?;
@@ -1441,19 +1376,11 @@ fn removes_partial_uploads_older_than_a_day_at_start_up() -> Result<()> {
 
 const EXERCISE1: &str = "lesson08-exercise1";
 
-#[test]
-fn exercise1_prints_help() -> Result<()> {
-    contract::help_works(EXERCISE1, DEFAULT_ADDR)
-}
-
-#[test]
-fn exercise1_dies_on_bad_address() -> Result<()> {
-    contract::bad_address_is_refused(EXERCISE1)
-}
-
-#[test]
-fn exercise1_explains_when_no_server_listens() -> Result<()> {
-    contract::client_explains_no_server(EXERCISE1, SERVER)
+course_tests::test_table! {
+    exercise1_prints_help: contract::help_works(EXERCISE1, DEFAULT_ADDR);
+    exercise1_dies_on_bad_address: contract::bad_address_is_refused(EXERCISE1);
+    exercise1_explains_when_no_server_listens:
+        contract::client_explains_no_server(EXERCISE1, SERVER);
 }
 
 #[test]
