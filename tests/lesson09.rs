@@ -145,44 +145,15 @@ fn site(name: &str) -> Result<(TempDir, PathBuf)> {
 
 // ---------------------------------------------------------------- the command line
 
-#[test]
-fn server_prints_help() -> Result<()> {
-    contract::help_works(SERVER, DEFAULT_ADDR)
-}
-
-#[test]
-fn client_prints_help() -> Result<()> {
-    contract::help_works(CLIENT, DEFAULT_ADDR)
-}
-
-#[test]
-fn exercise1_prints_help() -> Result<()> {
-    contract::help_works(EXERCISE, DEFAULT_ADDR)
-}
-
-#[test]
-fn server_dies_on_bad_address() -> Result<()> {
-    contract::bad_address_is_refused(SERVER)
-}
-
-#[test]
-fn client_dies_on_bad_address() -> Result<()> {
-    contract::bad_address_is_refused(CLIENT)
-}
-
-#[test]
-fn client_explains_when_no_server_listens() -> Result<()> {
-    contract::client_explains_no_server(CLIENT, SERVER)
-}
-
-#[test]
-fn seed_server_prints_help() -> Result<()> {
-    contract::help_works(SEED, DEFAULT_ADDR)
-}
-
-#[test]
-fn seed_server_dies_on_bad_address() -> Result<()> {
-    contract::bad_address_is_refused(SEED)
+course_tests::test_table! {
+    server_prints_help: contract::help_works(SERVER, DEFAULT_ADDR);
+    client_prints_help: contract::help_works(CLIENT, DEFAULT_ADDR);
+    exercise1_prints_help: contract::help_works(EXERCISE, DEFAULT_ADDR);
+    server_dies_on_bad_address: contract::bad_address_is_refused(SERVER);
+    client_dies_on_bad_address: contract::bad_address_is_refused(CLIENT);
+    client_explains_when_no_server_listens: contract::client_explains_no_server(CLIENT, SERVER);
+    seed_server_prints_help: contract::help_works(SEED, DEFAULT_ADDR);
+    seed_server_dies_on_bad_address: contract::bad_address_is_refused(SEED);
 }
 
 #[test]
