@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use course_tests::contract;
+use course_tests::headers::sha256_hex;
 use course_tests::tools::PYTHON3;
 use course_tests::transcript::Transcript;
 use course_tests::{
@@ -25,7 +26,6 @@ use course_tests::{
     run_with_stdin, still_on_the_line, udp_ask, udp_socket,
 };
 use predicates::prelude::*;
-use sha2::{Digest, Sha256};
 
 const PROXY: &str = "lesson13-proxy";
 const CLIENT: &str = "lesson13-client";
@@ -997,10 +997,6 @@ fn interop_python_client_gives_up_on_a_stalled_line() -> Result<()> {
 }
 
 // ---------------------------------------------------------------- the exercise
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(bytes))
-}
 
 /// 10 MB over UDP through `--drop 30 --duplicate 10 --reorder 10` arrive
 /// whole: the same bytes, the same sha256 on both sides.
