@@ -458,8 +458,8 @@ mod lesson12_unix {
 
     impl UnixEcho {
         pub fn start() -> Result<UnixEcho> {
-            let dir = TempDir::new("hostile-l12")?;
-            let server = UnixServer::start(LESSON12, &dir.join("lesson12.sock"), &[])?;
+            let dir = TempDir::with_prefix("hostile-l12-")?;
+            let server = UnixServer::start(LESSON12, &dir.path().join("lesson12.sock"), &[])?;
             Ok(UnixEcho { server, _dir: dir })
         }
 
@@ -1266,8 +1266,8 @@ fn files_server(extra: &[&str]) -> Result<Files> {
 
 /// File server `name` (either step of lesson 08), in a folder of its own.
 fn files_server_named(name: &str, extra: &[&str]) -> Result<Files> {
-    let dir = TempDir::new("hostile-lesson08")?;
-    let store = dir.join("store");
+    let dir = TempDir::with_prefix("hostile-lesson08-")?;
+    let store = dir.path().join("store");
     let store = store.to_str().context("temp dir is not UTF-8")?;
     let mut args = vec!["--dir", store];
     args.extend_from_slice(extra);
@@ -1526,8 +1526,8 @@ fn files_under(
     mut command: std::process::Command,
     limit: course_tests::Limit,
 ) -> Result<Option<Files>> {
-    let dir = TempDir::new("hostile-lesson08-limit")?;
-    let store = dir.join("store");
+    let dir = TempDir::with_prefix("hostile-lesson08-limit-")?;
+    let store = dir.path().join("store");
     std::fs::create_dir_all(&store)?;
     // Under a limit of threads the server runs as a user of its own.
     course_tests::open_to_any_user(&store)?;
@@ -2622,7 +2622,7 @@ fn quiet_on_loopback_warns_elsewhere_with(
 
 /// File server `name` (either step of lesson 08), in a folder of its own.
 fn files_quiet_on_loopback_warns_elsewhere(name: &str) -> Result<()> {
-    let dir = TempDir::new("hostile-lesson08-loopback")?;
+    let dir = TempDir::with_prefix("hostile-lesson08-loopback-")?;
     let dir = dir.path().to_str().context("temp dir is not UTF-8")?;
     quiet_on_loopback_warns_elsewhere_with(name, Transport::Tcp, &["--dir", dir])
 }

@@ -1002,9 +1002,9 @@ fn interop_python_client_gives_up_on_a_stalled_line() -> Result<()> {
 /// whole: the same bytes, the same sha256 on both sides.
 #[test]
 fn exercise1_moves_10_mb_whole_through_loss_duplicates_and_reordering() -> Result<()> {
-    let dir = TempDir::new("lesson13-exercise1")?;
-    let original = dir.join("original.bin");
-    let copy = dir.join("copy.bin");
+    let dir = TempDir::with_prefix("lesson13-exercise1-")?;
+    let original = dir.path().join("original.bin");
+    let copy = dir.path().join("copy.bin");
     let data = Rng::new(13).bytes(10 * 1024 * 1024);
     std::fs::write(&original, &data)?;
     let copy_arg = copy.to_str().context("temp path is not UTF-8")?;
@@ -1050,8 +1050,8 @@ fn exercise1_moves_10_mb_whole_through_loss_duplicates_and_reordering() -> Resul
 /// Without a receiver the sender gives up in one line, exit 1.
 #[test]
 fn exercise1_gives_up_when_nobody_acknowledges() -> Result<()> {
-    let dir = TempDir::new("lesson13-exercise1-nobody")?;
-    let file = dir.join("small.bin");
+    let dir = TempDir::with_prefix("lesson13-exercise1-nobody-")?;
+    let file = dir.path().join("small.bin");
     std::fs::write(&file, b"hello")?;
     let nobody = course_tests::unused_udp_addr()?;
     cmd(EXERCISE1)?

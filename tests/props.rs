@@ -540,7 +540,7 @@ fn quit_server_hangs_up_on_q_however_it_is_split() -> Result<()> {
 
 #[test]
 fn file_server_stores_the_same_file_however_the_requests_are_split() -> Result<()> {
-    let dir = course_tests::TempDir::new("props-lesson08")?;
+    let dir = course_tests::TempDir::with_prefix("props-lesson08-")?;
     let store = dir
         .path()
         .to_str()
@@ -589,7 +589,7 @@ fn file_server_stores_the_same_file_however_the_requests_are_split() -> Result<(
 #[test]
 fn file_client_saves_the_same_file_however_the_download_is_split() -> Result<()> {
     check((vec(any::<u8>(), 0..3000), cuts()), |(data, cuts)| {
-        let dir = course_tests::TempDir::new("props-lesson08-client")?;
+        let dir = course_tests::TempDir::with_prefix("props-lesson08-client-")?;
         let mut reply = frame_of(&serde_json::json!(
             {"ok": true, "size": data.len(), "sha256": sha256_hex(&data)}
         ));
@@ -618,7 +618,7 @@ fn file_client_saves_the_same_file_however_the_download_is_split() -> Result<()>
             finished.status.success() && finished.stderr.is_empty(),
             "the client failed: {finished:?}"
         );
-        let saved = std::fs::read(dir.join("x.bin"))?;
+        let saved = std::fs::read(dir.path().join("x.bin"))?;
         ensure!(
             saved == data,
             "saved {} bytes of {}",

@@ -1094,8 +1094,8 @@ fn echo_soak_lesson12_returns_every_byte_upper_cased_on_both_families() -> Resul
         sizes.seed
     );
     let tcp = Server::start(ECHO_SERVER_12, &[])?;
-    let dir = TempDir::new("soak-l12")?;
-    let unix = UnixServer::start(ECHO_SERVER_12, &dir.join("lesson12.sock"), &[])?;
+    let dir = TempDir::with_prefix("soak-l12-")?;
+    let unix = UnixServer::start(ECHO_SERVER_12, &dir.path().join("lesson12.sock"), &[])?;
     let started = Instant::now();
     let each = sizes.messages.div_ceil(8);
     let bytes = thread::scope(|scope| -> Result<u64> {
@@ -1174,7 +1174,7 @@ fn file_soak_returns_every_file_whole() -> Result<()> {
         "file soak seed: {:#x} (set SOAK_SEED to change it)",
         sizes.seed
     );
-    let dir = course_tests::TempDir::new("soak-lesson08")?;
+    let dir = course_tests::TempDir::with_prefix("soak-lesson08-")?;
     let store = dir.path().to_str().context("temp dir is not UTF-8")?;
     let server = Server::start(FILE_SERVER, &["--dir", store])?;
     let addr = server.addr;
