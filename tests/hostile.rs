@@ -29,6 +29,7 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use course_tests::chat::{MAX_LINE, TOO_LONG};
 use course_tests::contract::{self, Transport};
 use course_tests::frames::{frame, reply};
+use course_tests::headers::{frame_of, put_header, read_json, send_json, sha256_hex};
 use course_tests::transcript::Transcript;
 use course_tests::{
     Chatter, Rng, Server, TIMEOUT, TempDir, cmd, connect, env_number, read_exactly,
@@ -331,17 +332,18 @@ fn echo_invalid_utf8(echo: &mut Echo) -> Result<()> {
         let reply = read_exactly(&mut conn, bad.len())?;
         ensure_upper(&reply, bad).with_context(|| format!("sending {bad:?}"))?;
     }
-    // The log shows what arrived, lossily and escaped: never a raw escape
-    // code that would repaint the terminal of whoever reads the log.
+    // The log shows what arrived, lossily (`�` for a byte that is not
+    // UTF-8) and escaped: never a raw escape code that would repaint the
+    // terminal of whoever reads the log.
     echo.server.wait_for("an escape code")?;
+    let seen = echo.server.proc.seen();
     ensure!(
-        !echo
-            .server
-            .proc
-            .seen()
-            .iter()
-            .any(|line| line.contains('\x1b')),
+        !seen.iter().any(|line| line.contains('\x1b')),
         "a raw escape code reached the log"
+    );
+    ensure!(
+        seen.iter().any(|line| line.contains('\u{fffd}')),
+        "no bad byte shown as U+FFFD: {seen:?}"
     );
     Ok(())
 }
@@ -397,84 +399,29 @@ fn echo_connect_close_cycles(echo: &mut Echo) -> Result<()> {
     connect_close_cycles(echo.addr(), CYCLES)
 }
 
-#[test]
-fn lesson03_survives_random_binary_bytes() -> Result<()> {
-    echo_survives(LESSON03, echo_random_bytes)
-}
-
-#[test]
-fn lesson03_survives_invalid_utf8() -> Result<()> {
-    echo_survives(LESSON03, echo_invalid_utf8)
-}
-
-#[test]
-fn lesson03_survives_a_message_written_one_byte_at_a_time() -> Result<()> {
-    echo_survives(LESSON03, echo_one_byte_at_a_time)
-}
-
-#[test]
-fn lesson03_survives_a_10_mb_burst_without_newline() -> Result<()> {
-    echo_survives(LESSON03, echo_burst)
-}
-
-#[test]
-fn lesson03_survives_a_reset_in_the_middle_of_a_message() -> Result<()> {
-    echo_survives(LESSON03, echo_reset_mid_message)
-}
-
-#[test]
-fn lesson03_answers_a_half_closed_client_in_full() -> Result<()> {
-    echo_survives(LESSON03, echo_half_close)
-}
-
-#[test]
-fn lesson03_survives_500_idle_connections_dropped_at_once() -> Result<()> {
-    echo_survives(LESSON03, echo_idle_connections)
-}
-
-#[test]
-fn lesson03_survives_1000_connect_close_cycles() -> Result<()> {
-    echo_survives(LESSON03, echo_connect_close_cycles)
-}
-
-#[test]
-fn lesson04_survives_random_binary_bytes() -> Result<()> {
-    echo_survives(LESSON04, echo_random_bytes)
-}
-
-#[test]
-fn lesson04_survives_invalid_utf8() -> Result<()> {
-    echo_survives(LESSON04, echo_invalid_utf8)
-}
-
-#[test]
-fn lesson04_survives_a_message_written_one_byte_at_a_time() -> Result<()> {
-    echo_survives(LESSON04, echo_one_byte_at_a_time)
-}
-
-#[test]
-fn lesson04_survives_a_10_mb_burst_without_newline() -> Result<()> {
-    echo_survives(LESSON04, echo_burst)
-}
-
-#[test]
-fn lesson04_survives_a_reset_in_the_middle_of_a_message() -> Result<()> {
-    echo_survives(LESSON04, echo_reset_mid_message)
-}
-
-#[test]
-fn lesson04_answers_a_half_closed_client_in_full() -> Result<()> {
-    echo_survives(LESSON04, echo_half_close)
-}
-
-#[test]
-fn lesson04_survives_500_idle_connections_dropped_at_once() -> Result<()> {
-    echo_survives(LESSON04, echo_idle_connections)
-}
-
-#[test]
-fn lesson04_survives_1000_connect_close_cycles() -> Result<()> {
-    echo_survives(LESSON04, echo_connect_close_cycles)
+course_tests::test_table! {
+    lesson03_survives_random_binary_bytes: echo_survives(LESSON03, echo_random_bytes);
+    lesson03_survives_invalid_utf8: echo_survives(LESSON03, echo_invalid_utf8);
+    lesson03_survives_a_message_written_one_byte_at_a_time:
+        echo_survives(LESSON03, echo_one_byte_at_a_time);
+    lesson03_survives_a_10_mb_burst_without_newline: echo_survives(LESSON03, echo_burst);
+    lesson03_survives_a_reset_in_the_middle_of_a_message:
+        echo_survives(LESSON03, echo_reset_mid_message);
+    lesson03_answers_a_half_closed_client_in_full: echo_survives(LESSON03, echo_half_close);
+    lesson03_survives_500_idle_connections_dropped_at_once:
+        echo_survives(LESSON03, echo_idle_connections);
+    lesson03_survives_1000_connect_close_cycles: echo_survives(LESSON03, echo_connect_close_cycles);
+    lesson04_survives_random_binary_bytes: echo_survives(LESSON04, echo_random_bytes);
+    lesson04_survives_invalid_utf8: echo_survives(LESSON04, echo_invalid_utf8);
+    lesson04_survives_a_message_written_one_byte_at_a_time:
+        echo_survives(LESSON04, echo_one_byte_at_a_time);
+    lesson04_survives_a_10_mb_burst_without_newline: echo_survives(LESSON04, echo_burst);
+    lesson04_survives_a_reset_in_the_middle_of_a_message:
+        echo_survives(LESSON04, echo_reset_mid_message);
+    lesson04_answers_a_half_closed_client_in_full: echo_survives(LESSON04, echo_half_close);
+    lesson04_survives_500_idle_connections_dropped_at_once:
+        echo_survives(LESSON04, echo_idle_connections);
+    lesson04_survives_1000_connect_close_cycles: echo_survives(LESSON04, echo_connect_close_cycles);
 }
 
 // ================================================================ lesson 12
@@ -511,8 +458,8 @@ mod lesson12_unix {
 
     impl UnixEcho {
         pub fn start() -> Result<UnixEcho> {
-            let dir = TempDir::new("hostile-l12")?;
-            let server = UnixServer::start(LESSON12, &dir.join("lesson12.sock"), &[])?;
+            let dir = TempDir::with_prefix("hostile-l12-")?;
+            let server = UnixServer::start(LESSON12, &dir.path().join("lesson12.sock"), &[])?;
             Ok(UnixEcho { server, _dir: dir })
         }
 
@@ -676,8 +623,9 @@ fn udp_survives(attack: fn(&mut Server) -> Result<()>) -> Result<()> {
 }
 
 /// The lesson's own client gets its line back upper-cased (it sends again if
-/// a datagram is lost, as a UDP client must), and nothing the server printed
-/// contains a panic.
+/// a datagram is lost, as a UDP client must), nothing the server printed
+/// contains a panic, and it printed no error (a reply that bounced is no
+/// error of the server's).
 fn udp_is_healthy(server: Server) -> Result<()> {
     cmd("lesson05-client")?
         .arg(server.addr_arg())
@@ -685,7 +633,10 @@ fn udp_is_healthy(server: Server) -> Result<()> {
         .assert()
         .success()
         .stdout("HELLO 你好\n");
-    server.kill()?.assert_no_panic()
+    let done = server.kill()?;
+    done.assert_no_panic()?;
+    ensure!(!done.stderr.contains("error"), "stderr: {}", done.stderr);
+    Ok(())
 }
 
 /// A UDP socket of the test's own, connected to `server`: the system then
@@ -825,42 +776,21 @@ fn udp_flood(server: &mut Server) -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn lesson05_survives_random_binary_datagrams() -> Result<()> {
-    udp_survives(udp_random_bytes)
-}
-
-#[test]
-fn lesson05_survives_invalid_utf8() -> Result<()> {
-    udp_survives(udp_invalid_utf8)
-}
-
-#[test]
-#[cfg_attr(
-    target_os = "macos",
-    ignore = "macOS caps a UDP datagram at 9216 bytes unless SO_SNDBUF is raised"
-)]
-fn lesson05_answers_the_largest_datagram() -> Result<()> {
-    udp_survives(udp_largest_datagram)
-}
-
-#[test]
-fn lesson05_answers_an_empty_datagram() -> Result<()> {
-    udp_survives(udp_empty_datagram)
-}
-
-#[test]
-fn lesson05_survives_1000_senders_half_of_them_vanishing() -> Result<()> {
-    udp_survives(udp_many_senders)
-}
-
-#[test]
-#[cfg_attr(
-    target_os = "macos",
-    ignore = "macOS caps a UDP datagram at 9216 bytes unless SO_SNDBUF is raised"
-)]
-fn lesson05_survives_a_10_mb_flood_of_the_largest_datagrams() -> Result<()> {
-    udp_survives(udp_flood)
+course_tests::test_table! {
+    lesson05_survives_random_binary_datagrams: udp_survives(udp_random_bytes);
+    lesson05_survives_invalid_utf8: udp_survives(udp_invalid_utf8);
+    #[cfg_attr(
+        target_os = "macos",
+        ignore = "macOS caps a UDP datagram at 9216 bytes unless SO_SNDBUF is raised"
+    )]
+    lesson05_answers_the_largest_datagram: udp_survives(udp_largest_datagram);
+    lesson05_answers_an_empty_datagram: udp_survives(udp_empty_datagram);
+    lesson05_survives_1000_senders_half_of_them_vanishing: udp_survives(udp_many_senders);
+    #[cfg_attr(
+        target_os = "macos",
+        ignore = "macOS caps a UDP datagram at 9216 bytes unless SO_SNDBUF is raised"
+    )]
+    lesson05_survives_a_10_mb_flood_of_the_largest_datagrams: udp_survives(udp_flood);
 }
 
 // ================================================================ lesson 06
@@ -1304,49 +1234,18 @@ fn framed_connect_close_cycles(server: &mut Server) -> Result<()> {
     connect_close_cycles(server.addr, CYCLES)
 }
 
-#[test]
-fn lesson07_survives_random_binary_bytes() -> Result<()> {
-    framed_survives(framed_random_bytes)
-}
-
-#[test]
-fn lesson07_answers_frames_of_random_bytes_and_lengths() -> Result<()> {
-    framed_survives(framed_random_frames)
-}
-
-#[test]
-fn lesson07_survives_invalid_utf8() -> Result<()> {
-    framed_survives(framed_invalid_utf8)
-}
-
-#[test]
-fn lesson07_survives_a_frame_written_one_byte_at_a_time() -> Result<()> {
-    framed_survives(framed_one_byte_at_a_time)
-}
-
-#[test]
-fn lesson07_survives_a_10_mb_frame_over_its_limit() -> Result<()> {
-    framed_survives(framed_burst)
-}
-
-#[test]
-fn lesson07_survives_a_reset_in_the_middle_of_a_frame() -> Result<()> {
-    framed_survives(framed_reset_mid_frame)
-}
-
-#[test]
-fn lesson07_answers_a_half_closed_client_in_full() -> Result<()> {
-    framed_survives(framed_half_close)
-}
-
-#[test]
-fn lesson07_survives_500_idle_connections_dropped_at_once() -> Result<()> {
-    framed_survives(framed_idle_connections)
-}
-
-#[test]
-fn lesson07_survives_1000_connect_close_cycles() -> Result<()> {
-    framed_survives(framed_connect_close_cycles)
+course_tests::test_table! {
+    lesson07_survives_random_binary_bytes: framed_survives(framed_random_bytes);
+    lesson07_answers_frames_of_random_bytes_and_lengths: framed_survives(framed_random_frames);
+    lesson07_survives_invalid_utf8: framed_survives(framed_invalid_utf8);
+    lesson07_survives_a_frame_written_one_byte_at_a_time:
+        framed_survives(framed_one_byte_at_a_time);
+    lesson07_survives_a_10_mb_frame_over_its_limit: framed_survives(framed_burst);
+    lesson07_survives_a_reset_in_the_middle_of_a_frame: framed_survives(framed_reset_mid_frame);
+    lesson07_answers_a_half_closed_client_in_full: framed_survives(framed_half_close);
+    lesson07_survives_500_idle_connections_dropped_at_once:
+        framed_survives(framed_idle_connections);
+    lesson07_survives_1000_connect_close_cycles: framed_survives(framed_connect_close_cycles);
 }
 
 // ============================================================ lesson 08
@@ -1367,46 +1266,13 @@ fn files_server(extra: &[&str]) -> Result<Files> {
 
 /// File server `name` (either step of lesson 08), in a folder of its own.
 fn files_server_named(name: &str, extra: &[&str]) -> Result<Files> {
-    let dir = TempDir::new("hostile-lesson08")?;
-    let store = dir.join("store");
+    let dir = TempDir::with_prefix("hostile-lesson08-")?;
+    let store = dir.path().join("store");
     let store = store.to_str().context("temp dir is not UTF-8")?;
     let mut args = vec!["--dir", store];
     args.extend_from_slice(extra);
     let server = Server::start(name, &args)?;
     Ok(Files { server, dir })
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn frame_of(header: &[u8]) -> Vec<u8> {
-    let mut frame = (header.len() as u32).to_be_bytes().to_vec();
-    frame.extend_from_slice(header);
-    frame
-}
-
-fn send_json(conn: &mut TcpStream, header: &serde_json::Value) -> Result<()> {
-    conn.write_all(&frame_of(header.to_string().as_bytes()))?;
-    Ok(())
-}
-
-fn read_json(conn: &mut TcpStream) -> Result<serde_json::Value> {
-    let len = read_exactly(conn, 4)?;
-    let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-    ensure!(
-        len <= 64 * 1024,
-        "the server announced a header of {len} bytes"
-    );
-    Ok(serde_json::from_slice(&read_exactly(conn, len)?)?)
-}
-
-fn put_header(name: &str, data: &[u8]) -> serde_json::Value {
-    serde_json::json!({"cmd": "put", "name": name, "size": data.len(), "sha256": sha256_hex(data)})
 }
 
 /// Starts the file server, runs `attack`, then checks its health.
@@ -1472,7 +1338,7 @@ fn files_random_bytes(files: &mut Files) -> Result<()> {
 fn files_invalid_utf8(files: &mut Files) -> Result<()> {
     let mut conn = connect(files.server.addr)?;
     for bytes in INVALID_UTF8 {
-        conn.write_all(&frame_of(bytes))?;
+        conn.write_all(&frame(bytes))?;
         let answer = read_json(&mut conn)?;
         ensure!(answer["ok"] == false, "{bytes:?} was accepted: {answer}");
     }
@@ -1484,7 +1350,7 @@ fn files_invalid_utf8(files: &mut Files) -> Result<()> {
         r#"{"cmd":"get","name":"bell\u0007"}"#,
         r#"{"cmd":"\u001b[2J\u001b[31mclear the screen"}"#,
     ] {
-        conn.write_all(&frame_of(header.as_bytes()))?;
+        conn.write_all(&frame(header.as_bytes()))?;
         let answer = read_json(&mut conn)?;
         ensure!(answer["ok"] == false, "{header} was accepted: {answer}");
     }
@@ -1495,7 +1361,7 @@ fn files_one_byte_at_a_time(files: &mut Files) -> Result<()> {
     let data = "one byte at a time, 一个字节".as_bytes().to_vec();
     let mut conn = connect(files.server.addr)?;
     conn.set_nodelay(true)?;
-    let mut request = frame_of(put_header("slow.txt", &data).to_string().as_bytes());
+    let mut request = frame_of(&put_header("slow.txt", &data));
     for byte in &request {
         conn.write_all(&[*byte])?;
     }
@@ -1593,49 +1459,16 @@ fn files_connect_close_cycles(files: &mut Files) -> Result<()> {
     connect_close_cycles(files.server.addr, CYCLES)
 }
 
-#[test]
-fn lesson08_survives_random_binary_bytes() -> Result<()> {
-    files_survive(files_random_bytes)
-}
-
-#[test]
-fn lesson08_survives_invalid_utf8_in_headers() -> Result<()> {
-    files_survive(files_invalid_utf8)
-}
-
-#[test]
-fn lesson08_survives_a_request_written_one_byte_at_a_time() -> Result<()> {
-    files_survive(files_one_byte_at_a_time)
-}
-
-#[test]
-fn lesson08_survives_a_reset_in_the_middle_of_an_upload() -> Result<()> {
-    files_survive(files_reset_mid_body)
-}
-
-#[test]
-fn lesson08_hangs_up_on_headers_of_4_gib_and_64_kib_plus_one() -> Result<()> {
-    files_survive(files_huge_headers)
-}
-
-#[test]
-fn lesson08_never_reads_or_writes_outside_its_folder() -> Result<()> {
-    files_survive(files_traversal_names)
-}
-
-#[test]
-fn lesson08_answers_a_half_closed_client_in_full() -> Result<()> {
-    files_survive(files_half_close)
-}
-
-#[test]
-fn lesson08_survives_500_idle_connections_dropped_at_once() -> Result<()> {
-    files_survive(files_idle_connections)
-}
-
-#[test]
-fn lesson08_survives_1000_connect_close_cycles() -> Result<()> {
-    files_survive(files_connect_close_cycles)
+course_tests::test_table! {
+    lesson08_survives_random_binary_bytes: files_survive(files_random_bytes);
+    lesson08_survives_invalid_utf8_in_headers: files_survive(files_invalid_utf8);
+    lesson08_survives_a_request_written_one_byte_at_a_time: files_survive(files_one_byte_at_a_time);
+    lesson08_survives_a_reset_in_the_middle_of_an_upload: files_survive(files_reset_mid_body);
+    lesson08_hangs_up_on_headers_of_4_gib_and_64_kib_plus_one: files_survive(files_huge_headers);
+    lesson08_never_reads_or_writes_outside_its_folder: files_survive(files_traversal_names);
+    lesson08_answers_a_half_closed_client_in_full: files_survive(files_half_close);
+    lesson08_survives_500_idle_connections_dropped_at_once: files_survive(files_idle_connections);
+    lesson08_survives_1000_connect_close_cycles: files_survive(files_connect_close_cycles);
 }
 
 // Step 1's server meets the same attacks.
@@ -1693,8 +1526,8 @@ fn files_under(
     mut command: std::process::Command,
     limit: course_tests::Limit,
 ) -> Result<Option<Files>> {
-    let dir = TempDir::new("hostile-lesson08-limit")?;
-    let store = dir.join("store");
+    let dir = TempDir::with_prefix("hostile-lesson08-limit-")?;
+    let store = dir.path().join("store");
     std::fs::create_dir_all(&store)?;
     // Under a limit of threads the server runs as a user of its own.
     course_tests::open_to_any_user(&store)?;
@@ -2016,29 +1849,13 @@ fn web_garbage(server: &mut Server) -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn lesson09_closes_slow_loris_connections_after_its_idle_timeout() -> Result<()> {
-    web_survives(web_slow_loris)
-}
-
-#[test]
-fn lesson09_survives_10000_connections_opened_and_dropped() -> Result<()> {
-    web_survives(web_connect_close_cycles)
-}
-
-#[test]
-fn lesson09_refuses_a_megabyte_of_headers() -> Result<()> {
-    web_survives(web_huge_headers)
-}
-
-#[test]
-fn lesson09_survives_garbage_and_invalid_utf8() -> Result<()> {
-    web_survives(web_garbage)
-}
-
-#[test]
-fn lesson09_survives_500_idle_connections_dropped_at_once() -> Result<()> {
-    web_survives(|server| idle_connections(server.addr, IDLE_CONNECTIONS).map(drop))
+course_tests::test_table! {
+    lesson09_closes_slow_loris_connections_after_its_idle_timeout: web_survives(web_slow_loris);
+    lesson09_survives_10000_connections_opened_and_dropped: web_survives(web_connect_close_cycles);
+    lesson09_refuses_a_megabyte_of_headers: web_survives(web_huge_headers);
+    lesson09_survives_garbage_and_invalid_utf8: web_survives(web_garbage);
+    lesson09_survives_500_idle_connections_dropped_at_once:
+        web_survives(|server| idle_connections(server.addr, IDLE_CONNECTIONS).map(drop));
 }
 
 // ================================================ lessons 07 and 09: no descriptors left
@@ -2419,14 +2236,9 @@ mod memory {
         echo_is_healthy(echo)
     }
 
-    #[test]
-    fn lesson03_stays_under_8_mb_during_a_10_mb_burst() -> Result<()> {
-        echo_memory_under_burst(LESSON03)
-    }
-
-    #[test]
-    fn lesson04_stays_under_8_mb_during_a_10_mb_burst() -> Result<()> {
-        echo_memory_under_burst(LESSON04)
+    course_tests::test_table! {
+        lesson03_stays_under_8_mb_during_a_10_mb_burst: echo_memory_under_burst(LESSON03);
+        lesson04_stays_under_8_mb_during_a_10_mb_burst: echo_memory_under_burst(LESSON04);
     }
 
     /// The proxy reads only as fast as it can write on: a 10 MB burst
@@ -2493,24 +2305,25 @@ mod memory {
         udp_is_healthy(server)
     }
 
-    #[test]
-    fn lesson06_stays_under_16_mb_during_a_10_mb_line() -> Result<()> {
-        let mut server = Server::start(LESSON06, &[])?;
+    /// Chat server `name` after a 10 MB line: under the bound, and healthy.
+    fn chat_memory_under_a_long_line(name: &str) -> Result<()> {
+        let mut server = Server::start(name, &[])?;
         let pid = server.proc.id();
         let sent = chat_burst_watched(&mut server)?;
-        eprintln!("lesson06-server took {sent} bytes of the burst before hanging up");
+        eprintln!("{name} took {sent} bytes of the burst before hanging up");
         let after = memory(pid)?;
-        ensure_bounded("lesson06-server, 10 MB line", after, after, CHAT_BOUND_MB)?;
+        ensure_bounded(&format!("{name}, 10 MB line"), after, after, CHAT_BOUND_MB)?;
         chat_is_healthy(server)
     }
 
-    #[test]
-    fn lesson06_stays_under_16_mb_while_one_client_never_reads() -> Result<()> {
-        let mut server = Server::start(LESSON06, &[])?;
+    /// Chat server `name` with a flooded room and one client who never
+    /// reads: under the bound during and after, and healthy.
+    fn chat_memory_past_a_stuck_client(name: &str) -> Result<()> {
+        let mut server = Server::start(name, &[])?;
         let pid = server.proc.id();
         let during = flood_past_a_stuck_client(&mut server, pid)?;
         ensure_bounded(
-            "lesson06-server, flooded room, one client never reads",
+            &format!("{name}, flooded room, one client never reads"),
             during,
             memory(pid)?,
             CHAT_BOUND_MB,
@@ -2518,54 +2331,16 @@ mod memory {
         chat_is_healthy(server)
     }
 
-    #[test]
-    fn lesson10_stays_under_16_mb_during_a_10_mb_line() -> Result<()> {
-        let mut server = Server::start(LESSON10, &[])?;
-        let pid = server.proc.id();
-        let sent = chat_burst_watched(&mut server)?;
-        eprintln!("lesson10-server took {sent} bytes of the burst before hanging up");
-        let after = memory(pid)?;
-        ensure_bounded("lesson10-server, 10 MB line", after, after, CHAT_BOUND_MB)?;
-        chat_is_healthy(server)
-    }
-
-    #[test]
-    fn lesson10_stays_under_16_mb_while_one_client_never_reads() -> Result<()> {
-        let mut server = Server::start(LESSON10, &[])?;
-        let pid = server.proc.id();
-        let during = flood_past_a_stuck_client(&mut server, pid)?;
-        ensure_bounded(
-            "lesson10-server, flooded room, one client never reads",
-            during,
-            memory(pid)?,
-            CHAT_BOUND_MB,
-        )?;
-        chat_is_healthy(server)
-    }
-
-    #[test]
-    fn lesson11_stays_under_16_mb_during_a_10_mb_line() -> Result<()> {
-        let mut server = Server::start(LESSON11, &[])?;
-        let pid = server.proc.id();
-        let sent = chat_burst_watched(&mut server)?;
-        eprintln!("lesson11-server took {sent} bytes of the burst before hanging up");
-        let after = memory(pid)?;
-        ensure_bounded("lesson11-server, 10 MB line", after, after, CHAT_BOUND_MB)?;
-        chat_is_healthy(server)
-    }
-
-    #[test]
-    fn lesson11_stays_under_16_mb_while_one_client_never_reads() -> Result<()> {
-        let mut server = Server::start(LESSON11, &[])?;
-        let pid = server.proc.id();
-        let during = flood_past_a_stuck_client(&mut server, pid)?;
-        ensure_bounded(
-            "lesson11-server, flooded room, one client never reads",
-            during,
-            memory(pid)?,
-            CHAT_BOUND_MB,
-        )?;
-        chat_is_healthy(server)
+    course_tests::test_table! {
+        lesson06_stays_under_16_mb_during_a_10_mb_line: chat_memory_under_a_long_line(LESSON06);
+        lesson06_stays_under_16_mb_while_one_client_never_reads:
+            chat_memory_past_a_stuck_client(LESSON06);
+        lesson10_stays_under_16_mb_during_a_10_mb_line: chat_memory_under_a_long_line(LESSON10);
+        lesson10_stays_under_16_mb_while_one_client_never_reads:
+            chat_memory_past_a_stuck_client(LESSON10);
+        lesson11_stays_under_16_mb_during_a_10_mb_line: chat_memory_under_a_long_line(LESSON11);
+        lesson11_stays_under_16_mb_while_one_client_never_reads:
+            chat_memory_past_a_stuck_client(LESSON11);
     }
 
     /// A stream of callers, each announcing a frame of almost 4 GiB and
@@ -2832,74 +2607,66 @@ mod memory {
 /// loopback (`[default: 127.0.0.1:90NN]` in `--help`) is checked by
 /// `server_prints_help` in the lesson's own test file.
 fn quiet_on_loopback_warns_elsewhere(name: &str, transport: Transport) -> Result<()> {
-    contract::server_is_quiet_on_loopback(name, transport)?;
-    contract::server_warns_on_a_public_address(name, transport)
+    quiet_on_loopback_warns_elsewhere_with(name, transport, &[])
 }
 
-#[test]
-fn lesson01_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
-    quiet_on_loopback_warns_elsewhere(LESSON01, Transport::Tcp)
+/// The same, with `extra` arguments for the server.
+fn quiet_on_loopback_warns_elsewhere_with(
+    name: &str,
+    transport: Transport,
+    extra: &[&str],
+) -> Result<()> {
+    contract::server_is_quiet_on_loopback_with(name, transport, extra)?;
+    contract::server_warns_on_a_public_address_with(name, transport, extra)
 }
 
-#[test]
-fn lesson02_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
-    quiet_on_loopback_warns_elsewhere(LESSON02, Transport::Tcp)
+/// File server `name` (either step of lesson 08), in a folder of its own.
+fn files_quiet_on_loopback_warns_elsewhere(name: &str) -> Result<()> {
+    let dir = TempDir::with_prefix("hostile-lesson08-loopback-")?;
+    let dir = dir.path().to_str().context("temp dir is not UTF-8")?;
+    quiet_on_loopback_warns_elsewhere_with(name, Transport::Tcp, &["--dir", dir])
 }
 
-#[test]
-fn lesson03_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
-    quiet_on_loopback_warns_elsewhere(LESSON03, Transport::Tcp)
-}
-
-#[test]
-fn lesson04_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
-    quiet_on_loopback_warns_elsewhere(LESSON04, Transport::Tcp)
-}
-
-#[test]
-fn lesson05_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
-    quiet_on_loopback_warns_elsewhere(LESSON05, Transport::Udp)
-}
-
-#[test]
-fn lesson06_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
-    quiet_on_loopback_warns_elsewhere(LESSON06, Transport::Tcp)
-}
-
-#[test]
-fn lesson06_room_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
-    quiet_on_loopback_warns_elsewhere("lesson06-room", Transport::Tcp)
-}
-
-#[test]
-fn lesson10_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
-    quiet_on_loopback_warns_elsewhere(LESSON10, Transport::Tcp)
-}
-
-#[test]
-fn lesson11_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
-    quiet_on_loopback_warns_elsewhere(LESSON11, Transport::Tcp)
-}
-
-#[test]
-fn lesson13_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
-    // Something to forward to: a listening socket of the test's own, whose
-    // kernel completes the proxy's calls without anyone accepting them.
+/// The proxy, with something to forward to: a listening socket of the
+/// test's own, whose kernel completes the proxy's calls without anyone
+/// accepting them.
+fn proxy_quiet_on_loopback_warns_elsewhere() -> Result<()> {
     let upstream = std::net::TcpListener::bind("127.0.0.1:0")?;
     let to = upstream.local_addr()?.to_string();
-    let extra = ["--to", to.as_str()];
-    contract::server_is_quiet_on_loopback_with(LESSON13, Transport::Tcp, &extra)?;
-    contract::server_warns_on_a_public_address_with(LESSON13, Transport::Tcp, &extra)
+    quiet_on_loopback_warns_elsewhere_with(LESSON13, Transport::Tcp, &["--to", to.as_str()])
 }
 
-#[test]
-fn lesson07_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
-    quiet_on_loopback_warns_elsewhere(LESSON07, Transport::Tcp)
-}
-
-#[test]
-fn lesson09_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
-    quiet_on_loopback_warns_elsewhere(LESSON09, Transport::Http)
+course_tests::test_table! {
+    lesson01_listens_on_loopback_by_default_and_warns_otherwise:
+        quiet_on_loopback_warns_elsewhere(LESSON01, Transport::Tcp);
+    lesson02_listens_on_loopback_by_default_and_warns_otherwise:
+        quiet_on_loopback_warns_elsewhere(LESSON02, Transport::Tcp);
+    lesson03_listens_on_loopback_by_default_and_warns_otherwise:
+        quiet_on_loopback_warns_elsewhere(LESSON03, Transport::Tcp);
+    lesson04_listens_on_loopback_by_default_and_warns_otherwise:
+        quiet_on_loopback_warns_elsewhere(LESSON04, Transport::Tcp);
+    lesson05_listens_on_loopback_by_default_and_warns_otherwise:
+        quiet_on_loopback_warns_elsewhere(LESSON05, Transport::Udp);
+    lesson06_listens_on_loopback_by_default_and_warns_otherwise:
+        quiet_on_loopback_warns_elsewhere(LESSON06, Transport::Tcp);
+    lesson06_room_listens_on_loopback_by_default_and_warns_otherwise:
+        quiet_on_loopback_warns_elsewhere("lesson06-room", Transport::Tcp);
+    lesson07_listens_on_loopback_by_default_and_warns_otherwise:
+        quiet_on_loopback_warns_elsewhere(LESSON07, Transport::Tcp);
+    lesson08_listens_on_loopback_by_default_and_warns_otherwise:
+        files_quiet_on_loopback_warns_elsewhere(LESSON08);
+    lesson08_header_server_listens_on_loopback_by_default_and_warns_otherwise:
+        files_quiet_on_loopback_warns_elsewhere(LESSON08_STEP1);
+    lesson09_listens_on_loopback_by_default_and_warns_otherwise:
+        quiet_on_loopback_warns_elsewhere(LESSON09, Transport::Http);
+    lesson09_seed_listens_on_loopback_by_default_and_warns_otherwise:
+        quiet_on_loopback_warns_elsewhere("lesson09-seed-server", Transport::Http);
+    lesson10_listens_on_loopback_by_default_and_warns_otherwise:
+        quiet_on_loopback_warns_elsewhere(LESSON10, Transport::Tcp);
+    lesson11_listens_on_loopback_by_default_and_warns_otherwise:
+        quiet_on_loopback_warns_elsewhere(LESSON11, Transport::Tcp);
+    lesson13_listens_on_loopback_by_default_and_warns_otherwise:
+        proxy_quiet_on_loopback_warns_elsewhere();
 }
 
 /// Lesson 12's default is `[::1]:9012`, loopback too (that `[::1]` is quiet
@@ -2918,19 +2685,6 @@ fn lesson12_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn lesson09_seed_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
-    quiet_on_loopback_warns_elsewhere("lesson09-seed-server", Transport::Http)
-}
-
-#[test]
-fn lesson08_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
-    let dir = TempDir::new("hostile-lesson08-loopback")?;
-    let dir = dir.path().to_str().context("temp dir is not UTF-8")?;
-    contract::server_is_quiet_on_loopback_with(LESSON08, Transport::Tcp, &["--dir", dir])?;
-    contract::server_warns_on_a_public_address_with(LESSON08, Transport::Tcp, &["--dir", dir])
-}
-
 /// The chapter's example of the warning: `book/output/defences-public.txt`.
 /// Regenerate with `UPDATE_TRANSCRIPTS=1 cargo test -p course-tests --test hostile`.
 #[cfg(target_os = "linux")]
@@ -2945,12 +2699,4 @@ fn book_output_of_a_server_on_a_public_address() -> Result<()> {
         .lines(&[shown(first)])
         .output(&shown(&done.stderr))
         .check("defences-public")
-}
-
-#[test]
-fn lesson08_header_server_listens_on_loopback_by_default_and_warns_otherwise() -> Result<()> {
-    let dir = TempDir::new("hostile-lesson08-step1-loopback")?;
-    let dir = dir.path().to_str().context("temp dir is not UTF-8")?;
-    contract::server_is_quiet_on_loopback_with(LESSON08_STEP1, Transport::Tcp, &["--dir", dir])?;
-    contract::server_warns_on_a_public_address_with(LESSON08_STEP1, Transport::Tcp, &["--dir", dir])
 }

@@ -16,34 +16,12 @@ const CLIENT: &str = "lesson01-client";
 const LESSON: &str = "lesson01-basic-exchange";
 const DEFAULT_ADDR: &str = "127.0.0.1:9001";
 
-#[test]
-fn server_prints_help() -> Result<()> {
-    contract::help_works(SERVER, DEFAULT_ADDR)
-}
-
-#[test]
-fn client_prints_help() -> Result<()> {
-    contract::help_works(CLIENT, DEFAULT_ADDR)
-}
-
-#[test]
-fn client_help_shows_the_message_option() -> Result<()> {
-    cmd(CLIENT)?
-        .arg("--help")
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("--message"));
-    Ok(())
-}
-
-#[test]
-fn server_dies_on_bad_address() -> Result<()> {
-    contract::bad_address_is_refused(SERVER)
-}
-
-#[test]
-fn client_dies_on_bad_address() -> Result<()> {
-    contract::bad_address_is_refused(CLIENT)
+course_tests::test_table! {
+    server_prints_help: contract::help_works(SERVER, DEFAULT_ADDR);
+    client_prints_help: contract::help_shows(CLIENT, DEFAULT_ADDR, &["--message"]);
+    server_dies_on_bad_address: contract::bad_address_is_refused(SERVER);
+    client_dies_on_bad_address: contract::bad_address_is_refused(CLIENT);
+    client_explains_when_no_server_listens: contract::client_explains_no_server(CLIENT, SERVER);
 }
 
 #[test]
@@ -56,11 +34,6 @@ fn client_refuses_an_empty_message() -> Result<()> {
         .stderr(predicate::str::contains("an empty message sends nothing"))
         .stderr(predicate::str::contains("none was supplied").not());
     Ok(())
-}
-
-#[test]
-fn client_explains_when_no_server_listens() -> Result<()> {
-    contract::client_explains_no_server(CLIENT, SERVER)
 }
 
 #[test]

@@ -31,38 +31,16 @@ fn assert_hung_up(stream: &mut TcpStream) -> Result<()> {
 
 // --- the command line -------------------------------------------------------
 
-#[test]
-fn server_prints_help() -> Result<()> {
-    contract::help_works(SERVER, DEFAULT_ADDR)
-}
-
-#[test]
-fn client_prints_help() -> Result<()> {
-    contract::help_works(CLIENT, DEFAULT_ADDR)
-}
-
-#[test]
-fn server_help_shows_the_idle_timeout_and_its_default() -> Result<()> {
-    cmd(SERVER)?
-        .arg("--help")
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(
-            "Usage: lesson04-server [OPTIONS] [ADDR]",
-        ))
-        .stdout(predicate::str::contains("--idle-timeout <SECS>"))
-        .stdout(predicate::str::contains("[default: 60]"));
-    Ok(())
-}
-
-#[test]
-fn server_dies_on_bad_address() -> Result<()> {
-    contract::bad_address_is_refused(SERVER)
-}
-
-#[test]
-fn client_dies_on_bad_address() -> Result<()> {
-    contract::bad_address_is_refused(CLIENT)
+course_tests::test_table! {
+    server_prints_help: contract::help_shows(
+        SERVER,
+        DEFAULT_ADDR,
+        &["Usage: lesson04-server [OPTIONS] [ADDR]", "--idle-timeout <SECS>", "[default: 60]"],
+    );
+    client_prints_help: contract::help_works(CLIENT, DEFAULT_ADDR);
+    server_dies_on_bad_address: contract::bad_address_is_refused(SERVER);
+    client_dies_on_bad_address: contract::bad_address_is_refused(CLIENT);
+    client_explains_when_no_server_listens: contract::client_explains_no_server(CLIENT, SERVER);
 }
 
 #[test]
@@ -78,11 +56,6 @@ fn server_refuses_a_bad_idle_timeout() -> Result<()> {
             .stderr(predicate::str::contains("panicked").not());
     }
     Ok(())
-}
-
-#[test]
-fn client_explains_when_no_server_listens() -> Result<()> {
-    contract::client_explains_no_server(CLIENT, SERVER)
 }
 
 // --- the server tells every ending apart ----------------------------------

@@ -34,15 +34,12 @@ const DEFAULT_ADDR: &str = "127.0.0.1:9006";
 // of its own. Lesson 03's experiment (`second_client_waits_until_the_first_hangs_up`
 // in tests/lesson03.rs) now comes out the other way.
 
-#[test]
-fn echo_server_prints_help() -> Result<()> {
-    contract::help_works(ECHO, DEFAULT_ADDR)?;
-    cmd(ECHO)?
-        .arg("--help")
-        .assert()
-        .stdout(predicate::str::contains("--idle-timeout <SECS>"))
-        .stdout(predicate::str::contains("--max-clients <MAX_CLIENTS>"));
-    Ok(())
+course_tests::test_table! {
+    echo_server_prints_help: contract::help_shows(
+        ECHO,
+        DEFAULT_ADDR,
+        &["--idle-timeout <SECS>", "--max-clients <MAX_CLIENTS>"],
+    );
 }
 
 #[test]
@@ -264,14 +261,9 @@ fn interop_lesson04_clients_with_the_echo_servers() -> Result<()> {
 // lesson06-protocol. Step 3, lesson06-server, adds the commands and Ctrl-C;
 // the chat suite below runs against it.
 
-#[test]
-fn room_prints_help() -> Result<()> {
-    contract::help_works(ROOM, DEFAULT_ADDR)
-}
-
-#[test]
-fn room_dies_on_bad_address() -> Result<()> {
-    contract::bad_address_is_refused(ROOM)
+course_tests::test_table! {
+    room_prints_help: contract::help_works(ROOM, DEFAULT_ADDR);
+    room_dies_on_bad_address: contract::bad_address_is_refused(ROOM);
 }
 
 #[test]
@@ -414,37 +406,16 @@ fn book_output_of_the_room() -> Result<()> {
 
 // ---------------------------------------------------------------- the command line
 
-#[test]
-fn server_prints_help() -> Result<()> {
-    contract::help_works(SERVER, DEFAULT_ADDR)
-}
-
-#[test]
-fn client_prints_help() -> Result<()> {
-    contract::help_works(CLIENT, DEFAULT_ADDR)
-}
-
-#[test]
-fn server_help_shows_max_clients() -> Result<()> {
-    cmd(SERVER)?
-        .arg("--help")
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(
-            "Usage: lesson06-server [OPTIONS] [ADDR]",
-        ))
-        .stdout(predicate::str::contains("--max-clients"));
-    Ok(())
-}
-
-#[test]
-fn server_dies_on_bad_address() -> Result<()> {
-    contract::bad_address_is_refused(SERVER)
-}
-
-#[test]
-fn client_dies_on_bad_address() -> Result<()> {
-    contract::bad_address_is_refused(CLIENT)
+course_tests::test_table! {
+    server_prints_help: contract::help_shows(
+        SERVER,
+        DEFAULT_ADDR,
+        &["Usage: lesson06-server [OPTIONS] [ADDR]", "--max-clients"],
+    );
+    client_prints_help: contract::help_works(CLIENT, DEFAULT_ADDR);
+    server_dies_on_bad_address: contract::bad_address_is_refused(SERVER);
+    client_dies_on_bad_address: contract::bad_address_is_refused(CLIENT);
+    client_explains_when_no_server_listens: contract::client_explains_no_server(CLIENT, SERVER);
 }
 
 /// `--max-clients` must be at least 1: `0` is one clear error and exit
@@ -459,11 +430,6 @@ fn server_dies_on_bad_arguments() -> Result<()> {
         .stderr(predicate::str::contains("--max-clients"))
         .stderr(predicate::str::contains("panicked").not());
     Ok(())
-}
-
-#[test]
-fn client_explains_when_no_server_listens() -> Result<()> {
-    contract::client_explains_no_server(CLIENT, SERVER)
 }
 
 // ---------------------------------------------------------------- the chat protocol
@@ -541,13 +507,6 @@ fn client_shows_invalid_utf8_from_the_server() -> Result<()> {
 // programs talk to each other. `cargo test -p course-tests interop` runs
 // these for every lesson.
 
-/// The Python twin server, started on port 0 with `extra` arguments.
-fn python_server(extra: &[&str]) -> Result<Server> {
-    let mut twin = python(LESSON, "server.py");
-    twin.arg("127.0.0.1:0").args(extra);
-    Server::start_command(twin)
-}
-
 #[test]
 fn interop_python_client_with_rust_server() -> Result<()> {
     if !PYTHON3.is_here()? {
@@ -576,7 +535,7 @@ fn interop_rust_client_with_python_server() -> Result<()> {
     if !PYTHON3.is_here()? {
         return Ok(());
     }
-    let mut server = python_server(&[])?;
+    let mut server = chat_suite::python_server(LESSON, &[])?;
     let mut alice = Chatter::named(server.addr, "alice")?;
     cmd(CLIENT)?
         .arg(server.addr_arg())
@@ -592,38 +551,7 @@ fn interop_rust_client_with_python_server() -> Result<()> {
     server.kill()?.assert_no_panic()
 }
 
-#[test]
-fn interop_python_server_keeps_the_same_rules() -> Result<()> {
-    if !PYTHON3.is_here()? {
-        return Ok(());
-    }
-    chat_suite::python_server_keeps_the_same_rules(python_server(&["--max-clients", "2"])?)
-}
-
-#[test]
-fn interop_python_server_outlives_a_stuck_client_too() -> Result<()> {
-    if !PYTHON3.is_here()? {
-        return Ok(());
-    }
-    chat_suite::room_outlives_a_stuck_client(python_server(&[])?)
-}
-
-#[test]
-fn interop_python_server_hangs_up_when_a_line_waits_too_long() -> Result<()> {
-    if !PYTHON3.is_here()? {
-        return Ok(());
-    }
-    chat_suite::member_for_whom_a_line_waits_too_long_is_hung_up(|| python_server(&[]))
-}
-
-#[cfg(unix)]
-#[test]
-fn interop_python_server_says_goodbye_on_ctrl_c() -> Result<()> {
-    if !PYTHON3.is_here()? {
-        return Ok(());
-    }
-    chat_suite::python_server_says_goodbye_on_ctrl_c(python_server(&[])?)
-}
+course_tests::chat_twin_tests!(LESSON);
 
 // ---------------------------------------------------------------- the book's output
 //
@@ -859,12 +787,9 @@ fn exercise1_bot_answers_chat_lines_in_capitals() -> Result<()> {
     done.assert_no_panic()
 }
 
-#[test]
-fn exercise1_bot_refuses_an_endless_line_from_the_server() -> Result<()> {
-    chat_suite::client_refuses_an_endless_line_from_the_server(EXERCISE)
-}
-
-#[test]
-fn exercise1_bot_explains_when_no_server_listens() -> Result<()> {
-    contract::client_explains_no_server(EXERCISE, SERVER)
+course_tests::test_table! {
+    exercise1_bot_refuses_an_endless_line_from_the_server:
+        chat_suite::client_refuses_an_endless_line_from_the_server(EXERCISE);
+    exercise1_bot_explains_when_no_server_listens:
+        contract::client_explains_no_server(EXERCISE, SERVER);
 }

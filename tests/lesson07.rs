@@ -43,34 +43,13 @@ fn assert_hung_up(stream: &mut TcpStream) -> Result<()> {
 
 // ---------------------------------------------------------------- the command line
 
-#[test]
-fn server_prints_help() -> Result<()> {
-    contract::help_works(SERVER, DEFAULT_ADDR)
-}
-
-#[test]
-fn client_prints_help() -> Result<()> {
-    contract::help_works(CLIENT, DEFAULT_ADDR)
-}
-
-#[test]
-fn exercise1_prints_help() -> Result<()> {
-    contract::help_works(EXERCISE, DEFAULT_ADDR)
-}
-
-#[test]
-fn server_dies_on_bad_address() -> Result<()> {
-    contract::bad_address_is_refused(SERVER)
-}
-
-#[test]
-fn client_dies_on_bad_address() -> Result<()> {
-    contract::bad_address_is_refused(CLIENT)
-}
-
-#[test]
-fn client_explains_when_no_server_listens() -> Result<()> {
-    contract::client_explains_no_server(CLIENT, SERVER)
+course_tests::test_table! {
+    server_prints_help: contract::help_works(SERVER, DEFAULT_ADDR);
+    client_prints_help: contract::help_works(CLIENT, DEFAULT_ADDR);
+    exercise1_prints_help: contract::help_works(EXERCISE, DEFAULT_ADDR);
+    server_dies_on_bad_address: contract::bad_address_is_refused(SERVER);
+    client_dies_on_bad_address: contract::bad_address_is_refused(CLIENT);
+    client_explains_when_no_server_listens: contract::client_explains_no_server(CLIENT, SERVER);
 }
 
 #[test]
@@ -424,18 +403,6 @@ fn server_answers_a_frame_split_at_every_byte() -> Result<()> {
         let got = reply(&mut caller).with_context(|| format!("split at byte {at}"))?;
         ensure!(got == "SPLIT 你好".as_bytes(), "split at {at}: {got:?}");
     }
-    server.kill()?.assert_no_panic()
-}
-
-#[test]
-fn server_answers_a_frame_sent_one_byte_at_a_time() -> Result<()> {
-    let server = Server::start(SERVER, &[])?;
-    let mut caller = connect(server.addr)?;
-    caller.set_nodelay(true)?;
-    for byte in frame(b"one byte at a time") {
-        caller.write_all(&[byte])?;
-    }
-    ensure!(reply(&mut caller)? == b"ONE BYTE AT A TIME");
     server.kill()?.assert_no_panic()
 }
 

@@ -19,15 +19,17 @@ use std::thread;
 
 use anyhow::{Context, Result, ensure};
 use course_tests::contract;
+use course_tests::headers::{
+    frame_of, get, put_header as put_request, read_json as read_header, send_json as send_header,
+    sha256_hex,
+};
 use course_tests::tools::PYTHON3;
 use course_tests::transcript::Transcript;
 use course_tests::{
-    Rng, Server, TempDir, bin_path, cmd, connect, python, read_exactly, read_to_close,
-    run_with_stdin,
+    Rng, Server, TempDir, bin_path, cmd, connect, python, read_to_close, run_with_stdin,
 };
 use predicates::prelude::*;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 const SERVER: &str = "lesson08-server";
 const CLIENT: &str = "lesson08-client";
@@ -39,41 +41,12 @@ const STEP1_CLIENT: &str = "lesson08-header-client";
 
 // --- helpers: the protocol, spoken by the test itself ------------------------
 
-fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// Starts the server with its files in `dir`.
 fn start(dir: &Path, extra: &[&str]) -> Result<Server> {
     let dir = dir.to_str().context("temp dir is not UTF-8")?;
     let mut args = vec!["--dir", dir];
     args.extend_from_slice(extra);
     Server::start(SERVER, &args)
-}
-
-fn send_header(conn: &mut TcpStream, header: &Value) -> Result<()> {
-    let body = header.to_string().into_bytes();
-    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&body);
-    conn.write_all(&frame).context("sending a header")
-}
-
-fn read_header(conn: &mut TcpStream) -> Result<Value> {
-    let len = read_exactly(conn, 4)?;
-    let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-    ensure!(
-        len <= 64 * 1024,
-        "the server announced a header of {len} bytes"
-    );
-    let body = read_exactly(conn, len)?;
-    serde_json::from_slice(&body).context("the server's header is not JSON")
-}
-
-fn put_request(name: &str, data: &[u8]) -> Value {
-    json!({"cmd": "put", "name": name, "size": data.len(), "sha256": sha256_hex(data)})
 }
 
 /// A whole `put`: the header, the missing bytes, the last answer. Returns the
@@ -94,20 +67,6 @@ fn ensure_stored(answer: &Value, name: &str, data: &[u8]) -> Result<()> {
         json!({"ok": true, "name": name, "size": data.len(), "sha256": sha256_hex(data)});
     ensure!(*answer == expected, "expected {expected}, got {answer}");
     Ok(())
-}
-
-/// A whole `get`: the bytes, checked against the announced size and sha256.
-fn get(conn: &mut TcpStream, name: &str) -> Result<Vec<u8>> {
-    send_header(conn, &json!({"cmd": "get", "name": name}))?;
-    let found = read_header(conn)?;
-    ensure!(found["ok"] == true, "get {name:?}: {found}");
-    let size = found["size"].as_u64().context("no size")? as usize;
-    let data = read_exactly(conn, size)?;
-    ensure!(
-        found["sha256"] == sha256_hex(&data),
-        "get {name:?}: bad sha256"
-    );
-    Ok(data)
 }
 
 /// The answer to a `get` that must be refused.
@@ -159,14 +118,12 @@ fn stderr(output: &Output) -> String {
 
 // --- the command line -------------------------------------------------------
 
-#[test]
-fn server_prints_help() -> Result<()> {
-    contract::help_works(SERVER, DEFAULT_ADDR)
-}
-
-#[test]
-fn client_prints_help() -> Result<()> {
-    contract::help_works(CLIENT, DEFAULT_ADDR)
+course_tests::test_table! {
+    server_prints_help: contract::help_works(SERVER, DEFAULT_ADDR);
+    client_prints_help: contract::help_works(CLIENT, DEFAULT_ADDR);
+    server_dies_on_bad_address: contract::bad_address_is_refused(SERVER);
+    client_dies_on_bad_address: contract::bad_address_is_refused(CLIENT);
+    client_explains_when_no_server_listens: contract::client_explains_no_server(CLIENT, SERVER);
 }
 
 #[test]
@@ -185,24 +142,9 @@ fn server_help_shows_the_folder_and_the_limits() -> Result<()> {
 }
 
 #[test]
-fn server_dies_on_bad_address() -> Result<()> {
-    contract::bad_address_is_refused(SERVER)
-}
-
-#[test]
-fn client_dies_on_bad_address() -> Result<()> {
-    contract::bad_address_is_refused(CLIENT)
-}
-
-#[test]
-fn client_explains_when_no_server_listens() -> Result<()> {
-    contract::client_explains_no_server(CLIENT, SERVER)
-}
-
-#[test]
 fn server_explains_a_folder_it_cannot_use() -> Result<()> {
-    let tmp = TempDir::new("lesson08-badfolder")?;
-    let file = tmp.join("a-file");
+    let tmp = TempDir::with_prefix("lesson08-badfolder-")?;
+    let file = tmp.path().join("a-file");
     fs::write(&file, b"not a folder")?;
     let dir = file.to_str().context("not UTF-8")?;
     cmd(SERVER)?
@@ -222,9 +164,9 @@ fn server_explains_a_folder_it_cannot_use() -> Result<()> {
 
 #[test]
 fn round_trips_empty_small_large_and_chinese_named_files() -> Result<()> {
-    let tmp = TempDir::new("lesson08-roundtrip")?;
-    let store = tmp.join("store");
-    let mine = tmp.join("mine");
+    let tmp = TempDir::with_prefix("lesson08-roundtrip-")?;
+    let store = tmp.path().join("store");
+    let mine = tmp.path().join("mine");
     fs::create_dir_all(mine.join("back"))?;
     let large = Rng::new(8).bytes(20 * 1024 * 1024 + 17);
     let files: [(&str, Vec<u8>); 4] = [
@@ -285,7 +227,7 @@ fn round_trips_empty_small_large_and_chinese_named_files() -> Result<()> {
 
 #[test]
 fn replaces_a_file_uploaded_again_under_the_same_name() -> Result<()> {
-    let tmp = TempDir::new("lesson08-replace")?;
+    let tmp = TempDir::with_prefix("lesson08-replace-")?;
     let server = start(tmp.path(), &[])?;
     let mut conn = connect(server.addr)?;
     ensure_stored(&put(&mut conn, "note.txt", b"first")?, "note.txt", b"first")?;
@@ -346,8 +288,8 @@ fn bad_names() -> Vec<String> {
 
 #[test]
 fn refuses_every_name_that_is_not_a_plain_file_name() -> Result<()> {
-    let tmp = TempDir::new("lesson08-names")?;
-    let store = tmp.join("store");
+    let tmp = TempDir::with_prefix("lesson08-names-")?;
+    let store = tmp.path().join("store");
     let mut server = start(&store, &[])?;
     let mut conn = connect(server.addr)?;
     for name in bad_names() {
@@ -385,10 +327,10 @@ fn refuses_every_name_that_is_not_a_plain_file_name() -> Result<()> {
 #[cfg(unix)]
 #[test]
 fn does_not_follow_a_symlink_out_of_its_folder() -> Result<()> {
-    let tmp = TempDir::new("lesson08-symlink")?;
-    let store = tmp.join("store");
+    let tmp = TempDir::with_prefix("lesson08-symlink-")?;
+    let store = tmp.path().join("store");
     fs::create_dir_all(&store)?;
-    let secret = tmp.join("secret.txt");
+    let secret = tmp.path().join("secret.txt");
     fs::write(&secret, b"the password")?;
     std::os::unix::fs::symlink(&secret, store.join("leak"))?;
     std::os::unix::fs::symlink(tmp.path(), store.join("outside"))?;
@@ -418,7 +360,7 @@ fn does_not_follow_a_symlink_out_of_its_folder() -> Result<()> {
 
 #[test]
 fn stores_nothing_when_the_checksum_does_not_match() -> Result<()> {
-    let tmp = TempDir::new("lesson08-checksum")?;
+    let tmp = TempDir::with_prefix("lesson08-checksum-")?;
     let mut server = start(tmp.path(), &[])?;
     let mut conn = connect(server.addr)?;
     ensure_stored(
@@ -448,7 +390,7 @@ fn stores_nothing_when_the_checksum_does_not_match() -> Result<()> {
     // The old file is untouched, and no partial is kept to resume from.
     ensure!(get(&mut conn, "keep.txt")? == b"old and good");
     ensure!(listed(&mut conn)? == ["keep.txt"]);
-    ensure!(names_in(&tmp.join(".partial"))?.is_empty());
+    ensure!(names_in(&tmp.path().join(".partial"))?.is_empty());
     // A new file with a wrong checksum leaves no name at all.
     header["name"] = json!("fresh.txt");
     send_header(&mut conn, &header)?;
@@ -461,9 +403,9 @@ fn stores_nothing_when_the_checksum_does_not_match() -> Result<()> {
 
 #[test]
 fn a_cut_off_upload_is_invisible_and_then_resumes() -> Result<()> {
-    let tmp = TempDir::new("lesson08-resume")?;
-    let store = tmp.join("store");
-    let mine = tmp.join("mine");
+    let tmp = TempDir::with_prefix("lesson08-resume-")?;
+    let store = tmp.path().join("store");
+    let mine = tmp.path().join("mine");
     fs::create_dir_all(&mine)?;
     let data = Rng::new(80).bytes(3 * 1024 * 1024);
     fs::write(mine.join("big.bin"), &data)?;
@@ -505,7 +447,7 @@ fn a_cut_off_upload_is_invisible_and_then_resumes() -> Result<()> {
 
 #[test]
 fn a_different_file_under_the_same_name_does_not_resume_a_partial() -> Result<()> {
-    let tmp = TempDir::new("lesson08-noresume")?;
+    let tmp = TempDir::with_prefix("lesson08-noresume-")?;
     let mut server = start(tmp.path(), &[])?;
     let (old, new) = (Rng::new(1).bytes(100_000), Rng::new(2).bytes(100_000));
     {
@@ -525,9 +467,9 @@ fn a_different_file_under_the_same_name_does_not_resume_a_partial() -> Result<()
 
 #[test]
 fn client_resumes_a_cut_off_download_and_discards_a_bad_one() -> Result<()> {
-    let tmp = TempDir::new("lesson08-getresume")?;
-    let store = tmp.join("store");
-    let mine = tmp.join("mine");
+    let tmp = TempDir::with_prefix("lesson08-getresume-")?;
+    let store = tmp.path().join("store");
+    let mine = tmp.path().join("mine");
     fs::create_dir_all(&mine)?;
     let data = Rng::new(81).bytes(1024 * 1024);
     let mut server = start(&store, &[])?;
@@ -566,9 +508,9 @@ fn client_resumes_a_cut_off_download_and_discards_a_bad_one() -> Result<()> {
 
 #[test]
 fn a_failed_get_leaves_no_file_behind() -> Result<()> {
-    let tmp = TempDir::new("lesson08-failedget")?;
-    let store = tmp.join("store");
-    let mine = tmp.join("mine");
+    let tmp = TempDir::with_prefix("lesson08-failedget-")?;
+    let store = tmp.path().join("store");
+    let mine = tmp.path().join("mine");
     fs::create_dir_all(&mine)?;
     let server = start(&store, &[])?;
     let output = client_in(
@@ -584,7 +526,7 @@ fn a_failed_get_leaves_no_file_behind() -> Result<()> {
 #[cfg(unix)]
 #[test]
 fn acknowledged_files_survive_kill_9_in_the_middle_of_an_upload() -> Result<()> {
-    let tmp = TempDir::new("lesson08-kill9")?;
+    let tmp = TempDir::with_prefix("lesson08-kill9-")?;
     let mut server = start(tmp.path(), &[])?;
     let files: Vec<(String, Vec<u8>)> = (0..5)
         .map(|i| {
@@ -620,7 +562,10 @@ fn acknowledged_files_survive_kill_9_in_the_middle_of_an_upload() -> Result<()> 
     ensure!(listed(&mut conn)? == names, "{:?}", listed(&mut conn)?);
     for (name, data) in &files {
         ensure!(get(&mut conn, name)? == *data, "{name} changed");
-        ensure!(fs::read(tmp.join(name))? == *data, "{name} on disk changed");
+        ensure!(
+            fs::read(tmp.path().join(name))? == *data,
+            "{name} on disk changed"
+        );
     }
     get_refused(&mut conn, "big.bin")?;
     // The interrupted upload resumes from what reached the disk.
@@ -637,7 +582,7 @@ fn acknowledged_files_survive_kill_9_in_the_middle_of_an_upload() -> Result<()> 
 
 #[test]
 fn two_uploads_of_the_same_name_at_once_each_land_whole() -> Result<()> {
-    let tmp = TempDir::new("lesson08-concurrent")?;
+    let tmp = TempDir::with_prefix("lesson08-concurrent-")?;
     let server = start(tmp.path(), &[])?;
     let a = Rng::new(10).bytes(2 * 1024 * 1024);
     let b = Rng::new(11).bytes(3 * 1024 * 1024 + 5);
@@ -666,13 +611,13 @@ fn two_uploads_of_the_same_name_at_once_each_land_whole() -> Result<()> {
         "a mix of two uploads: {} bytes",
         got.len()
     );
-    ensure!(names_in(&tmp.join(".partial"))?.is_empty());
+    ensure!(names_in(&tmp.path().join(".partial"))?.is_empty());
     server.kill()?.assert_no_panic()
 }
 
 #[test]
 fn a_second_upload_of_the_same_file_waits_for_the_first() -> Result<()> {
-    let tmp = TempDir::new("lesson08-busy")?;
+    let tmp = TempDir::with_prefix("lesson08-busy-")?;
     let server = start(tmp.path(), &[])?;
     let data = Rng::new(12).bytes(1024 * 1024);
     let mut first = connect(server.addr)?;
@@ -699,7 +644,7 @@ fn a_second_upload_of_the_same_file_waits_for_the_first() -> Result<()> {
 
 #[test]
 fn serves_many_clients_at_once() -> Result<()> {
-    let tmp = TempDir::new("lesson08-many")?;
+    let tmp = TempDir::with_prefix("lesson08-many-")?;
     let server = start(tmp.path(), &[])?;
     let addr = server.addr;
     let workers: Vec<_> = (0..8)
@@ -726,7 +671,7 @@ fn serves_many_clients_at_once() -> Result<()> {
 // --- limits and hostile headers ------------------------------------------------------------
 #[test]
 fn turns_away_the_caller_past_max_clients_with_one_refusal() -> Result<()> {
-    let tmp = TempDir::new("lesson08-maxclients")?;
+    let tmp = TempDir::with_prefix("lesson08-maxclients-")?;
     let mut server = start(tmp.path(), &["--max-clients", "2"])?;
     let mut first = connect(server.addr)?;
     let mut second = connect(server.addr)?;
@@ -752,7 +697,7 @@ fn turns_away_the_caller_past_max_clients_with_one_refusal() -> Result<()> {
     let mut next = connect(server.addr)?;
     ensure!(listed(&mut next)?.is_empty());
     // The lesson's client prints the refusal as one error line.
-    let mine = tmp.join("mine");
+    let mine = tmp.path().join("mine");
     fs::create_dir_all(&mine)?;
     let output = client_in(&mine, &server, "list\n")?;
     ensure!(
@@ -768,7 +713,7 @@ fn turns_away_the_caller_past_max_clients_with_one_refusal() -> Result<()> {
 
 #[test]
 fn refuses_uploads_over_the_size_limit_and_the_quota_before_the_body() -> Result<()> {
-    let tmp = TempDir::new("lesson08-limits")?;
+    let tmp = TempDir::with_prefix("lesson08-limits-")?;
     let server = start(tmp.path(), &["--max-size", "1000", "--quota", "2500"])?;
     let mut conn = connect(server.addr)?;
     send_header(&mut conn, &put_request("big", &[0; 1001]))?;
@@ -803,7 +748,7 @@ fn refuses_uploads_over_the_size_limit_and_the_quota_before_the_body() -> Result
 
 #[test]
 fn answers_bad_headers_and_keeps_the_connection() -> Result<()> {
-    let tmp = TempDir::new("lesson08-badheaders")?;
+    let tmp = TempDir::with_prefix("lesson08-badheaders-")?;
     let mut server = start(tmp.path(), &[])?;
     let mut conn = connect(server.addr)?;
     let bad: Vec<Vec<u8>> = vec![
@@ -848,7 +793,7 @@ fn answers_bad_headers_and_keeps_the_connection() -> Result<()> {
 
 #[test]
 fn hangs_up_on_a_header_over_64_kib_and_serves_the_next_client() -> Result<()> {
-    let tmp = TempDir::new("lesson08-bigheader")?;
+    let tmp = TempDir::with_prefix("lesson08-bigheader-")?;
     let mut server = start(tmp.path(), &[])?;
     for announced in [u32::MAX, 64 * 1024 + 1] {
         let mut conn = connect(server.addr)?;
@@ -872,9 +817,9 @@ fn hangs_up_on_a_header_over_64_kib_and_serves_the_next_client() -> Result<()> {
 
 #[test]
 fn client_prints_one_error_line_per_refused_command_and_goes_on() -> Result<()> {
-    let tmp = TempDir::new("lesson08-clienterrors")?;
-    let store = tmp.join("store");
-    let mine = tmp.join("mine");
+    let tmp = TempDir::with_prefix("lesson08-clienterrors-")?;
+    let store = tmp.path().join("store");
+    let mine = tmp.path().join("mine");
     fs::create_dir_all(&mine)?;
     fs::write(mine.join("a.txt"), b"a")?;
     let server = start(&store, &["--max-size", "0"])?;
@@ -912,8 +857,8 @@ fn client_prints_one_error_line_per_refused_command_and_goes_on() -> Result<()> 
 
 #[test]
 fn client_exits_0_when_every_command_succeeded() -> Result<()> {
-    let tmp = TempDir::new("lesson08-clientok")?;
-    let server = start(&tmp.join("store"), &[])?;
+    let tmp = TempDir::with_prefix("lesson08-clientok-")?;
+    let server = start(&tmp.path().join("store"), &[])?;
     let output = client_in(tmp.path(), &server, "list\n\nlist\n")?;
     ensure!(output.status.success(), "{output:?}");
     ensure!(stderr(&output).is_empty());
@@ -923,8 +868,8 @@ fn client_exits_0_when_every_command_succeeded() -> Result<()> {
 
 #[test]
 fn client_reconnects_after_the_server_restarts() -> Result<()> {
-    let tmp = TempDir::new("lesson08-reconnect")?;
-    let store = tmp.join("store");
+    let tmp = TempDir::with_prefix("lesson08-reconnect-")?;
+    let store = tmp.path().join("store");
     let server = start(&store, &[])?;
     let addr = server.addr_arg();
     let mut client = course_tests::Proc::spawn(CLIENT, &[&addr])?;
@@ -970,17 +915,10 @@ fn against_a_server_answering_with(
     Ok(output)
 }
 
-fn frame_of(header: &Value) -> Vec<u8> {
-    let body = header.to_string().into_bytes();
-    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&body);
-    frame
-}
-
 #[test]
 fn client_survives_a_server_that_answers_a_file_shorter_than_its_part() -> Result<()> {
-    let tmp = TempDir::new("lesson08-shortanswer")?;
-    fs::write(tmp.join("dest.part"), vec![b'x'; 1000])?;
+    let tmp = TempDir::with_prefix("lesson08-shortanswer-")?;
+    fs::write(tmp.path().join("dest.part"), vec![b'x'; 1000])?;
     let mut answer = frame_of(&json!({"ok": true, "size": 5, "sha256": sha256_hex(b"hello")}));
     answer.extend_from_slice(b"hello");
     let output = against_a_server_answering(tmp.path(), answer, "get notes.txt dest\n")?;
@@ -1003,7 +941,7 @@ fn client_survives_a_server_that_answers_a_file_shorter_than_its_part() -> Resul
 
 #[test]
 fn client_bounds_every_number_and_text_a_server_sends() -> Result<()> {
-    let tmp = TempDir::new("lesson08-hostileserver")?;
+    let tmp = TempDir::with_prefix("lesson08-hostileserver-")?;
     let huge = json!({"ok": true, "size": u64::MAX, "sha256": "0".repeat(64)});
     let cases: Vec<(Vec<u8>, &str, &str)> = vec![
         // A length of 4 GiB for the header: refused before reading it.
@@ -1069,8 +1007,8 @@ fn interop_python_client_survives_a_server_that_answers_a_file_shorter_than_its_
     if !PYTHON3.is_here()? {
         return Ok(());
     }
-    let tmp = TempDir::new("lesson08-pyshortanswer")?;
-    fs::write(tmp.join("dest.part"), vec![b'x'; 1000])?;
+    let tmp = TempDir::with_prefix("lesson08-pyshortanswer-")?;
+    fs::write(tmp.path().join("dest.part"), vec![b'x'; 1000])?;
     let mut answer = frame_of(&json!({"ok": true, "size": 5, "sha256": sha256_hex(b"hello")}));
     answer.extend_from_slice(b"hello");
     let client = python(LESSON, "client.py");
@@ -1100,9 +1038,9 @@ fn interop_python_client_with_rust_server() -> Result<()> {
     if !PYTHON3.is_here()? {
         return Ok(());
     }
-    let tmp = TempDir::new("lesson08-pyclient")?;
-    let store = tmp.join("store");
-    let mine = tmp.join("mine");
+    let tmp = TempDir::with_prefix("lesson08-pyclient-")?;
+    let store = tmp.path().join("store");
+    let mine = tmp.path().join("mine");
     fs::create_dir_all(&mine)?;
     let data = Rng::new(5).bytes(2 * 1024 * 1024);
     fs::write(mine.join("报告.bin"), &data)?;
@@ -1135,9 +1073,9 @@ fn interop_rust_client_with_python_server() -> Result<()> {
     if !PYTHON3.is_here()? {
         return Ok(());
     }
-    let tmp = TempDir::new("lesson08-pyserver")?;
-    let store = tmp.join("store");
-    let mine = tmp.join("mine");
+    let tmp = TempDir::with_prefix("lesson08-pyserver-")?;
+    let store = tmp.path().join("store");
+    let mine = tmp.path().join("mine");
     fs::create_dir_all(&mine)?;
     let data = Rng::new(6).bytes(2 * 1024 * 1024);
     fs::write(mine.join("报告.bin"), &data)?;
@@ -1227,7 +1165,7 @@ fn interop_a_plain_python_client_written_the_tutorials_way() -> Result<()> {
     if !PYTHON3.is_here()? {
         return Ok(());
     }
-    let tmp = TempDir::new("lesson08-plainpy")?;
+    let tmp = TempDir::with_prefix("lesson08-plainpy-")?;
     let server = start(tmp.path(), &[])?;
     let mut command = Command::new(course_tests::PYTHON);
     command
@@ -1252,8 +1190,8 @@ fn interop_python_server_refuses_what_the_rust_server_refuses() -> Result<()> {
     if !PYTHON3.is_here()? {
         return Ok(());
     }
-    let tmp = TempDir::new("lesson08-pynames")?;
-    let store = tmp.join("store");
+    let tmp = TempDir::with_prefix("lesson08-pynames-")?;
+    let store = tmp.path().join("store");
     let mut command = python(LESSON, "server.py");
     command.arg("127.0.0.1:0").arg("--dir").arg(&store);
     let server = Server::start_command(command)?;
@@ -1303,7 +1241,7 @@ fn piped(input: &str, client: &str) -> String {
 /// the same name and a name that climbs out, both refused.
 #[test]
 fn book_output_of_step_1() -> Result<()> {
-    let tmp = TempDir::new("lesson08-book-step1")?;
+    let tmp = TempDir::with_prefix("lesson08-book-step1-")?;
     let mine = readers_folder(&tmp)?;
     let mut server = start_named_in(STEP1_SERVER, &mine)?;
     let addr = server.addr;
@@ -1329,7 +1267,7 @@ fn book_output_of_step_1() -> Result<()> {
 
 #[test]
 fn book_output_of_a_session() -> Result<()> {
-    let tmp = TempDir::new("lesson08-book")?;
+    let tmp = TempDir::with_prefix("lesson08-book-")?;
     let mine = readers_folder(&tmp)?;
     let mut server = start_in(&mine)?;
     let addr = server.addr;
@@ -1358,7 +1296,7 @@ fn book_output_of_a_session() -> Result<()> {
 /// The store already holds the session's two files.
 #[test]
 fn book_output_of_a_resumed_upload() -> Result<()> {
-    let tmp = TempDir::new("lesson08-bookresume")?;
+    let tmp = TempDir::with_prefix("lesson08-bookresume-")?;
     let mine = readers_folder(&tmp)?;
     let big = vec![0u8; 64 * 1024 * 1024];
     fs::write(mine.join("big.bin"), &big)?;
@@ -1406,21 +1344,21 @@ fn book_output_of_a_resumed_upload() -> Result<()> {
 
 #[test]
 fn server_output_names_the_default_folder() -> Result<()> {
-    let tmp = TempDir::new("lesson08-default")?;
+    let tmp = TempDir::with_prefix("lesson08-default-")?;
     let mut server = start_in(tmp.path())?;
     let second = server.wait_for("keeping files in")?;
     ensure!(
         second == "keeping files in lesson08-files (removed 0 partial uploads older than a day)",
         "{second}"
     );
-    ensure!(tmp.join("lesson08-files/.partial").is_dir());
+    ensure!(tmp.path().join("lesson08-files/.partial").is_dir());
     server.kill()?.assert_no_panic()
 }
 
 #[test]
 fn removes_partial_uploads_older_than_a_day_at_start_up() -> Result<()> {
-    let tmp = TempDir::new("lesson08-oldpartials")?;
-    let partials = tmp.join(".partial");
+    let tmp = TempDir::with_prefix("lesson08-oldpartials-")?;
+    let partials = tmp.path().join(".partial");
     fs::create_dir_all(&partials)?;
     let old = partials.join("old");
     let young = partials.join("young");
@@ -1441,30 +1379,22 @@ fn removes_partial_uploads_older_than_a_day_at_start_up() -> Result<()> {
 
 const EXERCISE1: &str = "lesson08-exercise1";
 
-#[test]
-fn exercise1_prints_help() -> Result<()> {
-    contract::help_works(EXERCISE1, DEFAULT_ADDR)
-}
-
-#[test]
-fn exercise1_dies_on_bad_address() -> Result<()> {
-    contract::bad_address_is_refused(EXERCISE1)
-}
-
-#[test]
-fn exercise1_explains_when_no_server_listens() -> Result<()> {
-    contract::client_explains_no_server(EXERCISE1, SERVER)
+course_tests::test_table! {
+    exercise1_prints_help: contract::help_works(EXERCISE1, DEFAULT_ADDR);
+    exercise1_dies_on_bad_address: contract::bad_address_is_refused(EXERCISE1);
+    exercise1_explains_when_no_server_listens:
+        contract::client_explains_no_server(EXERCISE1, SERVER);
 }
 
 #[test]
 fn exercise1_tells_same_differs_and_missing_apart() -> Result<()> {
-    let tmp = TempDir::new("lesson08-exercise1")?;
-    let mine = tmp.join("mine");
+    let tmp = TempDir::with_prefix("lesson08-exercise1-")?;
+    let mine = tmp.path().join("mine");
     fs::create_dir_all(&mine)?;
     fs::write(mine.join("same.txt"), b"identical")?;
     fs::write(mine.join("报告.txt"), b"my version")?;
     fs::write(mine.join("new.txt"), b"only here")?;
-    let mut server = start(&tmp.join("store"), &[])?;
+    let mut server = start(&tmp.path().join("store"), &[])?;
     let mut conn = connect(server.addr)?;
     ensure_stored(
         &put(&mut conn, "same.txt", b"identical")?,
@@ -1498,7 +1428,7 @@ fn exercise1_tells_same_differs_and_missing_apart() -> Result<()> {
     );
     ensure!(!log.iter().any(|line| line.contains(" gets ")), "{log:?}");
     let mut check = Command::new(bin_path(EXERCISE1)?);
-    let server = start(&tmp.join("store"), &[])?;
+    let server = start(&tmp.path().join("store"), &[])?;
     check.arg(server.addr_arg()).current_dir(&mine);
     let output = run_with_stdin(check, "same.txt\n")?;
     ensure!(output.status.success(), "{output:?}");
@@ -1507,11 +1437,11 @@ fn exercise1_tells_same_differs_and_missing_apart() -> Result<()> {
 
 #[test]
 fn exercise1_reports_every_path_it_cannot_read_and_goes_on() -> Result<()> {
-    let tmp = TempDir::new("lesson08-exercise1-missing")?;
-    let mine = tmp.join("mine");
+    let tmp = TempDir::with_prefix("lesson08-exercise1-missing-")?;
+    let mine = tmp.path().join("mine");
     fs::create_dir_all(&mine)?;
     fs::write(mine.join("here.txt"), b"here")?;
-    let server = start(&tmp.join("store"), &[])?;
+    let server = start(&tmp.path().join("store"), &[])?;
     let mut check = Command::new(bin_path(EXERCISE1)?);
     check.arg(server.addr_arg()).current_dir(&mine);
     let output = run_with_stdin(check, "gone.txt\nhere.txt\nalso-gone.txt\n")?;
@@ -1553,14 +1483,16 @@ fn naive_server_receives_a_file_from_the_naive_client() -> Result<()> {
     if !PYTHON3.is_here()? {
         return Ok(());
     }
-    let tmp = TempDir::new("lesson08-naive")?;
-    let served = tmp.join("served");
+    let tmp = TempDir::with_prefix("lesson08-naive-")?;
+    let served = tmp.path().join("served");
     fs::create_dir_all(&served)?;
     let data = Rng::new(7).bytes(300_000);
-    fs::write(tmp.join("photo.jpg"), &data)?;
+    fs::write(tmp.path().join("photo.jpg"), &data)?;
     let mut server = naive_server(&served)?;
     let mut client = python(LESSON, "naive_client.py");
-    client.arg(tmp.join("photo.jpg")).arg(server.addr_arg());
+    client
+        .arg(tmp.path().join("photo.jpg"))
+        .arg(server.addr_arg());
     ensure!(run_with_stdin(client, "")?.status.success());
     server.wait_for("saved photo.jpg 300000 bytes")?;
     ensure!(fs::read(served.join("photo.jpg"))? == data);
@@ -1572,14 +1504,14 @@ fn naive_server_stores_a_cut_off_upload_as_if_it_were_whole() -> Result<()> {
     if !PYTHON3.is_here()? {
         return Ok(());
     }
-    let tmp = TempDir::new("lesson08-naivecut")?;
+    let tmp = TempDir::with_prefix("lesson08-naivecut-")?;
     let mut server = naive_server(tmp.path())?;
     let mut conn = connect(server.addr)?;
     conn.write_all(b"photo.jpg\n")?;
     conn.write_all(&[7; 1000])?; // of a file of a million bytes
     drop(conn); // the laptop lid closes
     server.wait_for("saved photo.jpg 1000 bytes")?;
-    ensure!(fs::read(tmp.join("photo.jpg"))?.len() == 1000);
+    ensure!(fs::read(tmp.path().join("photo.jpg"))?.len() == 1000);
     Ok(())
 }
 
@@ -1588,15 +1520,15 @@ fn naive_server_writes_wherever_the_name_points() -> Result<()> {
     if !PYTHON3.is_here()? {
         return Ok(());
     }
-    let tmp = TempDir::new("lesson08-naivetraversal")?;
-    let served = tmp.join("served");
+    let tmp = TempDir::with_prefix("lesson08-naivetraversal-")?;
+    let served = tmp.path().join("served");
     fs::create_dir_all(&served)?;
     let mut server = naive_server(&served)?;
     let mut conn = connect(server.addr)?;
     conn.write_all(b"../escaped.txt\nnot where it belongs")?;
     drop(conn);
     server.wait_for("saved ../escaped.txt")?;
-    ensure!(fs::read(tmp.join("escaped.txt"))? == b"not where it belongs");
+    ensure!(fs::read(tmp.path().join("escaped.txt"))? == b"not where it belongs");
     Ok(())
 }
 
@@ -1604,7 +1536,7 @@ fn naive_server_writes_wherever_the_name_points() -> Result<()> {
 fn a_size_near_2_64_does_not_overflow_the_quota() -> Result<()> {
     // No size limit, and a quota one byte under 2^64: adding the 3 bytes
     // already stored to a size of 2^64 - 1 must not wrap around to "fits".
-    let tmp = TempDir::new("lesson08-huge")?;
+    let tmp = TempDir::with_prefix("lesson08-huge-")?;
     let most = u64::MAX.to_string();
     let quota = (u64::MAX - 1).to_string();
     let mut server = start(tmp.path(), &["--max-size", &most, "--quota", &quota])?;
@@ -1620,7 +1552,7 @@ fn a_size_near_2_64_does_not_overflow_the_quota() -> Result<()> {
 
 #[test]
 fn an_upload_that_cannot_open_its_partial_does_not_lock_the_file() -> Result<()> {
-    let tmp = TempDir::new("lesson08-lockleak")?;
+    let tmp = TempDir::with_prefix("lesson08-lockleak-")?;
     let server = start(tmp.path(), &[])?;
     let data = b"locked out?";
     // The partial's name, as the chapter gives it: SHA256-SIZE-NAMEHASH.
@@ -1630,7 +1562,7 @@ fn an_upload_that_cannot_open_its_partial_does_not_lock_the_file() -> Result<()>
         data.len(),
         &sha256_hex(b"f.txt")[..16]
     );
-    let blocker = tmp.join(".partial").join(key);
+    let blocker = tmp.path().join(".partial").join(key);
     fs::create_dir_all(&blocker)?; // a folder where the partial file should go
     let mut conn = connect(server.addr)?;
     send_header(&mut conn, &put_request("f.txt", data))?;
@@ -1685,7 +1617,7 @@ fn put_step1(conn: &mut TcpStream, name: &str, data: &[u8]) -> Result<Value> {
 
 /// The files a step-1 reader has: a small text and a photo of 5 MiB.
 fn step1_folder(tmp: &TempDir) -> Result<std::path::PathBuf> {
-    let mine = tmp.join("mine");
+    let mine = tmp.path().join("mine");
     fs::create_dir_all(&mine)?;
     fs::write(mine.join("报告.txt"), "第一季度报告: 一切正常.\n")?;
     fs::write(
@@ -1705,9 +1637,9 @@ fn header_server_and_client_put_list_and_get_files_whole() -> Result<()> {
         pairs.push((None, Some("header_client.py")));
     }
     for (python_server, python_client) in pairs {
-        let tmp = TempDir::new("lesson08-step1")?;
+        let tmp = TempDir::with_prefix("lesson08-step1-")?;
         let mine = step1_folder(&tmp)?;
-        let store = tmp.join("store");
+        let store = tmp.path().join("store");
         let mut server = match python_server {
             None => start_step1(&store)?,
             Some(file) => {
@@ -1749,7 +1681,7 @@ fn header_server_and_client_put_list_and_get_files_whole() -> Result<()> {
 
 #[test]
 fn header_server_never_replaces_a_stored_file() -> Result<()> {
-    let tmp = TempDir::new("lesson08-step1-replace")?;
+    let tmp = TempDir::with_prefix("lesson08-step1-replace-")?;
     let mut server = start_step1(tmp.path())?;
     let mut conn = connect(server.addr)?;
     ensure_stored(&put_step1(&mut conn, "a.txt", b"first")?, "a.txt", b"first")?;
@@ -1766,7 +1698,7 @@ fn header_server_never_replaces_a_stored_file() -> Result<()> {
 #[test]
 fn header_server_stores_nothing_when_the_checksum_does_not_match_or_the_upload_is_cut_off()
 -> Result<()> {
-    let tmp = TempDir::new("lesson08-step1-bad")?;
+    let tmp = TempDir::with_prefix("lesson08-step1-bad-")?;
     let mut server = start_step1(tmp.path())?;
     let mut conn = connect(server.addr)?;
     let mut header = put_request("bad.txt", b"the bytes");
@@ -1799,8 +1731,8 @@ fn header_server_stores_nothing_when_the_checksum_does_not_match_or_the_upload_i
 
 #[test]
 fn header_server_refuses_every_name_that_is_not_a_plain_file_name() -> Result<()> {
-    let tmp = TempDir::new("lesson08-step1-names")?;
-    let store = tmp.join("store");
+    let tmp = TempDir::with_prefix("lesson08-step1-names-")?;
+    let store = tmp.path().join("store");
     let server = start_step1(&store)?;
     let mut conn = connect(server.addr)?;
     for name in bad_names() {
@@ -1818,8 +1750,8 @@ fn interop_python_header_server_refuses_what_the_rust_one_refuses() -> Result<()
     if !PYTHON3.is_here()? {
         return Ok(());
     }
-    let tmp = TempDir::new("lesson08-step1-pynames")?;
-    let store = tmp.join("store");
+    let tmp = TempDir::with_prefix("lesson08-step1-pynames-")?;
+    let store = tmp.path().join("store");
     let mut command = python(LESSON, "header_server.py");
     command.arg("127.0.0.1:0").arg("--dir").arg(&store);
     let server = Server::start_command(command)?;
@@ -1839,7 +1771,7 @@ fn interop_python_header_server_refuses_what_the_rust_one_refuses() -> Result<()
 #[cfg(unix)]
 #[test]
 fn header_server_shows_half_a_file_while_it_arrives_and_keeps_it_after_kill_9() -> Result<()> {
-    let tmp = TempDir::new("lesson08-step1-half")?;
+    let tmp = TempDir::with_prefix("lesson08-step1-half-")?;
     let mut server = start_step1(tmp.path())?;
     let data = Rng::new(4).bytes(1_000_000);
     let mut upload = connect(server.addr)?;
@@ -1850,7 +1782,7 @@ fn header_server_shows_half_a_file_while_it_arrives_and_keeps_it_after_kill_9() 
     // Wait until the bytes sent are in the file (there is no event for it:
     // the file's length, polled under a deadline).
     let deadline = std::time::Instant::now() + course_tests::TIMEOUT;
-    while fs::metadata(tmp.join("photo.jpg"))?.len() < 400_000 {
+    while fs::metadata(tmp.path().join("photo.jpg"))?.len() < 400_000 {
         ensure!(
             std::time::Instant::now() < deadline,
             "the bytes never reached the file"
@@ -1874,9 +1806,9 @@ fn header_server_shows_half_a_file_while_it_arrives_and_keeps_it_after_kill_9() 
 
 #[test]
 fn header_client_never_downloads_over_a_file_and_leaves_nothing_when_a_get_fails() -> Result<()> {
-    let tmp = TempDir::new("lesson08-step1-client")?;
+    let tmp = TempDir::with_prefix("lesson08-step1-client-")?;
     let mine = step1_folder(&tmp)?;
-    let server = start_step1(&tmp.join("store"))?;
+    let server = start_step1(&tmp.path().join("store"))?;
     let client = || -> Result<Command> { Ok(Command::new(bin_path(STEP1_CLIENT)?)) };
     let output = run_in(
         client()?,

@@ -130,59 +130,30 @@ fn expect(answer: &Answer, status: u16) -> Result<()> {
 /// link inside it pointing out. The whole root is removed when the
 /// returned `TempDir` is dropped, whether the test passes or not.
 fn site(name: &str) -> Result<(TempDir, PathBuf)> {
-    let root = TempDir::new(&format!("lesson09-{name}"))?;
-    let dir = root.join("site");
+    let root = TempDir::with_prefix(format!("lesson09-{name}-"))?;
+    let dir = root.path().join("site");
     std::fs::create_dir_all(dir.join("sub"))?;
     std::fs::write(dir.join("hello.txt"), "hello, 你好\n")?;
     std::fs::write(dir.join("index.html"), "<h1>hi</h1>\n")?;
     std::fs::write(dir.join("sub").join("style.css"), "h1 { color: red }\n")?;
     std::fs::write(dir.join("报告.txt"), "report\n")?;
-    std::fs::write(root.join("secret.txt"), "the secret\n")?;
+    std::fs::write(root.path().join("secret.txt"), "the secret\n")?;
     #[cfg(unix)]
-    std::os::unix::fs::symlink(root.join("secret.txt"), dir.join("link.txt"))?;
+    std::os::unix::fs::symlink(root.path().join("secret.txt"), dir.join("link.txt"))?;
     Ok((root, dir))
 }
 
 // ---------------------------------------------------------------- the command line
 
-#[test]
-fn server_prints_help() -> Result<()> {
-    contract::help_works(SERVER, DEFAULT_ADDR)
-}
-
-#[test]
-fn client_prints_help() -> Result<()> {
-    contract::help_works(CLIENT, DEFAULT_ADDR)
-}
-
-#[test]
-fn exercise1_prints_help() -> Result<()> {
-    contract::help_works(EXERCISE, DEFAULT_ADDR)
-}
-
-#[test]
-fn server_dies_on_bad_address() -> Result<()> {
-    contract::bad_address_is_refused(SERVER)
-}
-
-#[test]
-fn client_dies_on_bad_address() -> Result<()> {
-    contract::bad_address_is_refused(CLIENT)
-}
-
-#[test]
-fn client_explains_when_no_server_listens() -> Result<()> {
-    contract::client_explains_no_server(CLIENT, SERVER)
-}
-
-#[test]
-fn seed_server_prints_help() -> Result<()> {
-    contract::help_works(SEED, DEFAULT_ADDR)
-}
-
-#[test]
-fn seed_server_dies_on_bad_address() -> Result<()> {
-    contract::bad_address_is_refused(SEED)
+course_tests::test_table! {
+    server_prints_help: contract::help_works(SERVER, DEFAULT_ADDR);
+    client_prints_help: contract::help_works(CLIENT, DEFAULT_ADDR);
+    exercise1_prints_help: contract::help_works(EXERCISE, DEFAULT_ADDR);
+    server_dies_on_bad_address: contract::bad_address_is_refused(SERVER);
+    client_dies_on_bad_address: contract::bad_address_is_refused(CLIENT);
+    client_explains_when_no_server_listens: contract::client_explains_no_server(CLIENT, SERVER);
+    seed_server_prints_help: contract::help_works(SEED, DEFAULT_ADDR);
+    seed_server_dies_on_bad_address: contract::bad_address_is_refused(SEED);
 }
 
 #[test]
@@ -1278,8 +1249,8 @@ fn book_output_of_python_and_the_seed() -> Result<()> {
 #[cfg(target_os = "linux")]
 #[test]
 fn book_output_of_a_folder() -> Result<()> {
-    let root = TempDir::new("lesson09-book-site")?;
-    std::fs::write(root.join("hello.html"), "<h1>hello, 你好</h1>\n")?;
+    let root = TempDir::with_prefix("lesson09-book-site-")?;
+    std::fs::write(root.path().join("hello.html"), "<h1>hello, 你好</h1>\n")?;
     let server = Server::start(SERVER, &["--dir", root.path().to_str().context("path")?])?;
     let out = cmd(CLIENT)?
         .arg(server.addr_arg())

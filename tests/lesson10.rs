@@ -31,36 +31,16 @@ const DEFAULT_ADDR: &str = "127.0.0.1:9010";
 
 // ---------------------------------------------------------------- the command line
 
-#[test]
-fn server_prints_help() -> Result<()> {
-    contract::help_works(SERVER, DEFAULT_ADDR)?;
-    cmd(SERVER)?
-        .arg("--help")
-        .assert()
-        .stdout(predicate::str::contains("--max-clients"));
-    Ok(())
-}
-
-#[test]
-fn client_prints_help() -> Result<()> {
-    contract::help_works(CLIENT, DEFAULT_ADDR)?;
-    cmd(CLIENT)?
-        .arg("--help")
-        .assert()
-        .stdout(predicate::str::contains(
-            "lesson 06's chat client, pointed at lesson 10's port",
-        ));
-    Ok(())
-}
-
-#[test]
-fn server_dies_on_bad_address() -> Result<()> {
-    contract::bad_address_is_refused(SERVER)
-}
-
-#[test]
-fn client_dies_on_bad_address() -> Result<()> {
-    contract::bad_address_is_refused(CLIENT)
+course_tests::test_table! {
+    server_prints_help: contract::help_shows(SERVER, DEFAULT_ADDR, &["--max-clients"]);
+    client_prints_help: contract::help_shows(
+        CLIENT,
+        DEFAULT_ADDR,
+        &["lesson 06's chat client, pointed at lesson 10's port"],
+    );
+    server_dies_on_bad_address: contract::bad_address_is_refused(SERVER);
+    client_dies_on_bad_address: contract::bad_address_is_refused(CLIENT);
+    client_explains_when_no_server_listens: contract::client_explains_no_server(CLIENT, SERVER);
 }
 
 #[test]
@@ -77,11 +57,6 @@ fn server_dies_on_bad_arguments() -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn client_explains_when_no_server_listens() -> Result<()> {
-    contract::client_explains_no_server(CLIENT, SERVER)
-}
-
 // ---------------------------------------------------------------- the chat protocol
 //
 // Lesson 06's suite, run against lesson10-server.
@@ -91,9 +66,7 @@ course_tests::chat_suite_tests!(SERVER);
 course_tests::test_table! {
     a_flood_from_one_member_neither_cuts_off_nor_drowns_the_others:
         chat_suite::a_flood_from_one_member_neither_cuts_off_nor_drowns_the_others(SERVER);
-}
 
-course_tests::test_table! {
     client_sends_piped_lines_and_exits_at_end_of_input:
         chat_suite::client_sends_piped_lines_and_exits_at_end_of_input(SERVER);
     client_reports_when_the_server_goes_away:
@@ -177,13 +150,6 @@ fn lets_a_waiting_caller_in_when_a_member_leaves_after_running_out_of_files() ->
 
 // ---------------------------------------------------------------- interop
 
-/// The Python twin server, started on port 0 with `extra` arguments.
-fn python_server(extra: &[&str]) -> Result<Server> {
-    let mut twin = python(LESSON, "server.py");
-    twin.arg("127.0.0.1:0").args(extra);
-    Server::start_command(twin)
-}
-
 #[test]
 fn interop_lesson06_python_client_with_rust_server() -> Result<()> {
     if !PYTHON3.is_here()? {
@@ -207,7 +173,7 @@ fn interop_rust_client_with_python_server() -> Result<()> {
     if !PYTHON3.is_here()? {
         return Ok(());
     }
-    let mut server = python_server(&[])?;
+    let mut server = chat_suite::python_server(LESSON, &[])?;
     let mut alice = Chatter::named(server.addr, "alice")?;
     cmd(CLIENT)?
         .arg(server.addr_arg())
@@ -222,36 +188,11 @@ fn interop_rust_client_with_python_server() -> Result<()> {
     server.kill()?.assert_no_panic()
 }
 
-#[test]
-fn interop_python_server_keeps_the_same_rules() -> Result<()> {
-    if !PYTHON3.is_here()? {
-        return Ok(());
-    }
-    chat_suite::python_server_keeps_the_same_rules(python_server(&["--max-clients", "2"])?)
-}
+course_tests::chat_twin_tests!(LESSON);
 
-#[test]
-fn interop_python_server_outlives_a_stuck_client_too() -> Result<()> {
-    if !PYTHON3.is_here()? {
-        return Ok(());
-    }
-    chat_suite::room_outlives_a_stuck_client(python_server(&[])?)
-}
-
-#[test]
-fn interop_python_server_is_not_drowned_by_a_flood_either() -> Result<()> {
-    if !PYTHON3.is_here()? {
-        return Ok(());
-    }
-    chat_suite::flood_neither_cuts_off_nor_drowns_the_others(python_server(&[])?)
-}
-
-#[test]
-fn interop_python_server_hangs_up_when_a_line_waits_too_long() -> Result<()> {
-    if !PYTHON3.is_here()? {
-        return Ok(());
-    }
-    chat_suite::member_for_whom_a_line_waits_too_long_is_hung_up(|| python_server(&[]))
+course_tests::test_table! {
+    interop_python_server_is_not_drowned_by_a_flood_either:
+        chat_suite::on_twin(LESSON, &[], chat_suite::flood_neither_cuts_off_nor_drowns_the_others);
 }
 
 /// The twin's `selectors` are level-triggered: a listener with a caller
@@ -267,15 +208,6 @@ fn interop_python_server_lets_a_waiting_caller_in_after_running_out_of_files() -
     let mut twin = chat_suite::with_few_files(16, &twin);
     twin.arg("127.0.0.1:0");
     chat_suite::lets_the_waiting_caller_in_when_a_member_leaves(Server::start_command(twin)?)
-}
-
-#[cfg(unix)]
-#[test]
-fn interop_python_server_says_goodbye_on_ctrl_c() -> Result<()> {
-    if !PYTHON3.is_here()? {
-        return Ok(());
-    }
-    chat_suite::python_server_says_goodbye_on_ctrl_c(python_server(&[])?)
 }
 
 // ---------------------------------------------------------------- the book's output

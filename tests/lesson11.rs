@@ -24,29 +24,12 @@ const DEFAULT_ADDR: &str = "127.0.0.1:9011";
 
 // ---------------------------------------------------------------- the command line
 
-#[test]
-fn server_prints_help() -> Result<()> {
-    contract::help_works(SERVER, DEFAULT_ADDR)?;
-    cmd(SERVER)?
-        .arg("--help")
-        .assert()
-        .stdout(predicate::str::contains("--max-clients"));
-    Ok(())
-}
-
-#[test]
-fn client_prints_help() -> Result<()> {
-    contract::help_works(CLIENT, DEFAULT_ADDR)
-}
-
-#[test]
-fn server_dies_on_bad_address() -> Result<()> {
-    contract::bad_address_is_refused(SERVER)
-}
-
-#[test]
-fn client_dies_on_bad_address() -> Result<()> {
-    contract::bad_address_is_refused(CLIENT)
+course_tests::test_table! {
+    server_prints_help: contract::help_shows(SERVER, DEFAULT_ADDR, &["--max-clients"]);
+    client_prints_help: contract::help_works(CLIENT, DEFAULT_ADDR);
+    server_dies_on_bad_address: contract::bad_address_is_refused(SERVER);
+    client_dies_on_bad_address: contract::bad_address_is_refused(CLIENT);
+    client_explains_when_no_server_listens: contract::client_explains_no_server(CLIENT, SERVER);
 }
 
 #[test]
@@ -59,11 +42,6 @@ fn server_dies_on_bad_arguments() -> Result<()> {
         .stderr(predicate::str::contains("--max-clients"))
         .stderr(predicate::str::contains("panicked").not());
     Ok(())
-}
-
-#[test]
-fn client_explains_when_no_server_listens() -> Result<()> {
-    contract::client_explains_no_server(CLIENT, SERVER)
 }
 
 // ---------------------------------------------------------------- the chat protocol
@@ -122,19 +100,10 @@ fn client_talks_and_listens_in(server_bin: &str) -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn client_talks_and_listens_with_lesson11_server() -> Result<()> {
-    client_talks_and_listens_in(SERVER)
-}
-
-#[test]
-fn client_talks_and_listens_with_lesson10_server() -> Result<()> {
-    client_talks_and_listens_in("lesson10-server")
-}
-
-#[test]
-fn client_talks_and_listens_with_lesson06_server() -> Result<()> {
-    client_talks_and_listens_in("lesson06-server")
+course_tests::test_table! {
+    client_talks_and_listens_with_lesson11_server: client_talks_and_listens_in(SERVER);
+    client_talks_and_listens_with_lesson10_server: client_talks_and_listens_in("lesson10-server");
+    client_talks_and_listens_with_lesson06_server: client_talks_and_listens_in("lesson06-server");
 }
 
 #[test]
@@ -319,12 +288,6 @@ fn serves_every_member_on_the_runtimes_few_threads() -> Result<()> {
 
 // ---------------------------------------------------------------- interop
 
-fn python_server(extra: &[&str]) -> Result<Server> {
-    let mut twin = python(LESSON, "server.py");
-    twin.arg("127.0.0.1:0").args(extra);
-    Server::start_command(twin)
-}
-
 #[test]
 fn interop_python_client_with_rust_server() -> Result<()> {
     if !PYTHON3.is_here()? {
@@ -353,7 +316,7 @@ fn interop_rust_client_with_python_server() -> Result<()> {
     if !PYTHON3.is_here()? {
         return Ok(());
     }
-    let mut server = python_server(&[])?;
+    let mut server = chat_suite::python_server(LESSON, &[])?;
     let mut alice = Chatter::named(server.addr, "alice")?;
     cmd(CLIENT)?
         .arg(server.addr_arg())
@@ -368,45 +331,11 @@ fn interop_rust_client_with_python_server() -> Result<()> {
     server.kill()?.assert_no_panic()
 }
 
-#[test]
-fn interop_python_server_keeps_the_same_rules() -> Result<()> {
-    if !PYTHON3.is_here()? {
-        return Ok(());
-    }
-    chat_suite::python_server_keeps_the_same_rules(python_server(&["--max-clients", "2"])?)
-}
+course_tests::chat_twin_tests!(LESSON);
 
-#[test]
-fn interop_python_server_outlives_a_stuck_client_too() -> Result<()> {
-    if !PYTHON3.is_here()? {
-        return Ok(());
-    }
-    chat_suite::room_outlives_a_stuck_client(python_server(&[])?)
-}
-
-#[test]
-fn interop_python_server_is_not_drowned_by_a_flood_either() -> Result<()> {
-    if !PYTHON3.is_here()? {
-        return Ok(());
-    }
-    chat_suite::flood_neither_cuts_off_nor_drowns_the_others(python_server(&[])?)
-}
-
-#[test]
-fn interop_python_server_hangs_up_when_a_line_waits_too_long() -> Result<()> {
-    if !PYTHON3.is_here()? {
-        return Ok(());
-    }
-    chat_suite::member_for_whom_a_line_waits_too_long_is_hung_up(|| python_server(&[]))
-}
-
-#[cfg(unix)]
-#[test]
-fn interop_python_server_says_goodbye_on_ctrl_c() -> Result<()> {
-    if !PYTHON3.is_here()? {
-        return Ok(());
-    }
-    chat_suite::python_server_says_goodbye_on_ctrl_c(python_server(&[])?)
+course_tests::test_table! {
+    interop_python_server_is_not_drowned_by_a_flood_either:
+        chat_suite::on_twin(LESSON, &[], chat_suite::flood_neither_cuts_off_nor_drowns_the_others);
 }
 
 // ---------------------------------------------------------------- the book's output

@@ -357,8 +357,8 @@ mod unix {
 
     #[test]
     fn unix_server_listens_on_a_socket_file_only_its_owner_may_use() -> Result<()> {
-        let dir = TempDir::new("l12-mode")?;
-        let path = dir.join("lesson12.sock");
+        let dir = TempDir::with_prefix("l12-mode-")?;
+        let path = dir.path().join("lesson12.sock");
         let mut server = UnixServer::start(SERVER, &path, &[])?;
         let meta = std::fs::symlink_metadata(&path)?;
         let mode = meta.permissions().mode() & 0o777;
@@ -378,8 +378,8 @@ mod unix {
     #[cfg(target_os = "linux")]
     #[test]
     fn unix_server_logs_each_callers_process_and_user_id() -> Result<()> {
-        let dir = TempDir::new("l12-cred")?;
-        let path = dir.join("lesson12.sock");
+        let dir = TempDir::with_prefix("l12-cred-")?;
+        let path = dir.path().join("lesson12.sock");
         let mut server = UnixServer::start(SERVER, &path, &[])?;
         let uid = std::fs::metadata(&path)?.uid();
         let mut client = Proc::spawn(CLIENT, &["--unix", &server.path_arg()])?;
@@ -397,8 +397,8 @@ mod unix {
     /// finds nobody answering on it, removes it and starts.
     #[test]
     fn unix_server_removes_a_stale_socket_file() -> Result<()> {
-        let dir = TempDir::new("l12-stale")?;
-        let path = dir.join("lesson12.sock");
+        let dir = TempDir::with_prefix("l12-stale-")?;
+        let path = dir.path().join("lesson12.sock");
         let killed = UnixServer::start(SERVER, &path, &[])?;
         killed.proc.kill()?;
         ensure!(path.exists(), "a killed server removed its file");
@@ -410,8 +410,8 @@ mod unix {
 
     #[test]
     fn unix_server_refuses_to_start_over_a_live_server() -> Result<()> {
-        let dir = TempDir::new("l12-live")?;
-        let path = dir.join("lesson12.sock");
+        let dir = TempDir::with_prefix("l12-live-")?;
+        let path = dir.path().join("lesson12.sock");
         let first = UnixServer::start(SERVER, &path, &[])?;
         cmd(SERVER)?
             .args(["--unix", &first.path_arg()])
@@ -428,8 +428,8 @@ mod unix {
 
     #[test]
     fn unix_server_never_removes_a_file_that_is_not_a_socket() -> Result<()> {
-        let dir = TempDir::new("l12-file")?;
-        let path = dir.join("notes.txt");
+        let dir = TempDir::with_prefix("l12-file-")?;
+        let path = dir.path().join("notes.txt");
         std::fs::write(&path, "my notes")?;
         cmd(SERVER)?
             .args(["--unix", &path.display().to_string()])
@@ -446,8 +446,8 @@ mod unix {
 
     #[test]
     fn unix_server_removes_its_socket_file_on_ctrl_c() -> Result<()> {
-        let dir = TempDir::new("l12-ctrlc")?;
-        let path = dir.join("lesson12.sock");
+        let dir = TempDir::with_prefix("l12-ctrlc-")?;
+        let path = dir.path().join("lesson12.sock");
         let mut server = UnixServer::start(SERVER, &path, &[])?;
         exchange_unix(&path, b"hello")?;
         server.wait_for(" said ")?;
@@ -461,10 +461,10 @@ mod unix {
 
     #[test]
     fn unix_client_explains_when_no_server_listens() -> Result<()> {
-        let dir = TempDir::new("l12-none")?;
-        let missing = dir.join("nobody.sock");
+        let dir = TempDir::with_prefix("l12-none-")?;
+        let missing = dir.path().join("nobody.sock");
         // A socket file with nobody behind it: "Connection refused".
-        let stale = dir.join("stale.sock");
+        let stale = dir.path().join("stale.sock");
         drop(UnixListener::bind(&stale)?);
         for (path, why) in [
             (&missing, "No such file or directory"),
@@ -495,7 +495,7 @@ mod unix {
     /// kept out of its own socket by taking the file's write bit away.
     #[test]
     fn unix_client_without_write_permission_is_refused() -> Result<()> {
-        let dir = TempDir::new("l12-perm")?;
+        let dir = TempDir::with_prefix("l12-perm-")?;
         let out = denied_client(&dir)?;
         ensure!(out.status.code() == Some(1), "{out:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -513,7 +513,7 @@ mod unix {
         use std::os::unix::process::CommandExt;
         // The folder must let `nobody` reach the file, to be refused by it.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
-        let path = dir.join("lesson12.sock");
+        let path = dir.path().join("lesson12.sock");
         let server = UnixServer::start(SERVER, &path, &[])?;
         let mut client = command(CLIENT, &["--unix", &server.path_arg()])?;
         if std::fs::metadata(&path)?.uid() == 0 {
@@ -528,8 +528,8 @@ mod unix {
 
     #[test]
     fn unix_server_survives_a_caller_that_vanishes_mid_message() -> Result<()> {
-        let dir = TempDir::new("l12-vanish")?;
-        let path = dir.join("lesson12.sock");
+        let dir = TempDir::with_prefix("l12-vanish-")?;
+        let path = dir.path().join("lesson12.sock");
         let mut server = UnixServer::start(SERVER, &path, &[])?;
         let mut conn = connect_unix(&path)?;
         conn.write_all(b"half a mess")?;
@@ -679,8 +679,8 @@ mod python_unix {
         if !PYTHON3.is_here()? {
             return Ok(());
         }
-        let dir = TempDir::new("l12-py-client")?;
-        let path = dir.join("lesson12.sock");
+        let dir = TempDir::with_prefix("l12-py-client-")?;
+        let path = dir.path().join("lesson12.sock");
         let mut server = UnixServer::start(SERVER, &path, &[])?;
         let out = python_client(&["--unix", &server.path_arg()], "hello 你好\nq\n")?;
         ensure!(
@@ -700,8 +700,8 @@ mod python_unix {
         if !PYTHON3.is_here()? {
             return Ok(());
         }
-        let dir = TempDir::new("l12-py-server")?;
-        let path = dir.join("lesson12.sock");
+        let dir = TempDir::with_prefix("l12-py-server-")?;
+        let path = dir.path().join("lesson12.sock");
         let mut server = python_unix_server(&path)?;
         let meta = std::fs::symlink_metadata(&path)?;
         ensure!(meta.permissions().mode() & 0o077 == 0);
@@ -728,8 +728,8 @@ mod python_unix {
         if !PYTHON3.is_here()? {
             return Ok(());
         }
-        let dir = TempDir::new("l12-py-stale")?;
-        let path = dir.join("lesson12.sock");
+        let dir = TempDir::with_prefix("l12-py-stale-")?;
+        let path = dir.path().join("lesson12.sock");
         let killed = UnixServer::start(SERVER, &path, &[])?;
         killed.proc.kill()?;
         let mut server = python_unix_server(&path)?;
@@ -883,8 +883,8 @@ mod book_unix {
     #[cfg(target_os = "linux")]
     #[test]
     fn book_output_of_the_unix_socket() -> Result<()> {
-        let dir = TempDir::new("l12-book")?;
-        let path = dir.join("lesson12.sock");
+        let dir = TempDir::with_prefix("l12-book-")?;
+        let path = dir.path().join("lesson12.sock");
         let real = path.display().to_string();
         let mut server = UnixServer::start(SERVER, &path, &[])?;
         let uid = std::fs::metadata(&path)?.uid();
@@ -925,15 +925,15 @@ mod book_unix {
     #[cfg(target_os = "linux")]
     #[test]
     fn book_output_of_the_socket_file_going_wrong() -> Result<()> {
-        let dir = TempDir::new("l12-book-wrong")?;
-        let path = dir.join("lesson12.sock");
+        let dir = TempDir::with_prefix("l12-book-wrong-")?;
+        let path = dir.path().join("lesson12.sock");
         let real = path.display().to_string();
         let killed = UnixServer::start(SERVER, &path, &[])?;
         killed.proc.kill()?;
         let mut server = UnixServer::start(SERVER, &path, &[])?;
         server.wait_for("removed a stale socket file")?;
         let live = run_with_stdin(command(SERVER, &["--unix", &real])?, "")?;
-        let notes = dir.join("notes.txt");
+        let notes = dir.path().join("notes.txt");
         std::fs::write(&notes, "my notes")?;
         let not_a_socket = run_with_stdin(
             command(SERVER, &["--unix", &notes.display().to_string()])?,
@@ -955,10 +955,10 @@ mod book_unix {
         t.check("lesson12-socket-file-errors")?;
         server.proc.kill()?;
 
-        let dir = TempDir::new("l12-book-perm")?;
+        let dir = TempDir::with_prefix("l12-book-perm-")?;
         let denied = super::unix::denied_client(&dir)?;
         let mut t = Transcript::new();
-        t.show_text_as(dir.join("lesson12.sock").display(), SHOWN)
+        t.show_text_as(dir.path().join("lesson12.sock").display(), SHOWN)
             .command(&format!(
                 "sudo -u nobody target/debug/lesson12-client --unix {SHOWN}"
             ))
@@ -973,8 +973,8 @@ mod book_unix {
         if !NC.is_here()? || !IPV6.is_here()? {
             return Ok(());
         }
-        let dir = TempDir::new("l12-nc")?;
-        let path = dir.join("lesson12.sock");
+        let dir = TempDir::with_prefix("l12-nc-")?;
+        let path = dir.path().join("lesson12.sock");
         let real = path.display().to_string();
         let mut unix = UnixServer::start(SERVER, &path, &[])?;
         let mut nc = Command::new("nc");
@@ -1005,8 +1005,8 @@ mod book_unix {
         if !SS.is_here()? || !IPV6.is_here()? {
             return Ok(());
         }
-        let dir = TempDir::new("l12-ss")?;
-        let path = dir.join("lesson12.sock");
+        let dir = TempDir::with_prefix("l12-ss-")?;
+        let path = dir.path().join("lesson12.sock");
         let real = path.display().to_string();
         let _unix = UnixServer::start(SERVER, &path, &[])?;
         let tcp = Server::start_on(SERVER, "[::]:0", &[])?;
@@ -1059,8 +1059,8 @@ mod book_unix {
             return Ok(());
         }
         let web = Server::start("lesson09-server", &[])?;
-        let dir = TempDir::new("l12-ex1")?;
-        let path = dir.join("web.sock");
+        let dir = TempDir::with_prefix("l12-ex1-")?;
+        let path = dir.path().join("web.sock");
         let real = path.display().to_string();
         let mut bridge = Proc::spawn("lesson12-exercise1", &["--unix", &real, &web.addr_arg()])?;
         let first = bridge.next_line()?;
@@ -1111,8 +1111,8 @@ mod book_unix {
 
     #[test]
     fn exercise1_refuses_a_live_socket_and_removes_a_stale_one() -> Result<()> {
-        let dir = TempDir::new("l12-ex1-stale")?;
-        let path = dir.join("web.sock");
+        let dir = TempDir::with_prefix("l12-ex1-stale-")?;
+        let path = dir.path().join("web.sock");
         let real = path.display().to_string();
         drop(std::os::unix::net::UnixListener::bind(&path)?);
         let mut bridge = Proc::spawn("lesson12-exercise1", &["--unix", &real, "127.0.0.1:9"])?;
@@ -1128,8 +1128,8 @@ mod book_unix {
 
     #[test]
     fn exercise1_tells_the_caller_when_the_web_server_is_not_there() -> Result<()> {
-        let dir = TempDir::new("l12-ex1-none")?;
-        let path = dir.join("web.sock");
+        let dir = TempDir::with_prefix("l12-ex1-none-")?;
+        let path = dir.path().join("web.sock");
         let nowhere = course_tests::unused_addr()?.to_string();
         let mut bridge = Proc::spawn(
             "lesson12-exercise1",

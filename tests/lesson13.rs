@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use course_tests::contract;
+use course_tests::headers::sha256_hex;
 use course_tests::tools::PYTHON3;
 use course_tests::transcript::Transcript;
 use course_tests::{
@@ -25,7 +26,6 @@ use course_tests::{
     run_with_stdin, still_on_the_line, udp_ask, udp_socket,
 };
 use predicates::prelude::*;
-use sha2::{Digest, Sha256};
 
 const PROXY: &str = "lesson13-proxy";
 const CLIENT: &str = "lesson13-client";
@@ -998,17 +998,13 @@ fn interop_python_client_gives_up_on_a_stalled_line() -> Result<()> {
 
 // ---------------------------------------------------------------- the exercise
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(bytes))
-}
-
 /// 10 MB over UDP through `--drop 30 --duplicate 10 --reorder 10` arrive
 /// whole: the same bytes, the same sha256 on both sides.
 #[test]
 fn exercise1_moves_10_mb_whole_through_loss_duplicates_and_reordering() -> Result<()> {
-    let dir = TempDir::new("lesson13-exercise1")?;
-    let original = dir.join("original.bin");
-    let copy = dir.join("copy.bin");
+    let dir = TempDir::with_prefix("lesson13-exercise1-")?;
+    let original = dir.path().join("original.bin");
+    let copy = dir.path().join("copy.bin");
     let data = Rng::new(13).bytes(10 * 1024 * 1024);
     std::fs::write(&original, &data)?;
     let copy_arg = copy.to_str().context("temp path is not UTF-8")?;
@@ -1054,8 +1050,8 @@ fn exercise1_moves_10_mb_whole_through_loss_duplicates_and_reordering() -> Resul
 /// Without a receiver the sender gives up in one line, exit 1.
 #[test]
 fn exercise1_gives_up_when_nobody_acknowledges() -> Result<()> {
-    let dir = TempDir::new("lesson13-exercise1-nobody")?;
-    let file = dir.join("small.bin");
+    let dir = TempDir::with_prefix("lesson13-exercise1-nobody-")?;
+    let file = dir.path().join("small.bin");
     std::fs::write(&file, b"hello")?;
     let nobody = course_tests::unused_udp_addr()?;
     cmd(EXERCISE1)?

@@ -39,6 +39,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, anyhow, ensure};
 use course_tests::frames::{frame, reply};
+use course_tests::headers::{frame_of, read_json, sha256_hex};
 use course_tests::{Chatter, PlainServer, Proc, Server, connect};
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -270,19 +271,13 @@ fn is_coming_or_going(line: &str) -> bool {
     line.starts_with("* ") && (line.ends_with(" joined") || line.ends_with(" left"))
 }
 
-#[test]
-fn chat_server_reads_the_same_lines_however_they_are_split() -> Result<()> {
-    chat_server_reads_the_same_lines(CHAT_SERVER)
-}
-
-#[test]
-fn lesson10_server_reads_the_same_lines_however_they_are_split() -> Result<()> {
-    chat_server_reads_the_same_lines("lesson10-server")
-}
-
-#[test]
-fn lesson11_server_reads_the_same_lines_however_they_are_split() -> Result<()> {
-    chat_server_reads_the_same_lines("lesson11-server")
+course_tests::test_table! {
+    chat_server_reads_the_same_lines_however_they_are_split:
+        chat_server_reads_the_same_lines(CHAT_SERVER);
+    lesson10_server_reads_the_same_lines_however_they_are_split:
+        chat_server_reads_the_same_lines("lesson10-server");
+    lesson11_server_reads_the_same_lines_however_they_are_split:
+        chat_server_reads_the_same_lines("lesson11-server");
 }
 
 /// The property for chat server `name`: lessons 06, 10 and 11 share it.
@@ -406,14 +401,11 @@ fn echo_clients_print_a_reply_however_it_is_split() -> Result<()> {
 
 // ---------------------------------------------------------------- lesson06-client
 
-#[test]
-fn chat_client_prints_the_same_lines_however_they_are_split() -> Result<()> {
-    chat_client_prints_the_same_lines(CHAT_CLIENT)
-}
-
-#[test]
-fn lesson11_client_prints_the_same_lines_however_they_are_split() -> Result<()> {
-    chat_client_prints_the_same_lines("lesson11-client")
+course_tests::test_table! {
+    chat_client_prints_the_same_lines_however_they_are_split:
+        chat_client_prints_the_same_lines(CHAT_CLIENT);
+    lesson11_client_prints_the_same_lines_however_they_are_split:
+        chat_client_prints_the_same_lines("lesson11-client");
 }
 
 /// The property for chat client `name`: lessons 06 and 11 share it.
@@ -546,34 +538,9 @@ fn quit_server_hangs_up_on_q_however_it_is_split() -> Result<()> {
 
 // ---------------------------------------------------------------- lesson08, frames and bodies
 
-/// One of lesson 08's frames: a 4-byte big-endian length, then the bytes.
-fn frame_of(header: &serde_json::Value) -> Vec<u8> {
-    let body = header.to_string().into_bytes();
-    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&body);
-    frame
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Reads one frame of JSON from `conn`.
-fn read_json(conn: &mut TcpStream) -> Result<serde_json::Value> {
-    let mut len = [0u8; 4];
-    conn.read_exact(&mut len)?;
-    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-    conn.read_exact(&mut body)?;
-    Ok(serde_json::from_slice(&body)?)
-}
-
 #[test]
 fn file_server_stores_the_same_file_however_the_requests_are_split() -> Result<()> {
-    let dir = course_tests::TempDir::new("props-lesson08")?;
+    let dir = course_tests::TempDir::with_prefix("props-lesson08-")?;
     let store = dir
         .path()
         .to_str()
@@ -622,7 +589,7 @@ fn file_server_stores_the_same_file_however_the_requests_are_split() -> Result<(
 #[test]
 fn file_client_saves_the_same_file_however_the_download_is_split() -> Result<()> {
     check((vec(any::<u8>(), 0..3000), cuts()), |(data, cuts)| {
-        let dir = course_tests::TempDir::new("props-lesson08-client")?;
+        let dir = course_tests::TempDir::with_prefix("props-lesson08-client-")?;
         let mut reply = frame_of(&serde_json::json!(
             {"ok": true, "size": data.len(), "sha256": sha256_hex(&data)}
         ));
@@ -651,7 +618,7 @@ fn file_client_saves_the_same_file_however_the_download_is_split() -> Result<()>
             finished.status.success() && finished.stderr.is_empty(),
             "the client failed: {finished:?}"
         );
-        let saved = std::fs::read(dir.join("x.bin"))?;
+        let saved = std::fs::read(dir.path().join("x.bin"))?;
         ensure!(
             saved == data,
             "saved {} bytes of {}",

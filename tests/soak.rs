@@ -115,6 +115,7 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use course_tests::chat::{MAX_LINE, QUEUE_LINES, read_line};
 #[cfg(unix)]
 use course_tests::chat_suite::interrupt;
+use course_tests::headers::{get, read_json, send_json, sha256_hex};
 use course_tests::{
     Chatter, Finished, Rng, Server, TIMEOUT, bin_path, connect, env_number, workspace_dir,
 };
@@ -887,14 +888,11 @@ fn chat_soak_delivers_every_line_once_in_order() -> Result<()> {
     }
 }
 
-#[test]
-fn chat_soak_lesson10_delivers_every_line_once_in_order() -> Result<()> {
-    chat_soak(CHAT_SERVER_10, bin_path(CHAT_SERVER_10)?)
-}
-
-#[test]
-fn chat_soak_lesson11_delivers_every_line_once_in_order() -> Result<()> {
-    chat_soak(CHAT_SERVER_11, bin_path(CHAT_SERVER_11)?)
+course_tests::test_table! {
+    chat_soak_lesson10_delivers_every_line_once_in_order:
+        chat_soak(CHAT_SERVER_10, bin_path(CHAT_SERVER_10)?);
+    chat_soak_lesson11_delivers_every_line_once_in_order:
+        chat_soak(CHAT_SERVER_11, bin_path(CHAT_SERVER_11)?);
 }
 
 // ---------------------------------------------------------------- echo soak
@@ -1033,40 +1031,28 @@ fn echo_soak_lesson02_returns_every_byte_upper_cased() -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn echo_soak_lesson03_returns_every_byte_upper_cased() -> Result<()> {
+/// Echo server `name` (lesson 03's or 04's) soaked on one connection, then
+/// serving a new client. `avoid_quit` keeps lesson 04's `q` out of the data.
+fn sequential_echo_soak(name: &str, avoid_quit: bool) -> Result<()> {
     let sizes = Sizes::from_env()?;
     println!(
         "echo soak seed: {:#x} (set SOAK_SEED to change it)",
         sizes.seed
     );
-    let server = Server::start(ECHO_SERVER_03, &[])?;
+    let server = Server::start(name, &[])?;
     let started = Instant::now();
     let mut stream = connect(server.addr)?;
-    let bytes = echo_soak(&mut stream, sizes.messages, sizes.seed, false)?;
-    report(ECHO_SERVER_03, sizes.messages, bytes, started);
+    let bytes = echo_soak(&mut stream, sizes.messages, sizes.seed, avoid_quit)?;
+    report(name, sizes.messages, bytes, started);
     drop(stream);
     answers_a_new_client(server.addr)?;
     stop(server)?;
     Ok(())
 }
 
-#[test]
-fn echo_soak_lesson04_returns_every_byte_upper_cased() -> Result<()> {
-    let sizes = Sizes::from_env()?;
-    println!(
-        "echo soak seed: {:#x} (set SOAK_SEED to change it)",
-        sizes.seed
-    );
-    let server = Server::start(ECHO_SERVER_04, &[])?;
-    let started = Instant::now();
-    let mut stream = connect(server.addr)?;
-    let bytes = echo_soak(&mut stream, sizes.messages, sizes.seed, true)?;
-    report(ECHO_SERVER_04, sizes.messages, bytes, started);
-    drop(stream);
-    answers_a_new_client(server.addr)?;
-    stop(server)?;
-    Ok(())
+course_tests::test_table! {
+    echo_soak_lesson03_returns_every_byte_upper_cased: sequential_echo_soak(ECHO_SERVER_03, false);
+    echo_soak_lesson04_returns_every_byte_upper_cased: sequential_echo_soak(ECHO_SERVER_04, true);
 }
 
 /// Lesson 13's proxy, cutting the stream into pieces of 1 to 97 bytes, in
@@ -1108,8 +1094,8 @@ fn echo_soak_lesson12_returns_every_byte_upper_cased_on_both_families() -> Resul
         sizes.seed
     );
     let tcp = Server::start(ECHO_SERVER_12, &[])?;
-    let dir = TempDir::new("soak-l12")?;
-    let unix = UnixServer::start(ECHO_SERVER_12, &dir.join("lesson12.sock"), &[])?;
+    let dir = TempDir::with_prefix("soak-l12-")?;
+    let unix = UnixServer::start(ECHO_SERVER_12, &dir.path().join("lesson12.sock"), &[])?;
     let started = Instant::now();
     let each = sizes.messages.div_ceil(8);
     let bytes = thread::scope(|scope| -> Result<u64> {
@@ -1143,30 +1129,6 @@ fn echo_soak_lesson12_returns_every_byte_upper_cased_on_both_families() -> Resul
 /// The names every file client also uploads to, all at the same time.
 const SHARED_NAMES: usize = 3;
 
-fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn send_json(conn: &mut TcpStream, header: &serde_json::Value) -> Result<()> {
-    let body = header.to_string().into_bytes();
-    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&body);
-    conn.write_all(&frame)?;
-    Ok(())
-}
-
-fn read_json(conn: &mut TcpStream) -> Result<serde_json::Value> {
-    let mut len = [0u8; 4];
-    conn.read_exact(&mut len)?;
-    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-    conn.read_exact(&mut body)?;
-    Ok(serde_json::from_slice(&body)?)
-}
-
 /// A whole `put`; `false` if the server refused it before the body (the
 /// same file being uploaded by another client right now).
 fn put_file(conn: &mut TcpStream, name: &str, data: &[u8]) -> Result<bool> {
@@ -1187,19 +1149,6 @@ fn put_file(conn: &mut TcpStream, name: &str, data: &[u8]) -> Result<bool> {
         "put {name}: {stored}"
     );
     Ok(true)
-}
-
-fn get_file(conn: &mut TcpStream, name: &str) -> Result<Vec<u8>> {
-    send_json(conn, &serde_json::json!({"cmd": "get", "name": name}))?;
-    let found = read_json(conn)?;
-    ensure!(found["ok"] == true, "get {name}: {found}");
-    let mut data = vec![0u8; found["size"].as_u64().context("no size")? as usize];
-    conn.read_exact(&mut data)?;
-    ensure!(
-        found["sha256"] == sha256_hex(&data).as_str(),
-        "get {name}: bad sha256"
-    );
-    Ok(data)
 }
 
 /// The files client `c` uploads: (name, bytes), its own and the shared ones.
@@ -1225,7 +1174,7 @@ fn file_soak_returns_every_file_whole() -> Result<()> {
         "file soak seed: {:#x} (set SOAK_SEED to change it)",
         sizes.seed
     );
-    let dir = course_tests::TempDir::new("soak-lesson08")?;
+    let dir = course_tests::TempDir::with_prefix("soak-lesson08-")?;
     let store = dir.path().to_str().context("temp dir is not UTF-8")?;
     let server = Server::start(FILE_SERVER, &["--dir", store])?;
     let addr = server.addr;
@@ -1242,10 +1191,7 @@ fn file_soak_returns_every_file_whole() -> Result<()> {
                     bytes += data.len() as u64;
                 }
                 for (name, data) in &files[..files.len() - SHARED_NAMES] {
-                    ensure!(
-                        get_file(&mut conn, name)? == *data,
-                        "{name} came back different"
-                    );
+                    ensure!(get(&mut conn, name)? == *data, "{name} came back different");
                 }
                 Ok(bytes)
             })
@@ -1261,7 +1207,7 @@ fn file_soak_returns_every_file_whole() -> Result<()> {
     let mut conn = connect(addr)?;
     for s in 0..SHARED_NAMES {
         let name = format!("shared-{s}.bin");
-        let got = get_file(&mut conn, &name)?;
+        let got = get(&mut conn, &name)?;
         let whole = (0..sizes.file_clients).any(|c| {
             files_of(c, &sizes)
                 .iter()

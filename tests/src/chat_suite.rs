@@ -59,6 +59,30 @@ macro_rules! chat_suite_tests {
     };
 }
 
+/// What the Python twins of the chat servers share, against the twin in
+/// lesson folder `$lesson`: one named `interop_python_server_...` test each,
+/// each skipped (or, with `CI` set, failed) when Python is missing. Lessons
+/// 10 and 11 add `interop_python_server_is_not_drowned_by_a_flood_either`.
+#[macro_export]
+macro_rules! chat_twin_tests {
+    ($lesson:expr) => {
+        $crate::test_table! {
+            interop_python_server_keeps_the_same_rules: $crate::chat_suite::on_twin(
+                $lesson,
+                &["--max-clients", "2"],
+                $crate::chat_suite::python_server_keeps_the_same_rules,
+            );
+            interop_python_server_outlives_a_stuck_client_too:
+                $crate::chat_suite::on_twin($lesson, &[], $crate::chat_suite::room_outlives_a_stuck_client);
+            interop_python_server_hangs_up_when_a_line_waits_too_long:
+                $crate::chat_suite::twin_hangs_up_when_a_line_waits_too_long($lesson);
+            #[cfg(unix)]
+            interop_python_server_says_goodbye_on_ctrl_c:
+                $crate::chat_suite::on_twin($lesson, &[], $crate::chat_suite::python_server_says_goodbye_on_ctrl_c);
+        }
+    };
+}
+
 use std::io::{BufReader, ErrorKind, Write};
 use std::net::TcpStream;
 use std::process::Command;
@@ -981,6 +1005,31 @@ pub fn ctrl_c_tells_everybody_then_the_server_exits(server: &str) -> Result<()> 
 }
 
 // ---------------------------------------------------------------- the Python twins
+
+/// The Python twin server of lesson folder `lesson`, on port 0 with `extra`.
+pub fn python_server(lesson: &str, extra: &[&str]) -> Result<Server> {
+    let mut twin = crate::python(lesson, "server.py");
+    twin.arg("127.0.0.1:0").args(extra);
+    Server::start_command(twin)
+}
+
+/// Runs `check` on the twin of `lesson` started with `extra`, if Python is
+/// here.
+pub fn on_twin(lesson: &str, extra: &[&str], check: fn(Server) -> Result<()>) -> Result<()> {
+    if !crate::tools::PYTHON3.is_here()? {
+        return Ok(());
+    }
+    check(python_server(lesson, extra)?)
+}
+
+/// [`member_for_whom_a_line_waits_too_long_is_hung_up`] on the twin of
+/// `lesson`, if Python is here.
+pub fn twin_hangs_up_when_a_line_waits_too_long(lesson: &str) -> Result<()> {
+    if !crate::tools::PYTHON3.is_here()? {
+        return Ok(());
+    }
+    member_for_whom_a_line_waits_too_long_is_hung_up(|| python_server(lesson, &[]))
+}
 
 /// A twin started with `--max-clients 2` keeps the rules of the Rust room:
 /// names are unique, the third caller is turned away, an over-long line

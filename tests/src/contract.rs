@@ -17,7 +17,13 @@ use crate::{Finished, Server, cmd, connect, udp_socket, unused_addr};
 /// `--help` says what the binary does, shows its usage and its default
 /// address, and exits 0.
 pub fn help_works(bin: &str, default_addr: &str) -> Result<()> {
-    cmd(bin)?
+    help_shows(bin, default_addr, &[])
+}
+
+/// [`help_works`], and the help also shows each of `also` (a binary's own
+/// option, its default), so one test covers the whole of its `--help`.
+pub fn help_shows(bin: &str, default_addr: &str, also: &[&str]) -> Result<()> {
+    let assert = cmd(bin)?
         .arg("--help")
         .assert()
         .success()
@@ -29,6 +35,13 @@ pub fn help_works(bin: &str, default_addr: &str) -> Result<()> {
             "[default: {default_addr}]"
         )))
         .stderr("");
+    let help = String::from_utf8_lossy(&assert.get_output().stdout);
+    for wanted in also {
+        ensure!(
+            help.contains(wanted),
+            "{bin} --help does not show {wanted:?}: {help}"
+        );
+    }
     Ok(())
 }
 

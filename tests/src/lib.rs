@@ -15,6 +15,7 @@ pub use course_kit::*;
 
 pub mod chat_suite;
 pub mod contract;
+pub mod headers;
 pub mod transcript;
 
 /// A table of tests, one line each: `name: expression;` becomes

@@ -12,7 +12,6 @@
 
 pub mod bins;
 pub mod chat;
-pub mod files;
 pub mod frames;
 pub mod limits;
 pub mod net;
@@ -25,7 +24,6 @@ pub mod unix;
 
 pub use bins::{Profile, bin_path, bin_path_in, workspace_dir};
 pub use chat::Chatter;
-pub use files::TempDir;
 pub use limits::{Limit, open_to_any_user};
 pub use net::{
     PlainServer, assert_no_datagram, assert_silent, connect, exchange, read_exactly, read_to_close,
@@ -35,6 +33,10 @@ pub use net::{
 pub use procs::{Finished, PYTHON, Proc, Server, parse_listening, python};
 pub use rng::{Rng, env_number};
 pub use sys::{Memory, cpu_times, memory, threads};
+/// A fresh folder under the system's temporary folder, removed with its
+/// contents when dropped (`TempDir::with_prefix("lesson08-roundtrip-")`):
+/// for servers that keep files.
+pub use tempfile::TempDir;
 pub use tools::{Facility, Tool};
 #[cfg(unix)]
 pub use unix::{UnixServer, connect_unix};

@@ -5,7 +5,7 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 
@@ -90,10 +90,22 @@ pub fn unused_addr() -> Result<SocketAddr> {
 pub fn within<T>(
     window: Duration,
     set_timeout: impl Fn(Option<Duration>) -> io::Result<()>,
-    read: impl FnOnce() -> io::Result<T>,
+    mut read: impl FnMut() -> io::Result<T>,
 ) -> Result<Option<T>> {
-    set_timeout(Some(window))?;
-    let result = read();
+    let deadline = Instant::now() + window;
+    let result = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break Err(io::ErrorKind::TimedOut.into());
+        }
+        set_timeout(Some(left))?;
+        match read() {
+            // A read with a timeout is not restarted after a signal (a stop
+            // and a continue of this process, say): wait out the rest.
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            other => break other,
+        }
+    };
     set_timeout(Some(TIMEOUT))?;
     match result {
         Ok(value) => Ok(Some(value)),

@@ -128,8 +128,8 @@ fn raw(bytes: usize) -> anyhow::Result<f64> {
 /// The disk's ceiling for this size: the same bytes written to a file in
 /// the temporary folder and synced, with no network and no hash.
 fn disk(bytes: usize) -> anyhow::Result<f64> {
-    let dir = TempDir::new("loadgen-files-disk")?;
-    let mut file = std::fs::File::create(dir.join("ceiling.bin"))?;
+    let dir = TempDir::with_prefix("loadgen-files-disk-")?;
+    let mut file = std::fs::File::create(dir.path().join("ceiling.bin"))?;
     let buf = vec![b'x'; MIB];
     let start = Instant::now();
     for _ in 0..bytes / MIB {
@@ -278,7 +278,7 @@ pub fn run(size_mib: usize, progress: bool) -> anyhow::Result<Report> {
     let disk_mb_s = disk(size_mib * MIB)?;
 
     say("lesson08-server");
-    let rust_dir = TempDir::new("loadgen-files-rust")?;
+    let rust_dir = TempDir::with_prefix("loadgen-files-rust-")?;
     let rust_bin = procs::build("lesson08-server")?;
     let rust_server = start(&rust_bin, &[], rust_dir.path())?;
     let rust = transfer("lesson08-server", &rust_server, &block, size_mib, &sha256)?;
@@ -292,7 +292,7 @@ pub fn run(size_mib: usize, progress: bool) -> anyhow::Result<Report> {
         }
         Some((python, _)) => {
             say("the Python twin");
-            let dir = TempDir::new("loadgen-files-python")?;
+            let dir = TempDir::with_prefix("loadgen-files-python-")?;
             let script: PathBuf =
                 procs::workspace_dir().join("lessons/lesson08-file-transfer/python/server.py");
             let script = script.to_str().context("the workspace path is not UTF-8")?;

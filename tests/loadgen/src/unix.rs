@@ -184,8 +184,8 @@ fn start_unix(program: &Path, path: &Path) -> anyhow::Result<Proc> {
 /// Runs every load `runs` times on each transport, in turns.
 pub fn run(runs: usize, length: Duration, progress: bool) -> anyhow::Result<Report> {
     let program = procs::build("lesson12-server")?;
-    let dir = TempDir::new("loadgen-unix")?;
-    let path = dir.join("lesson12.sock");
+    let dir = TempDir::with_prefix("loadgen-unix-")?;
+    let path = dir.path().join("lesson12.sock");
     let unix = start_unix(&program, &path)?;
     let v4: Server = procs::start(&program, &["127.0.0.1:0".into()])?;
     // No ::1 on this machine: the IPv6 row is left out, and the table says so.

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Parser;
 use lesson08_header_client::{
-    Refused, check_size, file_name, hash, hex, list, make_folder_for, number, plain, progress,
+    Refused, check_size, file_name, hash, list, make_folder_for, number, plain, progress,
     read_answer, send_header, text, unknown, went_away,
 };
 use serde_json::json;
@@ -177,7 +177,7 @@ fn get(conn: &mut TcpStream, name: &str, path: &str, max_size: u64) -> anyhow::R
         left -= got as u64;
     }
     bar.finish_and_clear();
-    let got = hex(&hasher.finalize());
+    let got = format!("{:x}", hasher.finalize());
     if got != sha256 {
         drop(file);
         let _ = fs::remove_file(&part);

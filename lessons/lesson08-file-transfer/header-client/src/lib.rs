@@ -206,11 +206,7 @@ pub fn list(conn: &mut TcpStream) -> anyhow::Result<String> {
 pub fn hash(file: &mut File, size: u64) -> io::Result<String> {
     let mut hasher = Sha256::new();
     io::copy(&mut (&mut *file).take(size), &mut hasher)?;
-    Ok(hex(&hasher.finalize()))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(format!("{:x}", hasher.finalize()))
 }
 
 /// `put PATH` stores the file under its own name.

@@ -155,9 +155,4 @@ pub fn io_ending(err: &io::Error) -> String {
         _ => format!("error: {err}, hanging up"),
     }
 }
-
-/// Bytes as lower-case hexadecimal, the way `sha256sum` prints a hash.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 // ANCHOR_END: ending

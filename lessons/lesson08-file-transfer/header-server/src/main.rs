@@ -21,7 +21,7 @@ use clap::Parser;
 use lesson07_frame::read_frame;
 use lesson08_header_server::names::{check_name, open_stored};
 use lesson08_header_server::{
-    MAX_HEADER, accept_loop, frame_ending, hex, io_ending, refusal, send_file, send_header,
+    MAX_HEADER, accept_loop, frame_ending, io_ending, refusal, send_file, send_header,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -250,7 +250,8 @@ fn receive(
         }
         left -= got as u64;
     }
-    let got = hex(&hasher.finalize());
+    // A digest prints itself in lower-case hex, the way sha256sum shows it.
+    let got = format!("{:x}", hasher.finalize());
     let answer = if got == sha256.to_ascii_lowercase() {
         println!("client {peer} stored {shown}: {size} bytes, sha256 {got}");
         json!({"ok": true, "name": name, "size": size, "sha256": got})
@@ -275,7 +276,7 @@ fn send(conn: &mut TcpStream, peer: SocketAddr, dir: &Path, name: &str) -> Resul
         let size = io::copy(&mut file, &mut hasher)
             .and_then(|size| file.seek(SeekFrom::Start(0)).map(|_| size))
             .map_err(|err| format!("cannot read {name:?}: {err}"))?;
-        Ok((file, size, hex(&hasher.finalize())))
+        Ok((file, size, format!("{:x}", hasher.finalize())))
     });
     let (file, size, sha256) = match described {
         Ok(found) => found,
@@ -328,7 +329,9 @@ fn stored_files(dir: &Path) -> io::Result<Vec<Value>> {
         };
         let mut hasher = Sha256::new();
         let size = io::copy(&mut file, &mut hasher)?;
-        files.push(json!({"name": name, "size": size, "sha256": hex(&hasher.finalize())}));
+        files.push(
+            json!({"name": name, "size": size, "sha256": format!("{:x}", hasher.finalize())}),
+        );
     }
     Ok(files)
 }

@@ -20,7 +20,6 @@ use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-use lesson08_header_server::hex;
 use lesson08_header_server::names::{check_name, open_stored};
 // ANCHOR_END: imports
 
@@ -117,7 +116,10 @@ impl Store {
         // The partial's name says what it will become: the same name, size
         // and hash find the same partial, anything else starts afresh. The
         // name itself is hashed: it may be 255 bytes long already.
-        let key = format!("{sha256}-{size}-{}", &hex(&Sha256::digest(name))[..16]);
+        let key = format!(
+            "{sha256}-{size}-{}",
+            &format!("{:x}", Sha256::digest(name))[..16]
+        );
         let path = self.partials.join(&key);
         let have = fs::metadata(&path).map_or(0, |meta| meta.len());
         {
@@ -224,7 +226,7 @@ impl Upload<'_> {
     /// `NAME`, flush the folder. Only then is the file stored.
     pub fn finish(mut self) -> Result<FileInfo, String> {
         let path = self.store.partials.join(&self.key);
-        let got = hex(&std::mem::take(&mut self.hasher).finalize());
+        let got = format!("{:x}", std::mem::take(&mut self.hasher).finalize());
         if self.written != self.size || got != self.sha256 {
             // Not what was promised: these bytes must not be resumed either.
             let _ = fs::remove_file(&path);
@@ -295,7 +297,7 @@ impl Store {
         }
         let mut hasher = Sha256::new();
         io::copy(file, &mut hasher)?;
-        let sha256 = hex(&hasher.finalize());
+        let sha256 = format!("{:x}", hasher.finalize());
         lock(&self.hashes).insert(name.to_string(), (size, changed, sha256.clone()));
         Ok((size, sha256))
     }
