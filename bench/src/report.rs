@@ -71,10 +71,10 @@ fn candidate(
 }
 
 const PY_SEQUENTIAL: &str = "lessons/lesson03-connection-loop/python/server.py";
-const PY_THREADING: &str = "tests/loadgen/python/threading_server.py";
+const PY_THREADING: &str = "bench/python/threading_server.py";
 const PY_UDP: &str = "lessons/lesson05-udp/python/server.py";
 const PY_FRAMED: &str = "lessons/lesson07-framing/python/server.py";
-const PY_HTTP: &str = "tests/loadgen/python/http_server.py";
+const PY_HTTP: &str = "bench/python/http_server.py";
 const LESSONS: [&str; 8] = [
     "lesson03-server",
     "lesson04-server",
