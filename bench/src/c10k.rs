@@ -582,28 +582,24 @@ pub fn run(spec: &Spec, only: &[String], progress: bool) -> anyhow::Result<Repor
         if !only.is_empty() && !only.iter().any(|o| o == key) {
             continue;
         }
-        let (program, mut args): (Result<PathBuf, String>, Vec<OsString>) = match launch {
-            Launch::Rust(package, extra) => (
-                procs::build(package).map_err(|e| format!("{e:#}")),
-                extra.iter().map(OsString::from).collect(),
-            ),
-            Launch::Python(script, extra) => {
-                let mut args = vec![procs::workspace_dir().join(script).into_os_string()];
-                args.extend(extra.iter().map(OsString::from));
-                (
-                    python
-                        .as_ref()
-                        .map(|(path, _)| path.clone())
-                        .ok_or_else(|| "python3 is not installed".to_string()),
-                    args,
-                )
-            }
+        // The address first, then the server's own options.
+        let extra = match launch {
+            Launch::Rust(_, extra) | Launch::Python(_, extra) => extra,
         };
-        // The address comes first for the Rust servers, after the script
-        // for Python; both take it as their first positional argument.
-        let at = usize::from(matches!(launch, Launch::Python(..)));
-        args.insert(at, "127.0.0.1:0".into());
-        args.extend(["--max-clients".into(), max_clients.clone().into()]);
+        let mut rest: Vec<OsString> = vec!["127.0.0.1:0".into()];
+        rest.extend(extra.iter().map(OsString::from));
+        rest.extend(["--max-clients".into(), max_clients.clone().into()]);
+        let (program, args): (Result<PathBuf, String>, Vec<OsString>) = match launch {
+            Launch::Rust(package, _) => (procs::build(package).map_err(|e| format!("{e:#}")), rest),
+            // A twin writes its log line by line, as the Rust servers do.
+            Launch::Python(script, _) => (
+                python
+                    .as_ref()
+                    .map(|(path, _)| path.clone())
+                    .ok_or_else(|| "python3 is not installed".to_string()),
+                procs::python_args(&procs::workspace_dir().join(script), &rest),
+            ),
+        };
         subjects.push((key, label, program, args));
     }
     let runtime = crate::echo::runtime()?;

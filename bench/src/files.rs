@@ -9,6 +9,7 @@
 //! hashed, synced to the disk and renamed: storing it safely is part of the
 //! work. A download is timed from the request to the last byte.
 
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -251,9 +252,9 @@ fn transfer(
     })
 }
 
-/// Starts `program args --dir DIR 127.0.0.1:0`, the file server under test.
-fn start(program: &Path, prefix: &[&str], dir: &Path) -> anyhow::Result<Server> {
-    let mut args: Vec<std::ffi::OsString> = prefix.iter().map(Into::into).collect();
+/// Starts `program prefix 127.0.0.1:0 --dir DIR`, the file server under test.
+fn start(program: &Path, prefix: &[OsString], dir: &Path) -> anyhow::Result<Server> {
+    let mut args: Vec<OsString> = prefix.to_vec();
     args.push("127.0.0.1:0".into());
     args.push("--dir".into());
     args.push(dir.as_os_str().to_owned());
@@ -295,8 +296,8 @@ pub fn run(size_mib: usize, progress: bool) -> anyhow::Result<Report> {
             let dir = TempDir::new("loadgen-files-python")?;
             let script: PathBuf =
                 procs::workspace_dir().join("lessons/lesson08-file-transfer/python/server.py");
-            let script = script.to_str().context("the workspace path is not UTF-8")?;
-            let server = start(&python, &[script], dir.path())?;
+            // Its log written line by line, as the Rust server's.
+            let server = start(&python, &procs::python_args(&script, &[]), dir.path())?;
             Some(transfer("Python twin", &server, &block, size_mib, &sha256)?)
         }
     };

@@ -2,6 +2,7 @@
 //! the peak of a server's memory and threads while it is under load.
 
 use std::ffi::OsString;
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -16,31 +17,69 @@ pub use course_kit::{cpu_times, workspace_dir};
 /// Starts `program args` (its address being `127.0.0.1:0`) and reads its
 /// `listening on` line. The rest of its log is read and thrown away: the
 /// lesson servers log a line per message, and a pipe nobody reads would soon
-/// block them.
+/// block them. A Python twin is started through [`python_args`], so that it
+/// writes its log line by line, as the Rust servers do.
 pub fn start(program: &Path, args: &[OsString]) -> anyhow::Result<Server> {
-    let mut command = Command::new(program);
-    // A Python twin's `print` into our pipe is then block-buffered, as Python
-    // does by default; unbuffered, every print would cost several write
-    // calls, far more than it costs at a terminal.
-    command.args(args).env_remove("PYTHONUNBUFFERED");
-    Server::start_quiet(command).with_context(|| format!("starting {}", program.display()))
+    Server::start_quiet(command(program, args))
+        .with_context(|| format!("starting {}", program.display()))
 }
 
-/// Starts a lesson server with its log thrown away by the system (stdout to
-/// `/dev/null`), to measure what the log line costs. With no `listening on`
-/// line to read, it picks a free port itself, passes it as the address, and
-/// waits until a connection succeeds.
-pub fn start_silent(program: &Path) -> anyhow::Result<Server> {
-    let addr = course_kit::unused_addr()?;
+/// `program args`, without `PYTHONUNBUFFERED` in its environment: set, it
+/// would make every `print` several `write` calls, one per piece of the
+/// line, which is neither how a terminal nor how a pipe runs a twin.
+fn command(program: &Path, args: &[OsString]) -> Command {
     let mut command = Command::new(program);
-    command.arg(addr.to_string());
-    let proc = Proc::spawn_keeping(command, Keep::Nothing)
+    command.args(args).env_remove("PYTHONUNBUFFERED");
+    command
+}
+
+/// What makes Python write its log as it does at a terminal. Python buffers
+/// its standard output by lines when that is a terminal, and in blocks of
+/// 8 KiB when it is a pipe or a file; a Rust `println!` writes each line at
+/// once, wherever stdout goes. This prelude sets the twin's stdout to line
+/// buffering, then runs the script as `python3 SCRIPT ARGS` would (as
+/// `__main__`, with `sys.argv` and `sys.path[0]` as Python sets them), so
+/// that a twin makes one `write` per line, like the Rust server beside it.
+const LINE_BY_LINE: &str = "import os, runpy, sys; \
+sys.stdout.reconfigure(line_buffering=True); \
+sys.argv = sys.argv[1:]; \
+sys.path[0] = os.path.dirname(os.path.abspath(sys.argv[0])); \
+runpy.run_path(sys.argv[0], run_name='__main__')";
+
+/// The arguments that make `python3` run `script args` with its log written
+/// line by line (see [`LINE_BY_LINE`]).
+pub fn python_args(script: &Path, args: &[OsString]) -> Vec<OsString> {
+    let mut all: Vec<OsString> = vec!["-c".into(), LINE_BY_LINE.into(), script.into()];
+    all.extend(args.iter().cloned());
+    all
+}
+
+/// Starts a server with its output (stdout and stderr) thrown away by the
+/// system, to `/dev/null`, to measure what writing its log costs. With no
+/// `listening on` line to read, it picks a free port itself, passes it in
+/// place of `127.0.0.1:0` in `args`, and waits until a connection succeeds
+/// (with `udp`, until a datagram is answered).
+pub fn start_silent(program: &Path, args: &[OsString], udp: bool) -> anyhow::Result<Server> {
+    let addr = if udp {
+        course_kit::unused_udp_addr()?
+    } else {
+        course_kit::unused_addr()?
+    };
+    let args: Vec<OsString> = args
+        .iter()
+        .map(|a| {
+            if a == "127.0.0.1:0" {
+                addr.to_string().into()
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    let proc = Proc::spawn_keeping(command(program, &args), Keep::Nothing)
         .with_context(|| format!("starting {}", program.display()))?;
     let deadline = Instant::now() + TIMEOUT;
     loop {
-        // A sequential server serves this probe first; closing it at once
-        // lets it go back to `accept`.
-        if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
+        if answers(addr, udp) {
             return Ok(Server { proc, addr });
         }
         if Instant::now() >= deadline {
@@ -52,6 +91,25 @@ pub fn start_silent(program: &Path) -> anyhow::Result<Server> {
         // Polling for the server to be up: it prints nothing to wait for.
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Whether a server listens at `addr`: a TCP connection is accepted, or a
+/// UDP datagram answered within 100 ms.
+fn answers(addr: SocketAddr, udp: bool) -> bool {
+    if !udp {
+        // A sequential server serves this probe first; closing it at once
+        // lets it go back to `accept`.
+        return TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok();
+    }
+    let Ok(socket) = UdpSocket::bind("127.0.0.1:0") else {
+        return false;
+    };
+    let mut reply = [0u8; 64];
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .is_ok()
+        && socket.send_to(b"ping", addr).is_ok()
+        && socket.recv_from(&mut reply).is_ok()
 }
 
 /// Resident memory (kB) and thread count of process `pid`, from `/proc`
@@ -105,4 +163,34 @@ pub fn python() -> Option<(PathBuf, String)> {
     }
     let version = String::from_utf8_lossy(&output.stdout).trim().to_string();
     Some((PathBuf::from(course_kit::PYTHON), version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A twin started by the benchmark writes each log line at once, as it
+    /// does at a reader's terminal: the `said` line of a message arrives
+    /// while the caller is still connected. Python's default into a pipe
+    /// would hold it back until 8 KiB of log had gathered.
+    #[test]
+    fn a_python_twin_logs_line_by_line() -> anyhow::Result<()> {
+        if !course_kit::tools::PYTHON3.is_here()? {
+            return Ok(());
+        }
+        let script = workspace_dir().join("lessons/lesson03-connection-loop/python/server.py");
+        let python = Path::new(course_kit::PYTHON);
+        let args = python_args(&script, &["127.0.0.1:0".into()]);
+        let mut server = Server::start_command(command(python, &args))?;
+        let mut conn = TcpStream::connect_timeout(&server.addr, TIMEOUT)?;
+        conn.set_read_timeout(Some(TIMEOUT))?;
+        conn.write_all(b"hi")?;
+        let mut reply = [0u8; 2];
+        conn.read_exact(&mut reply)?;
+        anyhow::ensure!(&reply == b"HI", "reply {reply:?}");
+        let line = server.wait_for("said")?;
+        anyhow::ensure!(line.ends_with("said 'hi'"), "{line}");
+        Ok(())
+    }
 }

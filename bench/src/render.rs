@@ -16,7 +16,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::echo::RunStats;
 use crate::fanout::FanoutStats;
-use crate::results::{Entry, Results, Summary};
+use crate::results::{Entry, Log, Results, Summary};
 
 /// `1234567.8` → `1,234,568`.
 pub fn thousands(value: f64) -> String {
@@ -204,15 +204,16 @@ pub fn echo_table(entries: &[Entry], r: &Results) -> String {
         .map(|s| s.msgs_per_s)
         .filter(|&v| v > 0.0);
     let mut text = String::from(
-        "| server | messages/s | MB/s | vs tokio | latency p50 / p99 / max | clients served |\n\
-         | --- | ---: | ---: | ---: | ---: | ---: |\n",
+        "| server | log | messages/s | MB/s | vs tokio | latency p50 / p99 / max | clients served |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for e in entries {
         let Some(s) = &e.summary else {
             let _ = writeln!(
                 text,
-                "| {} | not measured: {} | | | | |",
+                "| {} | {} | not measured: {} | | | | |",
                 e.label,
+                e.log().short(),
                 e.missing.as_deref().unwrap_or("?")
             );
             continue;
@@ -235,8 +236,9 @@ pub fn echo_table(entries: &[Entry], r: &Results) -> String {
         };
         let _ = writeln!(
             text,
-            "| {} | {} | {:.2} | {} | {} | {} |",
+            "| {} | {} | {} | {:.2} | {} | {} | {} |",
             e.label,
+            e.log().short(),
             thousands(s.msgs_per_s),
             s.mb_per_s,
             ratio,
@@ -338,19 +340,20 @@ pub fn web_table(r: &Results) -> String {
         .map(|s| s.msgs_per_s)
         .filter(|&v| v > 0.0);
     let mut text = String::from(
-        "| server | requests/s | vs hyper | latency p50 / p99 / max | clients served |\n\
-         | --- | ---: | ---: | ---: | ---: |\n",
+        "| server | log | requests/s | vs hyper | latency p50 / p99 / max | clients served |\n\
+         | --- | --- | ---: | ---: | ---: | ---: |\n",
     );
     for e in &r.web {
+        let log = e.log().short();
         let Some(s) = &e.summary else {
             let why = e.missing.as_deref().unwrap_or("?");
-            let _ = writeln!(text, "| {} | not measured: {why} | | | |", e.label);
+            let _ = writeln!(text, "| {} | {log} | not measured: {why} | | | |", e.label);
             continue;
         };
         let ratio = hyper.map_or("–".into(), |h| format!("{:.2}×", s.msgs_per_s / h));
         let _ = writeln!(
             text,
-            "| {} | {} | {} | {} / {} / {} | {} of {} |",
+            "| {} | {log} | {} | {} | {} / {} / {} | {} of {} |",
             e.label,
             thousands(s.msgs_per_s),
             ratio,
@@ -374,8 +377,8 @@ pub fn web_table(r: &Results) -> String {
 /// threads.
 pub fn cost_table(entries: &[Entry]) -> String {
     let mut text = String::from(
-        "| server | server CPU per message: program + kernel | cores used: server + loadgen | server memory | threads |\n\
-         | --- | ---: | ---: | ---: | ---: |\n",
+        "| server | log | server CPU per message: program + kernel | cores used: server + loadgen | server memory | threads |\n\
+         | --- | --- | ---: | ---: | ---: | ---: |\n",
     );
     for e in entries {
         let Some(s) = &e.summary else { continue };
@@ -390,8 +393,9 @@ pub fn cost_table(entries: &[Entry]) -> String {
         };
         let _ = writeln!(
             text,
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} |",
             e.label,
+            e.log().short(),
             cpu,
             used,
             rss(s.server_rss_kb),
@@ -907,7 +911,12 @@ fn throughput_plot(r: &Results, canvas: Canvas, path: &Path) -> anyhow::Result<(
                 style,
             )))
             .map_err(plot_err)?;
-        let label = format!("{}: {}{}", entry.label, thousands(*value), ratio(*value));
+        let label = format!(
+            "{}: {}{}",
+            bar_label(entry),
+            thousands(*value),
+            ratio(*value)
+        );
         chart
             .draw_series(std::iter::once(Text::new(
                 label,
@@ -943,12 +952,8 @@ fn throughput_narrow(
     let (left, longest) = (14, f64::from(canvas.width) - 28.0 - 170.0);
     for (i, (entry, value)) in bars.iter().enumerate() {
         let y = row as i32 * i as i32;
-        area.draw(&Text::new(
-            entry.label.clone(),
-            (left, y + 10),
-            text.clone(),
-        ))
-        .map_err(plot_err)?;
+        area.draw(&Text::new(bar_label(entry), (left, y + 10), text.clone()))
+            .map_err(plot_err)?;
         let end = left + (longest * value / top).round().max(2.0) as i32;
         area.draw(&Rectangle::new(
             [(left, y + 22), (end, y + 42)],
@@ -961,6 +966,18 @@ fn throughput_narrow(
     }
     root.present().map_err(plot_err)?;
     Ok(())
+}
+
+/// A bar's name in the throughput plot: the server, and where its log went
+/// when that was not a pipe read line by line.
+fn bar_label(entry: &Entry) -> String {
+    match entry.log() {
+        Log::DevNull if !entry.label.contains("/dev/null") => {
+            format!("{}, log to /dev/null", entry.label)
+        }
+        Log::Blocks => format!("{}, log in blocks", entry.label),
+        _ => entry.label.clone(),
+    }
 }
 
 /// Sessions: each client's wait for its first reply, clients sorted by wait.

@@ -175,6 +175,30 @@ fn report_smoke_runs_every_scenario_and_draws_the_plots() -> Result<()> {
             );
         }
     }
+    // Like with like: every lesson and twin that logs is measured as a
+    // reader runs it (its log into a pipe, line by line) and again with its
+    // log to /dev/null.
+    for section in ["echo", "udp", "framed", "web"] {
+        let entries = results[section].as_array().context("no section")?;
+        let log = |key: &str| {
+            entries
+                .iter()
+                .find(|e| e["key"] == key)
+                .map(|e| e["log"].clone())
+        };
+        for key in ["lesson03", "py-sequential", "lesson05", "py-udp"]
+            .iter()
+            .chain(&["lesson07", "py-framed", "lesson09", "py-http"])
+        {
+            let Some(lines) = log(key) else { continue };
+            ensure!(lines == "lines", "{section}/{key} logged to {lines}");
+            let quiet = log(&format!("{key}-silent"));
+            ensure!(
+                quiet.as_ref().is_some_and(|q| q == "dev-null"),
+                "{section}/{key} has no run with its log to /dev/null: {quiet:?}"
+            );
+        }
+    }
     let hop = results["hop"].as_array().context("no hop section")?;
     ensure!(
         hop.len() == 4,
