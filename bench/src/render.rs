@@ -2,7 +2,7 @@
 //!
 //! `write_all` writes the files the book includes from `book/src/perf/`:
 //! `machine.md`, `echo.md`, `cost.md`, `sessions.md`, `fanout.md`,
-//! `targets.md`, and
+//! `targets.md`, the sentences `notes-*.md` (see [`crate::notes`]), and
 //! the plots `throughput.svg`, `waiting.svg` and `fanout.svg`, each also
 //! drawn narrow for phones (`throughput-narrow.svg`, ...; see [`Canvas`]).
 
@@ -16,7 +16,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::echo::RunStats;
 use crate::fanout::FanoutStats;
-use crate::results::{Entry, Log, Results, Summary};
+use crate::provenance::Program;
+use crate::results::{Entry, Log, Results};
 
 /// `1234567.8` → `1,234,568`.
 pub fn thousands(value: f64) -> String {
@@ -163,13 +164,29 @@ pub fn machine_list(r: &Results) -> String {
     );
     let _ = write!(
         text,
-        "- **Run on:** {} (UTC); load average (1, 5, 15 minutes) before the run {}",
-        m.date, m.load_before
+        "- **Run on:** {} (UTC){}; load average (1, 5, 15 minutes) before the run {}",
+        m.date,
+        match &m.commit {
+            Some(c) if m.dirty => format!(", at commit {c} with changes not yet committed"),
+            Some(c) => format!(", at commit {c}"),
+            None => ", at a commit not recorded".to_string(),
+        },
+        m.load_before
     );
     if !m.load_after.is_empty() {
         let _ = write!(text, ", after it {}", m.load_after);
     }
+    if let Some(took) = r.took_s {
+        let _ = write!(text, "; the run took {:.0} minutes", took / 60.0);
+    }
     text.push('\n');
+    let programs: Vec<&Program> = crate::report::PROGRAMS.iter().collect();
+    if let Some(names) = m.provenance().changed(&programs) {
+        let _ = writeln!(
+            text,
+            "- **Changed since that run:** the sources of {names}. Their figures describe them as they were then; `cargo run --release -p loadgen -- report` measures them as they are now"
+        );
+    }
     let _ = writeln!(
         text,
         "- **Echo load:** {} clients, {}-byte messages; per server a {} s warm-up, then {} runs of {} s; the median run's figures",
@@ -500,126 +517,6 @@ pub fn fanout_table(r: &Results) -> String {
     text
 }
 
-/// The figures the chapter's text talks about, as sentences, so that the
-/// text and the tables always come from the same run.
-pub fn key_figures(r: &Results) -> String {
-    let mut text = String::new();
-    let echo = |key: &str| r.echo_entry(key);
-    let session = |key: &str| {
-        r.sessions
-            .iter()
-            .find(|e| e.key == key)
-            .and_then(|e| e.summary.as_ref())
-    };
-    let rate = |s: &Summary| thousands(s.msgs_per_s);
-    let c = r.settings.clients;
-    if let (Some(raw), Some(tokio)) = (echo("raw"), echo("tokio")) {
-        let _ = writeln!(
-            text,
-            "- **Ceilings.** Raw loopback moved {} messages/s one way; the tokio echo server answered {} messages/s, {:.0}% of that.",
-            rate(raw),
-            rate(tokio),
-            100.0 * tokio.msgs_per_s / raw.msgs_per_s.max(1.0)
-        );
-    }
-    if let (Some(threads), Some(tokio)) = (echo("threads"), echo("tokio")) {
-        let per = |s: &Summary| {
-            s.server_user_us_per_msg
-                .zip(s.server_system_us_per_msg)
-                .map(|(u, k)| u + k)
-        };
-        let _ = write!(
-            text,
-            "- **A thread per client.** {} messages/s, {:.2}× tokio, with {} threads and {} resident",
-            rate(threads),
-            threads.msgs_per_s / tokio.msgs_per_s.max(1.0),
-            count(threads.server_threads),
-            rss(threads.server_rss_kb)
-        );
-        if let (Some(t), Some(k)) = (per(threads), per(tokio)) {
-            let _ = write!(
-                text,
-                "; each message cost the server {t:.1} µs of CPU against tokio's {k:.1} µs"
-            );
-        }
-        text.push_str(".\n");
-    }
-    if let (Some(threads), Some(py)) = (echo("threads"), echo("py-threading")) {
-        let _ = writeln!(
-            text,
-            "- **Rust against Python, both a thread per client.** {} against {} messages/s: {:.1}×. Per message the Python server spent {} in the interpreter and {} in the kernel; the Rust one {} and {}.",
-            rate(threads),
-            rate(py),
-            threads.msgs_per_s / py.msgs_per_s.max(1.0),
-            us(py.server_user_us_per_msg),
-            us(py.server_system_us_per_msg),
-            us(threads.server_user_us_per_msg),
-            us(threads.server_system_us_per_msg),
-        );
-    }
-    if let Some(seq) = echo("lesson03") {
-        let _ = writeln!(
-            text,
-            "- **The sequential server under {c} clients at once.** In each {} s run it served {} of {c} clients ({} messages/s, all for the first client it picked up); the others waited the whole time, in the queue or retrying to get into it.",
-            r.settings.duration_s,
-            seq.served,
-            rate(seq)
-        );
-    }
-    if let (Some(logged), Some(silent), Some(py)) = (
-        echo("lesson03"),
-        echo("lesson03-silent"),
-        echo("py-sequential"),
-    ) {
-        let _ = writeln!(
-            text,
-            "- **The price of a log line.** Lesson 03 writing its `said` line for every message into a pipe: {} messages/s; the same server with its output going to `/dev/null`: {} messages/s ({:.1}×). Its Python twin, whose `print` collects lines before writing them: {} messages/s.",
-            rate(logged),
-            rate(silent),
-            silent.msgs_per_s / logged.msgs_per_s.max(1.0),
-            rate(py)
-        );
-    }
-    if let (Some(seq), Some(threads)) = (session("lesson03"), session("threads")) {
-        let _ = writeln!(
-            text,
-            "- **What the sequential server does to the {c}th client.** With {c} clients of {} messages each, the median client waited {} for its first reply and the last one {}; every client was done after {}. A thread per client had them all done after {}.",
-            r.settings.session_messages,
-            millis(seq.first_reply_median_ms),
-            millis(seq.first_reply_last_ms),
-            seq.all_done_ms.map_or_else(
-                || format!("more than {} s", r.settings.session_deadline_s),
-                |ms| millis(Some(ms))
-            ),
-            millis(threads.all_done_ms),
-        );
-    }
-    if let Some(f) = r
-        .fanout
-        .iter()
-        .filter(|f| f.summary.is_some())
-        .max_by_key(|f| f.clients)
-    {
-        if let Some(s) = &f.summary {
-            let _ = writeln!(
-                text,
-                "- **The chat room with {} clients.** One line reached all {} others with a median delay of {} and a p99 of {}; the server ran {} threads in {}.",
-                f.clients,
-                f.clients - 1,
-                micros(s.p50_us),
-                micros(s.p99_us),
-                count(s.server_threads),
-                rss(s.server_rss_kb)
-            );
-        }
-    }
-    text
-}
-
-fn us(v: Option<f64>) -> String {
-    v.map_or("–".into(), |us| format!("{us:.1} µs"))
-}
-
 pub fn targets_table(r: &Results) -> String {
     let mut text = String::from("| target | wanted | measured | |\n| --- | --- | --- | --- |\n");
     for t in &r.targets {
@@ -670,7 +567,9 @@ pub fn write_all(r: &Results, dir: &Path) -> anyhow::Result<()> {
     write("sessions.md", sessions_table(r))?;
     write("fanout.md", fanout_table(r))?;
     write("targets.md", targets_table(r))?;
-    write("key-figures.md", key_figures(r))?;
+    for (name, text) in crate::notes::all(r) {
+        write(name, text)?;
+    }
     Canvas::draw_both(dir, "throughput", |c, path| throughput_plot(r, c, path))?;
     Canvas::draw_both(dir, "waiting", |c, path| waiting_plot(r, c, path))?;
     Canvas::draw_both(dir, "fanout", |c, path| fanout_plot(r, c, path))?;

@@ -17,6 +17,7 @@ use crate::ReportArgs;
 use crate::echo::{self, RunStats};
 use crate::fanout;
 use crate::procs;
+use crate::provenance::Program;
 use crate::raw;
 use crate::render;
 use crate::results::{
@@ -114,6 +115,66 @@ const LESSONS: [&str; 8] = [
     "lesson13-proxy",
 ];
 
+/// The sources of everything `report` measures, to tell whether they
+/// changed since a run.
+pub const PROGRAMS: [Program; 11] = [
+    Program {
+        name: "lesson 03",
+        paths: &["lessons/lesson03-connection-loop/server"],
+    },
+    Program {
+        name: "lesson 04",
+        paths: &["lessons/lesson04-disconnect-handling/server"],
+    },
+    Program {
+        name: "lesson 05",
+        paths: &["lessons/lesson05-udp/server"],
+    },
+    Program {
+        name: "lesson 06",
+        paths: &[
+            "lessons/lesson06-threaded-chat/echo-server",
+            "lessons/lesson06-threaded-chat/server",
+            "lessons/lesson06-threaded-chat/protocol",
+        ],
+    },
+    Program {
+        name: "lesson 07",
+        paths: &[
+            "lessons/lesson07-framing/server",
+            "lessons/lesson07-framing/frame",
+        ],
+    },
+    Program {
+        name: "lesson 09",
+        paths: &["lessons/lesson09-browser/server"],
+    },
+    Program {
+        name: "lesson 13",
+        paths: &["lessons/lesson13-bad-network/proxy"],
+    },
+    Program {
+        name: "the Python twins",
+        paths: &[PY_SEQUENTIAL, PY_UDP, PY_FRAMED],
+    },
+    Program {
+        name: "the baselines",
+        paths: &["bench/src/serve.rs", "bench/python"],
+    },
+    Program {
+        name: "the way loadgen starts the servers",
+        paths: &["bench/src/procs.rs"],
+    },
+    Program {
+        name: "the load itself",
+        paths: &[
+            "bench/src/echo.rs",
+            "bench/src/fanout.rs",
+            "bench/src/raw.rs",
+        ],
+    },
+];
+
 /// Lesson 13's proxy, which the hop scenario puts in front of the others.
 const PROXY: &str = "lesson13-proxy";
 
@@ -177,6 +238,7 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
         out.display()
     );
 
+    let started = Instant::now();
     let load_before = load_average();
     let build = if settings.smoke || args.no_build_time {
         None
@@ -418,6 +480,7 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
     }
 
     results.machine.load_after = load_average();
+    results.took_s = Some(started.elapsed().as_secs_f64());
     results.targets = results.check_targets();
     let json = out.join("results.json");
     std::fs::write(&json, serde_json::to_string_pretty(&results)? + "\n")
@@ -711,13 +774,13 @@ fn measure_fanout(
 }
 
 /// The 1, 5 and 15 minute load averages, from `/proc/loadavg`.
-fn load_average() -> String {
+pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
 }
 
-fn profile() -> &'static str {
+pub fn profile() -> &'static str {
     if cfg!(debug_assertions) {
         "debug build"
     } else {
@@ -788,7 +851,10 @@ fn machine(python: Option<String>, load_before: String) -> Machine {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| "unknown".into());
+    let here = crate::provenance::Provenance::now();
     Machine {
+        commit: here.commit,
+        dirty: here.dirty,
         cpu,
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         memory_gib: (memory_kb / 1024.0 / 1024.0 * 10.0).round() / 10.0,

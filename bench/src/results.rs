@@ -34,6 +34,9 @@ pub struct Results {
     pub fanout: Vec<FanoutEntry>,
     pub build: Option<BuildTime>,
     pub targets: Vec<TargetCheck>,
+    /// How long the whole run took, in seconds (absent in older files).
+    #[serde(default)]
+    pub took_s: Option<f64>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -53,6 +56,29 @@ pub struct Machine {
     pub load_after: String,
     /// Cargo profile of the load generator and the lesson servers.
     pub profile: String,
+    /// The commit the sources were at, and whether the work tree had
+    /// changes not committed (absent in older results files).
+    #[serde(default)]
+    pub commit: Option<String>,
+    #[serde(default)]
+    pub dirty: bool,
+}
+
+impl Machine {
+    /// Which run this was, as the other figure files record it.
+    pub fn provenance(&self) -> crate::provenance::Provenance {
+        crate::provenance::Provenance {
+            date: self.date.clone(),
+            machine: format!(
+                "{} ({} cores), {} GiB of memory, {}",
+                self.cpu, self.cores, self.memory_gib, self.os
+            ),
+            commit: self.commit.clone(),
+            dirty: self.dirty,
+            load_before: self.load_before.clone(),
+            profile: self.profile.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
