@@ -197,10 +197,10 @@ struct C10kArgs {
     /// Measure only these servers, separated by commas (lesson10,lesson11); the five are lesson06, lesson10, lesson11, python10 and python11
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Where to write c10k.json, c10k.md, c10k-ladder.md and the plot c10k-memory.svg (and -narrow.svg) (default: the book's perf/ folder)
+    /// Where to write c10k.json, c10k.md, c10k-ladder.md, c10k-notes.md and the plot c10k-memory.svg (and -narrow.svg) (default: the book's perf/ folder)
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Redraw c10k.md and the plot from the c10k.json in the output folder, without measuring
+    /// Redraw c10k.md, c10k-ladder.md, c10k-notes.md and the plot from the c10k.json in the output folder, without measuring
     #[arg(long)]
     redraw: bool,
 }
@@ -441,7 +441,7 @@ fn run_c10k(args: C10kArgs) -> anyhow::Result<()> {
     c10k::write(&data, &dir)?;
     print!("{}", c10k::markdown(&data));
     eprintln!(
-        "wrote c10k.json, c10k.md, c10k-ladder.md, c10k-memory.svg and c10k-memory-narrow.svg in {}",
+        "wrote c10k.json, c10k.md, c10k-ladder.md, c10k-notes.md, c10k-memory.svg and c10k-memory-narrow.svg in {}",
         dir.display()
     );
     Ok(())
