@@ -9,6 +9,7 @@
 //! hashed, synced to the disk and renamed: storing it safely is part of the
 //! work. A download is timed from the request to the last byte.
 
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -20,14 +21,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail, ensure};
 use course_kit::{Server, TempDir};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::procs::{self, Peak};
+use crate::provenance::{Program, Provenance};
 
 const MIB: usize = 1024 * 1024;
 
 /// What one subject did with the file.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Transfer {
     pub subject: String,
     pub upload_mb_s: f64,
@@ -39,11 +42,18 @@ pub struct Transfer {
     pub peak_mb: Option<f64>,
 }
 
-/// The whole run.
+/// The whole run: `files.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
+    pub provenance: Provenance,
+    /// How long the whole run took, in seconds.
+    pub took_s: f64,
     pub size_mib: usize,
     pub raw_mb_s: f64,
     pub disk_mb_s: f64,
+    /// SHA-256 of the file's bytes in memory, on one core: the ceiling of
+    /// a server that hashes what it receives as it receives it.
+    pub hash_mb_s: f64,
     pub rust: Transfer,
     pub python: Option<Transfer>,
 }
@@ -251,9 +261,9 @@ fn transfer(
     })
 }
 
-/// Starts `program args --dir DIR 127.0.0.1:0`, the file server under test.
-fn start(program: &Path, prefix: &[&str], dir: &Path) -> anyhow::Result<Server> {
-    let mut args: Vec<std::ffi::OsString> = prefix.iter().map(Into::into).collect();
+/// Starts `program prefix 127.0.0.1:0 --dir DIR`, the file server under test.
+fn start(program: &Path, prefix: &[OsString], dir: &Path) -> anyhow::Result<Server> {
+    let mut args: Vec<OsString> = prefix.to_vec();
     args.push("127.0.0.1:0".into());
     args.push("--dir".into());
     args.push(dir.as_os_str().to_owned());
@@ -268,9 +278,12 @@ pub fn run(size_mib: usize, progress: bool) -> anyhow::Result<Report> {
             eprintln!("{text}");
         }
     };
+    let started = Instant::now();
     let block = course_kit::Rng::new(0x0808).bytes(MIB);
     say(&format!("hashing the {size_mib} MiB file"));
+    let hashing = Instant::now();
     let sha256 = sha256_of_file(&block, size_mib);
+    let hash_mb_s = (size_mib * MIB) as f64 / hashing.elapsed().as_secs_f64() / 1e6;
 
     say("raw loopback");
     let raw_mb_s = raw(size_mib * MIB)?;
@@ -295,15 +308,18 @@ pub fn run(size_mib: usize, progress: bool) -> anyhow::Result<Report> {
             let dir = TempDir::with_prefix("loadgen-files-python-")?;
             let script: PathBuf =
                 procs::workspace_dir().join("lessons/lesson08-file-transfer/python/server.py");
-            let script = script.to_str().context("the workspace path is not UTF-8")?;
-            let server = start(&python, &[script], dir.path())?;
+            // Its log written line by line, as the Rust server's.
+            let server = start(&python, &procs::python_args(&script, &[]), dir.path())?;
             Some(transfer("Python twin", &server, &block, size_mib, &sha256)?)
         }
     };
     Ok(Report {
+        provenance: Provenance::now(),
+        took_s: started.elapsed().as_secs_f64(),
         size_mib,
         raw_mb_s,
         disk_mb_s,
+        hash_mb_s,
         rust,
         python,
     })
@@ -322,8 +338,18 @@ pub fn markdown(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "One file of {} MiB, up and down once, on the machine described above.\n",
-        report.size_mib
+        "From one run of `cargo run --release -p loadgen -- files` {}, which took {:.0} s: \
+         one file of {} MiB, up and down once.{}\n",
+        report.provenance.phrase(),
+        report.took_s,
+        report.size_mib,
+        match report.provenance.changed_since(
+            &PROGRAMS.iter().collect::<Vec<_>>(),
+            "cargo run --release -p loadgen -- files"
+        ) {
+            text if text.is_empty() => text,
+            text => format!(" {text}"),
+        }
     );
     let _ = writeln!(
         out,
@@ -394,5 +420,53 @@ pub fn markdown(report: &Report) -> String {
             verdict(peak < 16.0)
         );
     }
+    let _ = writeln!(
+        out,
+        "\nWriting and syncing the file alone ran at {:.2}× the speed of raw loopback, and \
+         lesson 08's upload at {of_disk:.2}× the speed of that disk alone. SHA-256 over the \
+         same bytes in memory, on one core, ran at {:.0} MB/s, {:.2}× raw loopback.",
+        report.disk_mb_s / report.raw_mb_s,
+        report.hash_mb_s,
+        report.hash_mb_s / report.raw_mb_s,
+    );
+    if let Some(python) = &report.python {
+        let _ = writeln!(
+            out,
+            "The Python twin's upload ran at {:.2}× lesson 08's, its download at {:.2}×.",
+            python.upload_mb_s / report.rust.upload_mb_s,
+            python.download_mb_s / report.rust.download_mb_s,
+        );
+    }
     out
+}
+
+/// The sources measured, to tell whether they changed since a run.
+const PROGRAMS: [Program; 2] = [
+    Program {
+        name: "lesson 08's server",
+        paths: &[
+            "lessons/lesson08-file-transfer/server",
+            "lessons/lesson08-file-transfer/header-server",
+            "lessons/lesson07-framing/frame",
+        ],
+    },
+    Program {
+        name: "its Python twin",
+        paths: &["lessons/lesson08-file-transfer/python/server.py"],
+    },
+];
+
+/// Writes `files.json` and `files.md` into `dir`.
+pub fn write(report: &Report, dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let json = dir.join("files.json");
+    std::fs::write(&json, serde_json::to_string_pretty(report)? + "\n")
+        .with_context(|| format!("writing {}", json.display()))?;
+    redraw(report, dir)
+}
+
+/// Writes `files.md` from `report`.
+pub fn redraw(report: &Report, dir: &Path) -> anyhow::Result<()> {
+    let path = dir.join("files.md");
+    std::fs::write(&path, markdown(report)).with_context(|| format!("writing {}", path.display()))
 }

@@ -17,10 +17,11 @@ use crate::ReportArgs;
 use crate::echo::{self, RunStats};
 use crate::fanout;
 use crate::procs;
+use crate::provenance::Program;
 use crate::raw;
 use crate::render;
 use crate::results::{
-    BuildTime, Entry, FanoutEntry, FanoutSummary, Machine, Results, Settings, Summary,
+    BuildTime, Entry, FanoutEntry, FanoutSummary, Log, Machine, Results, Settings, Summary,
 };
 use course_kit::Server;
 
@@ -38,10 +39,9 @@ enum Launch {
     Loadgen(&'static str),
     /// A lesson binary, by package name, with extra arguments.
     Lesson(&'static str, Vec<&'static str>),
-    /// A Python script, relative to the workspace.
+    /// A Python script, relative to the workspace, run with its log
+    /// written line by line (see [`procs::python_args`]).
     Python(&'static str),
-    /// A lesson binary whose log goes to /dev/null instead of to us.
-    Silent(&'static str),
     /// The raw loopback stream through lesson 13's proxy, a fresh one per run.
     RawThroughProxy,
     /// This binary's `serve-...` server, with lesson 13's proxy in front.
@@ -50,31 +50,60 @@ enum Launch {
 
 #[derive(Clone)]
 struct Candidate {
-    key: &'static str,
+    key: String,
     label: &'static str,
     kind: &'static str,
     launch: Launch,
+    /// Where its log goes: read from a pipe, line by line, as a reader's
+    /// terminal would show it, or thrown away by the system.
+    log: Log,
 }
 
+/// A server as a reader runs it: its log, if it has one, written line by
+/// line into a pipe that loadgen reads. The baselines log nothing.
 fn candidate(
     key: &'static str,
     label: &'static str,
     kind: &'static str,
     launch: Launch,
 ) -> Candidate {
+    let log = if matches!(kind, "ceiling" | "baseline") || key == "py-threading" {
+        Log::None
+    } else {
+        Log::Lines
+    };
     Candidate {
-        key,
+        key: key.to_string(),
         label,
         kind,
         launch,
+        log,
     }
 }
 
+/// The same server with its output sent to `/dev/null` by the system: what
+/// it costs without the pipe and the reader at its other end. Every lesson
+/// that has a twin in a table runs both ways, and so does the twin, so that
+/// each pair is compared like with like.
+fn silent(c: &Candidate) -> Candidate {
+    Candidate {
+        key: format!("{}-silent", c.key),
+        log: Log::DevNull,
+        ..c.clone()
+    }
+}
+
+/// `c`, then `c` with its log to `/dev/null`.
+fn both_ways(c: Candidate) -> [Candidate; 2] {
+    let quiet = silent(&c);
+    [c, quiet]
+}
+
 const PY_SEQUENTIAL: &str = "lessons/lesson03-connection-loop/python/server.py";
-const PY_THREADING: &str = "tests/loadgen/python/threading_server.py";
+const PY_THREADING: &str = "bench/python/threading_server.py";
 const PY_UDP: &str = "lessons/lesson05-udp/python/server.py";
 const PY_FRAMED: &str = "lessons/lesson07-framing/python/server.py";
-const PY_HTTP: &str = "tests/loadgen/python/http_server.py";
+const PY_HTTP: &str = "bench/python/http_server.py";
 const LESSONS: [&str; 8] = [
     "lesson03-server",
     "lesson04-server",
@@ -84,6 +113,66 @@ const LESSONS: [&str; 8] = [
     "lesson07-server",
     "lesson09-server",
     "lesson13-proxy",
+];
+
+/// The sources of everything `report` measures, to tell whether they
+/// changed since a run.
+pub const PROGRAMS: [Program; 11] = [
+    Program {
+        name: "lesson 03",
+        paths: &["lessons/lesson03-connection-loop/server"],
+    },
+    Program {
+        name: "lesson 04",
+        paths: &["lessons/lesson04-disconnect-handling/server"],
+    },
+    Program {
+        name: "lesson 05",
+        paths: &["lessons/lesson05-udp/server"],
+    },
+    Program {
+        name: "lesson 06",
+        paths: &[
+            "lessons/lesson06-threaded-chat/echo-server",
+            "lessons/lesson06-threaded-chat/server",
+            "lessons/lesson06-threaded-chat/protocol",
+        ],
+    },
+    Program {
+        name: "lesson 07",
+        paths: &[
+            "lessons/lesson07-framing/server",
+            "lessons/lesson07-framing/frame",
+        ],
+    },
+    Program {
+        name: "lesson 09",
+        paths: &["lessons/lesson09-browser/server"],
+    },
+    Program {
+        name: "lesson 13",
+        paths: &["lessons/lesson13-bad-network/proxy"],
+    },
+    Program {
+        name: "the Python twins",
+        paths: &[PY_SEQUENTIAL, PY_UDP, PY_FRAMED],
+    },
+    Program {
+        name: "the baselines",
+        paths: &["bench/src/serve.rs", "bench/python"],
+    },
+    Program {
+        name: "the way loadgen starts the servers",
+        paths: &["bench/src/procs.rs"],
+    },
+    Program {
+        name: "the load itself",
+        paths: &[
+            "bench/src/echo.rs",
+            "bench/src/fanout.rs",
+            "bench/src/raw.rs",
+        ],
+    },
 ];
 
 /// Lesson 13's proxy, which the hop scenario puts in front of the others.
@@ -114,7 +203,6 @@ impl Env {
                 args.extend(extra.iter().map(OsString::from));
                 Ok((path, args))
             }
-            Launch::Silent(_) => Err("a silent server is started by start_silent".into()),
             Launch::RawThroughProxy | Launch::ThroughProxy(_) => {
                 Err("a proxied server is started by start_proxied".into())
             }
@@ -127,7 +215,7 @@ impl Env {
                 if !path.is_file() {
                     return Err(format!("{script} does not exist yet"));
                 }
-                Ok((python, vec![path.into_os_string(), port0]))
+                Ok((python, procs::python_args(&path, &[port0])))
             }
         }
     }
@@ -150,6 +238,7 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
         out.display()
     );
 
+    let started = Instant::now();
     let load_before = load_average();
     let build = if settings.smoke || args.no_build_time {
         None
@@ -182,6 +271,18 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
     };
     let runtime = echo::runtime()?;
 
+    let [lesson03, lesson03_silent] = both_ways(candidate(
+        "lesson03",
+        "lesson 03, sequential",
+        "lesson",
+        Launch::Lesson("lesson03-server", vec![]),
+    ));
+    let [py_sequential, py_sequential_silent] = both_ways(candidate(
+        "py-sequential",
+        "Python, sequential (lesson 03 twin)",
+        "python",
+        Launch::Python(PY_SEQUENTIAL),
+    ));
     let tcp = [
         candidate("raw", "raw loopback, no replies", "ceiling", Launch::Raw),
         candidate(
@@ -196,18 +297,10 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
             "baseline",
             Launch::Loadgen("serve-threads"),
         ),
-        candidate(
-            "lesson03",
-            "lesson 03, sequential",
-            "lesson",
-            Launch::Lesson("lesson03-server", vec![]),
-        ),
-        candidate(
-            "lesson03-silent",
-            "lesson 03, log to /dev/null",
-            "lesson",
-            Launch::Silent("lesson03-server"),
-        ),
+        lesson03,
+        py_sequential,
+        lesson03_silent,
+        py_sequential_silent,
         candidate(
             "lesson04",
             "lesson 04, sequential",
@@ -219,12 +312,6 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
             "lesson 06 step 1, thread per caller",
             "lesson",
             Launch::Lesson("lesson06-echo-server", vec![]),
-        ),
-        candidate(
-            "py-sequential",
-            "Python, sequential (lesson 03 twin)",
-            "python",
-            Launch::Python(PY_SEQUENTIAL),
         ),
         candidate(
             "py-threading",
@@ -253,20 +340,19 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
     let all: Vec<&Candidate> = tcp.iter().collect();
     results.echo = measure_group(&runtime, &env, &all, &load, &settings);
 
-    let udp = [
-        candidate(
-            "lesson05",
-            "lesson 05, UDP",
-            "lesson",
-            Launch::Lesson("lesson05-server", vec![]),
-        ),
-        candidate(
-            "py-udp",
-            "Python, UDP (lesson 05 twin)",
-            "python",
-            Launch::Python(PY_UDP),
-        ),
-    ];
+    let [lesson05, lesson05_silent] = both_ways(candidate(
+        "lesson05",
+        "lesson 05, UDP",
+        "lesson",
+        Launch::Lesson("lesson05-server", vec![]),
+    ));
+    let [py_udp, py_udp_silent] = both_ways(candidate(
+        "py-udp",
+        "Python, UDP (lesson 05 twin)",
+        "python",
+        Launch::Python(PY_UDP),
+    ));
+    let udp = [lesson05, py_udp, lesson05_silent, py_udp_silent];
     eprintln!("== UDP echo, the same load");
     let udp_load = echo::Spec {
         udp: true,
@@ -276,20 +362,19 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
     results.udp = measure_group(&runtime, &env, &all, &udp_load, &settings);
 
     eprintln!("== framed echo (lesson 07): the same load, each message a frame");
-    let framed = [
-        candidate(
-            "lesson07",
-            "lesson 07, framed, thread per client",
-            "lesson",
-            Launch::Lesson("lesson07-server", vec![]),
-        ),
-        candidate(
-            "py-framed",
-            "Python, framed (lesson 07 twin)",
-            "python",
-            Launch::Python(PY_FRAMED),
-        ),
-    ];
+    let [lesson07, lesson07_silent] = both_ways(candidate(
+        "lesson07",
+        "lesson 07, framed, thread per client",
+        "lesson",
+        Launch::Lesson("lesson07-server", vec![]),
+    ));
+    let [py_framed, py_framed_silent] = both_ways(candidate(
+        "py-framed",
+        "Python, framed (lesson 07 twin)",
+        "python",
+        Launch::Python(PY_FRAMED),
+    ));
+    let framed = [lesson07, py_framed, lesson07_silent, py_framed_silent];
     let framed_load = echo::Spec {
         framed: true,
         ..load.clone()
@@ -298,6 +383,18 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
     results.framed = measure_group(&runtime, &env, &all, &framed_load, &settings);
 
     eprintln!("== web (lesson 09): GET / over a new connection per request, the same clients");
+    let [lesson09, lesson09_silent] = both_ways(candidate(
+        "lesson09",
+        "lesson 09, thread per connection",
+        "lesson",
+        Launch::Lesson("lesson09-server", vec![]),
+    ));
+    let [py_http, py_http_silent] = both_ways(candidate(
+        "py-http",
+        "Python http.server (ThreadingHTTPServer)",
+        "python",
+        Launch::Python(PY_HTTP),
+    ));
     let web = [
         candidate(
             "hyper",
@@ -305,18 +402,10 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
             "baseline",
             Launch::Loadgen("serve-hyper"),
         ),
-        candidate(
-            "lesson09",
-            "lesson 09, thread per connection",
-            "lesson",
-            Launch::Lesson("lesson09-server", vec![]),
-        ),
-        candidate(
-            "py-http",
-            "Python http.server (ThreadingHTTPServer)",
-            "python",
-            Launch::Python(PY_HTTP),
-        ),
+        lesson09,
+        py_http,
+        lesson09_silent,
+        py_http_silent,
     ];
     let web_load = echo::Spec {
         http: true,
@@ -375,7 +464,7 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
                 "py-sequential",
                 "py-threading",
             ]
-            .contains(&c.key)
+            .contains(&c.key.as_str())
         })
         .collect();
     results.sessions = measure_group(&runtime, &env, &some, &session_load, &session_settings);
@@ -391,6 +480,7 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
     }
 
     results.machine.load_after = load_average();
+    results.took_s = Some(started.elapsed().as_secs_f64());
     results.targets = results.check_targets();
     let json = out.join("results.json");
     std::fs::write(&json, serde_json::to_string_pretty(&results)? + "\n")
@@ -496,17 +586,13 @@ fn measure_group(
                     Err(why) => subject.failed = Some(why),
                 }
             } else if !matches!(c.launch, Launch::Raw | Launch::RawThroughProxy) {
-                let started = match &c.launch {
-                    Launch::Silent(name) => {
-                        env.command(&Launch::Lesson(name, vec![]))
-                            .and_then(|(program, _)| {
-                                procs::start_silent(&program).map_err(|e| format!("{e:#}"))
-                            })
+                let started = env.command(&c.launch).and_then(|(program, args)| {
+                    match c.log {
+                        Log::DevNull => procs::start_silent(&program, &args, load.udp),
+                        _ => procs::start(&program, &args),
                     }
-                    launch => env.command(launch).and_then(|(program, args)| {
-                        procs::start(&program, &args).map_err(|e| format!("{e:#}"))
-                    }),
-                };
+                    .map_err(|e| format!("{e:#}"))
+                });
                 match started {
                     Ok(server) => subject.server = Some(server),
                     Err(why) => subject.failed = Some(why),
@@ -593,13 +679,18 @@ fn one_run(
 fn entry(subject: Subject) -> Entry {
     let c = subject.c;
     let mut entry = Entry {
-        key: c.key.into(),
+        key: c.key.clone(),
         label: c.label.into(),
         kind: c.kind.into(),
+        log: Some(c.log),
         ..Entry::default()
     };
+    let label = match c.log {
+        Log::DevNull => format!("{}, log to /dev/null", c.label),
+        _ => c.label.to_string(),
+    };
     if let Some(why) = subject.failed {
-        eprintln!("   {:<38} not measured: {why}", c.label);
+        eprintln!("   {label:<38} not measured: {why}");
         entry.missing = Some(why);
         return entry;
     }
@@ -608,7 +699,7 @@ fn entry(subject: Subject) -> Entry {
     if let Some(s) = &entry.summary {
         eprintln!(
             "   {:<38} {:>9} msgs/s  p99 {:>8}  served {}/{}{}",
-            c.label,
+            label,
             render::thousands(s.msgs_per_s),
             render::micros(s.p99_us),
             s.served,
@@ -683,13 +774,13 @@ fn measure_fanout(
 }
 
 /// The 1, 5 and 15 minute load averages, from `/proc/loadavg`.
-fn load_average() -> String {
+pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
 }
 
-fn profile() -> &'static str {
+pub fn profile() -> &'static str {
     if cfg!(debug_assertions) {
         "debug build"
     } else {
@@ -760,7 +851,10 @@ fn machine(python: Option<String>, load_before: String) -> Machine {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| "unknown".into());
+    let here = crate::provenance::Provenance::now();
     Machine {
+        commit: here.commit,
+        dirty: here.dirty,
         cpu,
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         memory_gib: (memory_kb / 1024.0 / 1024.0 * 10.0).round() / 10.0,

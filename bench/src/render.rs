@@ -2,7 +2,7 @@
 //!
 //! `write_all` writes the files the book includes from `book/src/perf/`:
 //! `machine.md`, `echo.md`, `cost.md`, `sessions.md`, `fanout.md`,
-//! `targets.md`, and
+//! `targets.md`, the sentences `notes-*.md` (see [`crate::notes`]), and
 //! the plots `throughput.svg`, `waiting.svg` and `fanout.svg`, each also
 //! drawn narrow for phones (`throughput-narrow.svg`, ...; see [`Canvas`]).
 
@@ -16,7 +16,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::echo::RunStats;
 use crate::fanout::FanoutStats;
-use crate::results::{Entry, Results, Summary};
+use crate::provenance::Program;
+use crate::results::{Entry, Log, Results};
 
 /// `1234567.8` → `1,234,568`.
 pub fn thousands(value: f64) -> String {
@@ -163,13 +164,29 @@ pub fn machine_list(r: &Results) -> String {
     );
     let _ = write!(
         text,
-        "- **Run on:** {} (UTC); load average (1, 5, 15 minutes) before the run {}",
-        m.date, m.load_before
+        "- **Run on:** {} (UTC){}; load average (1, 5, 15 minutes) before the run {}",
+        m.date,
+        match &m.commit {
+            Some(c) if m.dirty => format!(", at commit {c} with changes not yet committed"),
+            Some(c) => format!(", at commit {c}"),
+            None => ", at a commit not recorded".to_string(),
+        },
+        m.load_before
     );
     if !m.load_after.is_empty() {
         let _ = write!(text, ", after it {}", m.load_after);
     }
+    if let Some(took) = r.took_s {
+        let _ = write!(text, "; the run took {:.0} minutes", took / 60.0);
+    }
     text.push('\n');
+    let programs: Vec<&Program> = crate::report::PROGRAMS.iter().collect();
+    if let Some(names) = m.provenance().changed(&programs) {
+        let _ = writeln!(
+            text,
+            "- **Changed since that run:** the sources of {names}. Their figures describe them as they were then; `cargo run --release -p loadgen -- report` measures them as they are now"
+        );
+    }
     let _ = writeln!(
         text,
         "- **Echo load:** {} clients, {}-byte messages; per server a {} s warm-up, then {} runs of {} s; the median run's figures",
@@ -204,15 +221,16 @@ pub fn echo_table(entries: &[Entry], r: &Results) -> String {
         .map(|s| s.msgs_per_s)
         .filter(|&v| v > 0.0);
     let mut text = String::from(
-        "| server | messages/s | MB/s | vs tokio | latency p50 / p99 / max | clients served |\n\
-         | --- | ---: | ---: | ---: | ---: | ---: |\n",
+        "| server | log | messages/s | MB/s | vs tokio | latency p50 / p99 / max | clients served |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for e in entries {
         let Some(s) = &e.summary else {
             let _ = writeln!(
                 text,
-                "| {} | not measured: {} | | | | |",
+                "| {} | {} | not measured: {} | | | | |",
                 e.label,
+                e.log().short(),
                 e.missing.as_deref().unwrap_or("?")
             );
             continue;
@@ -235,8 +253,9 @@ pub fn echo_table(entries: &[Entry], r: &Results) -> String {
         };
         let _ = writeln!(
             text,
-            "| {} | {} | {:.2} | {} | {} | {} |",
+            "| {} | {} | {} | {:.2} | {} | {} | {} |",
             e.label,
+            e.log().short(),
             thousands(s.msgs_per_s),
             s.mb_per_s,
             ratio,
@@ -338,19 +357,20 @@ pub fn web_table(r: &Results) -> String {
         .map(|s| s.msgs_per_s)
         .filter(|&v| v > 0.0);
     let mut text = String::from(
-        "| server | requests/s | vs hyper | latency p50 / p99 / max | clients served |\n\
-         | --- | ---: | ---: | ---: | ---: |\n",
+        "| server | log | requests/s | vs hyper | latency p50 / p99 / max | clients served |\n\
+         | --- | --- | ---: | ---: | ---: | ---: |\n",
     );
     for e in &r.web {
+        let log = e.log().short();
         let Some(s) = &e.summary else {
             let why = e.missing.as_deref().unwrap_or("?");
-            let _ = writeln!(text, "| {} | not measured: {why} | | | |", e.label);
+            let _ = writeln!(text, "| {} | {log} | not measured: {why} | | | |", e.label);
             continue;
         };
         let ratio = hyper.map_or("–".into(), |h| format!("{:.2}×", s.msgs_per_s / h));
         let _ = writeln!(
             text,
-            "| {} | {} | {} | {} / {} / {} | {} of {} |",
+            "| {} | {log} | {} | {} | {} / {} / {} | {} of {} |",
             e.label,
             thousands(s.msgs_per_s),
             ratio,
@@ -374,8 +394,8 @@ pub fn web_table(r: &Results) -> String {
 /// threads.
 pub fn cost_table(entries: &[Entry]) -> String {
     let mut text = String::from(
-        "| server | server CPU per message: program + kernel | cores used: server + loadgen | server memory | threads |\n\
-         | --- | ---: | ---: | ---: | ---: |\n",
+        "| server | log | server CPU per message: program + kernel | cores used: server + loadgen | server memory | threads |\n\
+         | --- | --- | ---: | ---: | ---: | ---: |\n",
     );
     for e in entries {
         let Some(s) = &e.summary else { continue };
@@ -390,8 +410,9 @@ pub fn cost_table(entries: &[Entry]) -> String {
         };
         let _ = writeln!(
             text,
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} |",
             e.label,
+            e.log().short(),
             cpu,
             used,
             rss(s.server_rss_kb),
@@ -496,126 +517,6 @@ pub fn fanout_table(r: &Results) -> String {
     text
 }
 
-/// The figures the chapter's text talks about, as sentences, so that the
-/// text and the tables always come from the same run.
-pub fn key_figures(r: &Results) -> String {
-    let mut text = String::new();
-    let echo = |key: &str| r.echo_entry(key);
-    let session = |key: &str| {
-        r.sessions
-            .iter()
-            .find(|e| e.key == key)
-            .and_then(|e| e.summary.as_ref())
-    };
-    let rate = |s: &Summary| thousands(s.msgs_per_s);
-    let c = r.settings.clients;
-    if let (Some(raw), Some(tokio)) = (echo("raw"), echo("tokio")) {
-        let _ = writeln!(
-            text,
-            "- **Ceilings.** Raw loopback moved {} messages/s one way; the tokio echo server answered {} messages/s, {:.0}% of that.",
-            rate(raw),
-            rate(tokio),
-            100.0 * tokio.msgs_per_s / raw.msgs_per_s.max(1.0)
-        );
-    }
-    if let (Some(threads), Some(tokio)) = (echo("threads"), echo("tokio")) {
-        let per = |s: &Summary| {
-            s.server_user_us_per_msg
-                .zip(s.server_system_us_per_msg)
-                .map(|(u, k)| u + k)
-        };
-        let _ = write!(
-            text,
-            "- **A thread per client.** {} messages/s, {:.2}× tokio, with {} threads and {} resident",
-            rate(threads),
-            threads.msgs_per_s / tokio.msgs_per_s.max(1.0),
-            count(threads.server_threads),
-            rss(threads.server_rss_kb)
-        );
-        if let (Some(t), Some(k)) = (per(threads), per(tokio)) {
-            let _ = write!(
-                text,
-                "; each message cost the server {t:.1} µs of CPU against tokio's {k:.1} µs"
-            );
-        }
-        text.push_str(".\n");
-    }
-    if let (Some(threads), Some(py)) = (echo("threads"), echo("py-threading")) {
-        let _ = writeln!(
-            text,
-            "- **Rust against Python, both a thread per client.** {} against {} messages/s: {:.1}×. Per message the Python server spent {} in the interpreter and {} in the kernel; the Rust one {} and {}.",
-            rate(threads),
-            rate(py),
-            threads.msgs_per_s / py.msgs_per_s.max(1.0),
-            us(py.server_user_us_per_msg),
-            us(py.server_system_us_per_msg),
-            us(threads.server_user_us_per_msg),
-            us(threads.server_system_us_per_msg),
-        );
-    }
-    if let Some(seq) = echo("lesson03") {
-        let _ = writeln!(
-            text,
-            "- **The sequential server under {c} clients at once.** In each {} s run it served {} of {c} clients ({} messages/s, all for the first client it picked up); the others waited the whole time, in the queue or retrying to get into it.",
-            r.settings.duration_s,
-            seq.served,
-            rate(seq)
-        );
-    }
-    if let (Some(logged), Some(silent), Some(py)) = (
-        echo("lesson03"),
-        echo("lesson03-silent"),
-        echo("py-sequential"),
-    ) {
-        let _ = writeln!(
-            text,
-            "- **The price of a log line.** Lesson 03 writing its `said` line for every message into a pipe: {} messages/s; the same server with its output going to `/dev/null`: {} messages/s ({:.1}×). Its Python twin, whose `print` collects lines before writing them: {} messages/s.",
-            rate(logged),
-            rate(silent),
-            silent.msgs_per_s / logged.msgs_per_s.max(1.0),
-            rate(py)
-        );
-    }
-    if let (Some(seq), Some(threads)) = (session("lesson03"), session("threads")) {
-        let _ = writeln!(
-            text,
-            "- **What the sequential server does to the {c}th client.** With {c} clients of {} messages each, the median client waited {} for its first reply and the last one {}; every client was done after {}. A thread per client had them all done after {}.",
-            r.settings.session_messages,
-            millis(seq.first_reply_median_ms),
-            millis(seq.first_reply_last_ms),
-            seq.all_done_ms.map_or_else(
-                || format!("more than {} s", r.settings.session_deadline_s),
-                |ms| millis(Some(ms))
-            ),
-            millis(threads.all_done_ms),
-        );
-    }
-    if let Some(f) = r
-        .fanout
-        .iter()
-        .filter(|f| f.summary.is_some())
-        .max_by_key(|f| f.clients)
-    {
-        if let Some(s) = &f.summary {
-            let _ = writeln!(
-                text,
-                "- **The chat room with {} clients.** One line reached all {} others with a median delay of {} and a p99 of {}; the server ran {} threads in {}.",
-                f.clients,
-                f.clients - 1,
-                micros(s.p50_us),
-                micros(s.p99_us),
-                count(s.server_threads),
-                rss(s.server_rss_kb)
-            );
-        }
-    }
-    text
-}
-
-fn us(v: Option<f64>) -> String {
-    v.map_or("–".into(), |us| format!("{us:.1} µs"))
-}
-
 pub fn targets_table(r: &Results) -> String {
     let mut text = String::from("| target | wanted | measured | |\n| --- | --- | --- | --- |\n");
     for t in &r.targets {
@@ -666,7 +567,9 @@ pub fn write_all(r: &Results, dir: &Path) -> anyhow::Result<()> {
     write("sessions.md", sessions_table(r))?;
     write("fanout.md", fanout_table(r))?;
     write("targets.md", targets_table(r))?;
-    write("key-figures.md", key_figures(r))?;
+    for (name, text) in crate::notes::all(r) {
+        write(name, text)?;
+    }
     Canvas::draw_both(dir, "throughput", |c, path| throughput_plot(r, c, path))?;
     Canvas::draw_both(dir, "waiting", |c, path| waiting_plot(r, c, path))?;
     Canvas::draw_both(dir, "fanout", |c, path| fanout_plot(r, c, path))?;
@@ -907,7 +810,12 @@ fn throughput_plot(r: &Results, canvas: Canvas, path: &Path) -> anyhow::Result<(
                 style,
             )))
             .map_err(plot_err)?;
-        let label = format!("{}: {}{}", entry.label, thousands(*value), ratio(*value));
+        let label = format!(
+            "{}: {}{}",
+            bar_label(entry),
+            thousands(*value),
+            ratio(*value)
+        );
         chart
             .draw_series(std::iter::once(Text::new(
                 label,
@@ -943,12 +851,8 @@ fn throughput_narrow(
     let (left, longest) = (14, f64::from(canvas.width) - 28.0 - 170.0);
     for (i, (entry, value)) in bars.iter().enumerate() {
         let y = row as i32 * i as i32;
-        area.draw(&Text::new(
-            entry.label.clone(),
-            (left, y + 10),
-            text.clone(),
-        ))
-        .map_err(plot_err)?;
+        area.draw(&Text::new(bar_label(entry), (left, y + 10), text.clone()))
+            .map_err(plot_err)?;
         let end = left + (longest * value / top).round().max(2.0) as i32;
         area.draw(&Rectangle::new(
             [(left, y + 22), (end, y + 42)],
@@ -961,6 +865,18 @@ fn throughput_narrow(
     }
     root.present().map_err(plot_err)?;
     Ok(())
+}
+
+/// A bar's name in the throughput plot: the server, and where its log went
+/// when that was not a pipe read line by line.
+fn bar_label(entry: &Entry) -> String {
+    match entry.log() {
+        Log::DevNull if !entry.label.contains("/dev/null") => {
+            format!("{}, log to /dev/null", entry.label)
+        }
+        Log::Blocks => format!("{}, log in blocks", entry.label),
+        _ => entry.label.clone(),
+    }
 }
 
 /// Sessions: each client's wait for its first reply, clients sorted by wait.
