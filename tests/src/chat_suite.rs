@@ -556,7 +556,8 @@ pub fn flood_neither_cuts_off_nor_drowns_the_others(server: Server) -> Result<()
     // The readers, each in a thread of its own, until the flood's end. The
     // reader reads nothing until `go` says so.
     let (go, start_reading) = mpsc::channel::<()>();
-    let listen = |mut input: BufReader<TcpStream>,
+    let listen = |who: &'static str,
+                  mut input: BufReader<TcpStream>,
                   news: Option<mpsc::Sender<Flood>>,
                   wait: Option<mpsc::Receiver<()>>| {
         thread::spawn(move || -> Result<usize> {
@@ -566,8 +567,10 @@ pub fn flood_neither_cuts_off_nor_drowns_the_others(server: Server) -> Result<()
             let mut flood = 0;
             loop {
                 let line = crate::chat::read_line(&mut input)
-                    .with_context(|| format!("after {flood} flood lines"))?
-                    .context("the server hung up during the flood")?;
+                    .with_context(|| format!("{who}, after {flood} flood lines"))?
+                    .with_context(|| {
+                        format!("the server hung up on {who} after {flood} flood lines")
+                    })?;
                 if line == "flood: done" {
                     return Ok(flood);
                 } else if line.starts_with("flood: ") {
@@ -578,8 +581,13 @@ pub fn flood_neither_cuts_off_nor_drowns_the_others(server: Server) -> Result<()
             }
         })
     };
-    let reading = listen(reader.input, Some(news.clone()), Some(start_reading));
-    let quiet_reading = listen(quiet.input, None, None);
+    let reading = listen(
+        "reader",
+        reader.input,
+        Some(news.clone()),
+        Some(start_reading),
+    );
+    let quiet_reading = listen("quiet", quiet.input, None, None);
 
     // The flooder: many lines per write, as fast as the socket takes them.
     // It gives its connection back at the end: closed with the lines it

@@ -13,6 +13,7 @@ SEND_DEADLINE = 5.0      # seconds a line may wait for one client; more: too slo
 
 room = {}                # address -> Member. One thread: no lock needed.
 space = asyncio.Event()  # set when a writer took a line: waiting senders look again
+turns = asyncio.Lock()   # senders who wait for space, served first come, first served
 
 
 class Member:
@@ -67,10 +68,13 @@ def send(text, to):
 
 
 async def wait_for_space():
-    """Backpressure: while some queue is full, the reader reads no more."""
-    while any(m.outbox.qsize() >= QUEUE_LINES for m in room.values()):
-        space.clear()
-        await space.wait()
+    """Backpressure: while some queue is full, the reader reads no more.
+    One sender waits at a time and the others queue on the lock, in order:
+    else a flooder, back first after each line, would take every free place."""
+    async with turns:
+        while any(m.outbox.qsize() >= QUEUE_LINES for m in room.values()):
+            space.clear()
+            await space.wait()
 
 
 def loop_time():
