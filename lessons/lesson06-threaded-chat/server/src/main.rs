@@ -92,7 +92,6 @@ fn run(addr: &str, max_clients: usize) -> anyhow::Result<()> {
     // Buy the phone, insert the SIM, switch it on: one call, as in step 1
     // (lesson06-echo-server). Then set up the empty room.
     let listener = TcpListener::bind(addr).with_context(|| shared::cannot_listen(addr))?;
-    shared::print_listening(listener.local_addr()?);
     let room: Room = Arc::new(Mutex::new(HashMap::new()));
     // ANCHOR_END: bind
 
@@ -103,6 +102,9 @@ fn run(addr: &str, max_clients: usize) -> anyhow::Result<()> {
     let everyone = Arc::clone(&room);
     ctrlc::set_handler(move || shut_down(&everyone))
         .context("could not install the Ctrl-C handler")?;
+    // Only now do we say where we listen: whoever reads that line may press
+    // Ctrl-C at once, and the handler is ready for it.
+    shared::print_listening(listener.local_addr()?);
     // ANCHOR_END: ctrl-c
 
     // ANCHOR: accept-loop
