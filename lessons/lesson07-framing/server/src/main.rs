@@ -71,27 +71,19 @@ fn run(
     shared::print_listening(listener.local_addr()?);
     // A thread per caller, as in lesson 06's first step: while one caller
     // thinks, the others are served.
-    let mut failures = 0; // accepts that failed in a row
+    // A failing accept (usually "too many open files") is said once and
+    // tried again every 100 ms, as in lesson 06.
+    let mut failures = shared::AcceptLog::default();
     loop {
         let (conn, peer) = match listener.accept() {
             Ok(call) => call,
             Err(err) => {
-                // Usually "too many open files". The caller stays in the
-                // queue, so trying again at once would fail again at once:
-                // pause instead of spinning, and say so once, not ten
-                // times a second.
-                if failures == 0 {
-                    println!("accept failed: {err}; trying again every 100 ms");
-                }
-                failures += 1;
-                thread::sleep(Duration::from_millis(100));
+                failures.failed(&err);
+                thread::sleep(shared::ACCEPT_RETRY);
                 continue;
             }
         };
-        if failures > 0 {
-            println!("accept works again after {failures} failures");
-            failures = 0;
-        }
+        failures.worked();
         // One seat per caller being served; when all are taken, the
         // caller is told so and hung up on, and nobody waits for it.
         let Some(seat) = seats.take() else {

@@ -13,7 +13,6 @@ use std::io::{self, ErrorKind};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
 
 use lesson07_frame::{FrameError, write_frame};
 use serde_json::{Value, json};
@@ -36,25 +35,19 @@ where
 {
     let serve = Arc::new(serve);
     let seats = Seats::new(max_clients);
-    let mut failures = 0u64;
+    // Out of descriptors, say: the caller waits in the queue, and we try
+    // again. Said once, not ten times a second (lesson 06).
+    let mut failures = shared::AcceptLog::default();
     loop {
         let (conn, peer) = match listener.accept() {
             Ok(call) => call,
             Err(err) => {
-                // Out of descriptors, say: the caller waits in the queue, and
-                // we try again. Said once, not ten times a second.
-                if failures == 0 {
-                    println!("accept failed: {err}; trying again every 100 ms");
-                }
-                failures += 1;
-                thread::sleep(Duration::from_millis(100));
+                failures.failed(&err);
+                thread::sleep(shared::ACCEPT_RETRY);
                 continue;
             }
         };
-        if failures > 0 {
-            println!("accept works again after {failures} failures");
-            failures = 0;
-        }
+        failures.worked();
         let Some(seat) = seats.take() else {
             turn_away(conn, peer, max_clients);
             continue;

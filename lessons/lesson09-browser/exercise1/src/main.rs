@@ -55,23 +55,17 @@ fn run(addr: &str, seats: Seats) -> anyhow::Result<()> {
     let listener =
         TcpListener::bind(addr).with_context(|| shared::cannot_listen(addr))?;
     shared::print_listening(listener.local_addr()?);
-    let mut failures = 0;
+    let mut failures = shared::AcceptLog::default();
     loop {
         let (mut conn, peer) = match listener.accept() {
             Ok(call) => call,
             Err(err) => {
-                if failures == 0 {
-                    println!("accept failed: {err}; trying again every 100 ms");
-                }
-                failures += 1;
-                thread::sleep(Duration::from_millis(100));
+                failures.failed(&err);
+                thread::sleep(shared::ACCEPT_RETRY);
                 continue;
             }
         };
-        if failures > 0 {
-            println!("accept works again after {failures} failures");
-            failures = 0;
-        }
+        failures.worked();
         let Some(seat) = seats.take() else {
             let body = "server full, try again later\n";
             let answer = format!(

@@ -90,23 +90,17 @@ fn run(args: Args) -> anyhow::Result<()> {
     // Lesson 07's connection loop: a seat per caller, and a failing
     // accept said once, then tried again every 100 ms.
     let seats = Seats::new(args.max_clients);
-    let mut failures = 0;
+    let mut failures = shared::AcceptLog::default();
     loop {
         let (conn, peer) = match listener.accept() {
             Ok(call) => call,
             Err(err) => {
-                if failures == 0 {
-                    println!("accept failed: {err}; trying again every 100 ms");
-                }
-                failures += 1;
-                thread::sleep(Duration::from_millis(100));
+                failures.failed(&err);
+                thread::sleep(shared::ACCEPT_RETRY);
                 continue;
             }
         };
-        if failures > 0 {
-            println!("accept works again after {failures} failures");
-            failures = 0;
-        }
+        failures.worked();
         let Some(seat) = seats.take() else {
             turn_away(conn, peer, seats.max());
             continue;

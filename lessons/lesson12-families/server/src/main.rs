@@ -155,25 +155,19 @@ fn serve_callers<C: Conn>(
     seats: &Seats,
     idle: Duration,
 ) -> anyhow::Result<()> {
-    let mut failures = 0u64;
+    let mut failures = shared::AcceptLog::default();
     loop {
         let (conn, peer) = match accept() {
             Ok(call) => call,
             Err(err) => {
                 // Usually "too many open files": the caller stays in the
                 // queue. Say so once, then try again quietly until it works.
-                if failures == 0 {
-                    println!("accept failed: {err}; trying again every 100 ms");
-                }
-                failures += 1;
-                thread::sleep(Duration::from_millis(100));
+                failures.failed(&err);
+                thread::sleep(shared::ACCEPT_RETRY);
                 continue;
             }
         };
-        if failures > 0 {
-            println!("accept works again after {failures} failures");
-            failures = 0;
-        }
+        failures.worked();
         // ANCHOR_END: accept-loop
 
         // ANCHOR: seat
