@@ -615,6 +615,9 @@ course_tests::test_table! {
     lesson12_survives_running_out_of_open_files:
         out_of_files(bin("lesson12-server", Talk::Echo));
     #[cfg(target_os = "linux")]
+    lesson12_python_twin_survives_running_out_of_threads:
+        out_of_threads(twin(LESSON12, "server.py", Talk::Echo));
+    #[cfg(target_os = "linux")]
     lesson12_python_twin_survives_running_out_of_open_files:
         out_of_files(twin(LESSON12, "server.py", Talk::Echo));
     // Tokio again, and an upstream address that needs no lookup: a fixed

@@ -27,6 +27,13 @@ def show(addr):
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def log(*words):
+    """One log line, written in one piece, so that two threads logging at
+    the same moment never mix their lines (print writes word by word)."""
+    sys.stdout.write(" ".join(str(word) for word in words) + "\n")
+    sys.stdout.flush()
+
+
 def at_least_one(text):
     n = int(text)
     if n < 1:
@@ -108,7 +115,7 @@ def serve(conn, peer, seats):
     except OSError as err:
         ending = f"failed: {err}, hanging up"
     conn.close()
-    print("client", peer, ending)
+    log("client", peer, ending)
     seats.release()                                # the seat is free again
 
 
@@ -117,7 +124,7 @@ def talk(conn, peer):
         data = conn.recv(1024)
         if not data:
             return "closed the connection"
-        print("client", peer, "said", repr(data.decode("utf-8", "replace")))
+        log("client", peer, "said", repr(data.decode("utf-8", "replace")))
         if data.strip().lower() == b"q":
             return "asked to quit, hanging up"
         conn.sendall(data.upper())
@@ -132,12 +139,12 @@ def serve_callers(listener, name_of):
             conn, addr = listener.accept()
         except OSError as err:                     # e.g. too many open files
             if failures == 0:
-                print(f"accept failed: {err}; trying again every 100 ms")
+                log(f"accept failed: {err}; trying again every 100 ms")
             failures += 1
             time.sleep(0.1)
             continue
         if failures:
-            print(f"accept works again after {failures} failures")
+            log(f"accept works again after {failures} failures")
             failures = 0
         peer = name_of(conn, addr)
         if not seats.acquire(blocking=False):
@@ -147,15 +154,15 @@ def serve_callers(listener, name_of):
             except OSError:
                 pass
             conn.close()
-            print("client", peer, f"turned away: all {args.max_clients} seats are taken")
+            log("client", peer, f"turned away: all {args.max_clients} seats are taken")
             continue
-        print("client", peer, "connected")
+        log("client", peer, "connected")
         try:
             threading.Thread(target=serve, args=(conn, peer, seats), daemon=True).start()
         except RuntimeError as err:                # no thread left
             conn.close()
             seats.release()
-            print("client", peer, f"could not be served ({err}), hanging up")
+            log("client", peer, f"could not be served ({err}), hanging up")
 
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -175,7 +182,7 @@ if args.unix is None:
         sys.exit(f"error: could not listen on {args.addr} (is another server using it? "
                  f"pass another address, e.g. 127.0.0.1:0): {err}")
     bound = show(listener.getsockname())
-    print("listening on", bound, flush=True)
+    log("listening on", bound)
     if not parse_addr(bound)[0] in ("127.0.0.1", "::1"):
         print(f"warning: listening on {bound}: other machines on the network can now connect",
               file=sys.stderr)
@@ -189,9 +196,9 @@ else:
         listener = listen_unix(args.unix)
     except OSError as err:
         sys.exit(f"error: could not listen on {args.unix}: {err}")
-    print("listening on", args.unix, flush=True)
+    log("listening on", args.unix)
     if stale:
-        print("removed a stale socket file: its server had gone without removing it")
+        log("removed a stale socket file: its server had gone without removing it")
     callers = 0
 
     def name_of(conn, _unnamed):
@@ -203,4 +210,4 @@ else:
         serve_callers(listener, name_of)
     except KeyboardInterrupt:                      # Ctrl-C: leave no file behind
         os.remove(args.unix)
-        print("stopped; removed", args.unix)
+        log("stopped; removed", args.unix)
