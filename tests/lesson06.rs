@@ -99,16 +99,9 @@ fn interop_python_echo_server_turns_away_callers_beyond_max_clients_too() -> Res
 
 /// Out of file descriptors, `accept` fails while a caller waits; the
 /// server says so once, serves the caller once a file is free, and says
-/// that too (`chat_suite::runs_out_of_files_and_recovers`).
-#[cfg(target_os = "linux")]
-#[test]
-fn echo_server_logs_running_out_of_files_once_and_recovers() -> Result<()> {
-    let server = Command::new(course_tests::bin_path(ECHO)?);
-    let mut server = chat_suite::with_few_files(16, &server);
-    server.arg("127.0.0.1:0");
-    echo_recovers(Server::start_command(server)?)
-}
-
+/// that too (`chat_suite::runs_out_of_files_and_recovers`). The Rust
+/// servers meet the same in `tests/limits.rs`; the Python twins, whose
+/// `socketserver` queue holds only 5 callers, here, a caller at a time.
 #[cfg(target_os = "linux")]
 fn echo_recovers(server: Server) -> Result<()> {
     let (server, mut waiting) =
@@ -445,15 +438,6 @@ course_tests::test_table! {
         chat_suite::client_sends_piped_lines_and_exits_at_end_of_input(SERVER);
     client_reports_when_the_server_goes_away:
         chat_suite::client_reports_when_the_server_goes_away(SERVER);
-}
-
-#[cfg(target_os = "linux")]
-#[test]
-fn server_logs_running_out_of_files_once_and_lets_the_waiting_caller_in() -> Result<()> {
-    let server = Command::new(course_tests::bin_path(SERVER)?);
-    let mut server = chat_suite::with_few_files(16, &server);
-    server.arg("127.0.0.1:0");
-    chat_suite::lets_the_waiting_caller_in_when_a_member_leaves(Server::start_command(server)?)
 }
 
 #[cfg(target_os = "linux")]

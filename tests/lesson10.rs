@@ -134,19 +134,10 @@ fn serves_every_member_on_one_thread() -> Result<()> {
     Ok(())
 }
 
-// ---------------------------------------------------------------- out of files
-
-/// "Too many open files": the caller stays in the queue, and mio reports
-/// the listener only when somebody new calls. The server tries again by
-/// itself, so the caller gets in once a member has left.
-#[cfg(target_os = "linux")]
-#[test]
-fn lets_a_waiting_caller_in_when_a_member_leaves_after_running_out_of_files() -> Result<()> {
-    let server = std::process::Command::new(course_tests::bin_path(SERVER)?);
-    let mut server = chat_suite::with_few_files(16, &server);
-    server.arg("127.0.0.1:0");
-    chat_suite::lets_the_waiting_caller_in_when_a_member_leaves(Server::start_command(server)?)
-}
+// Out of files: "Too many open files" leaves the caller in the queue, and
+// mio reports the listener only when somebody new calls, so the server must
+// try again by itself. `tests/limits.rs` shows it does, for this server and
+// its twin (`lesson10_survives_running_out_of_open_files`).
 
 // ---------------------------------------------------------------- interop
 
@@ -193,21 +184,6 @@ course_tests::chat_twin_tests!(LESSON);
 course_tests::test_table! {
     interop_python_server_is_not_drowned_by_a_flood_either:
         chat_suite::on_twin(LESSON, &[], chat_suite::flood_neither_cuts_off_nor_drowns_the_others);
-}
-
-/// The twin's `selectors` are level-triggered: a listener with a caller
-/// in its queue is reported again at once, so after a failed `accept` the
-/// twin stops watching it for a moment instead of spinning.
-#[cfg(target_os = "linux")]
-#[test]
-fn interop_python_server_lets_a_waiting_caller_in_after_running_out_of_files() -> Result<()> {
-    if !PYTHON3.is_here()? {
-        return Ok(());
-    }
-    let twin = python(LESSON, "server.py");
-    let mut twin = chat_suite::with_few_files(16, &twin);
-    twin.arg("127.0.0.1:0");
-    chat_suite::lets_the_waiting_caller_in_when_a_member_leaves(Server::start_command(twin)?)
 }
 
 // ---------------------------------------------------------------- the book's output

@@ -154,15 +154,6 @@ fn client_at_a_terminal_redraws_the_prompt_under_an_incoming_line() -> Result<()
     chat_suite::client_at_a_terminal_redraws_the_prompt(CLIENT, SERVER)
 }
 
-#[cfg(target_os = "linux")]
-#[test]
-fn server_logs_running_out_of_files_once_and_lets_the_waiting_caller_in() -> Result<()> {
-    let server = std::process::Command::new(course_tests::bin_path(SERVER)?);
-    let mut server = chat_suite::with_few_files(16, &server);
-    server.arg("127.0.0.1:0");
-    chat_suite::lets_the_waiting_caller_in_when_a_member_leaves(Server::start_command(server)?)
-}
-
 #[test]
 fn client_shows_invalid_utf8_from_the_server() -> Result<()> {
     let plain = PlainServer::start(|mut stream| {
