@@ -1168,6 +1168,20 @@ fn exercise1_answers_several_requests_on_one_connection() -> Result<()> {
 }
 
 #[test]
+fn exercise1_counts_one_request_in_the_singular() -> Result<()> {
+    let mut server = Server::start(EXERCISE, &[])?;
+    let mut conn = connect(server.addr)?;
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")?;
+    // The browser's way of leaving a kept-alive connection: no more requests.
+    conn.shutdown(Shutdown::Write)?;
+    let text = String::from_utf8(read_until_hung_up(&mut conn)?)?;
+    ensure!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    let done = server.wait_for("done after")?;
+    ensure!(done.ends_with("done after 1 request"), "{done}");
+    server.kill()?.assert_no_panic()
+}
+
+#[test]
 fn exercise1_takes_two_requests_in_one_write_and_closes_when_asked() -> Result<()> {
     let server = Server::start(EXERCISE, &[])?;
     let mut conn = connect(server.addr)?;

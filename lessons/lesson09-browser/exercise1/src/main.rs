@@ -99,7 +99,9 @@ fn keep_alive(mut conn: TcpStream, peer: SocketAddr) {
         let head = match next_head(&mut conn, &mut pending) {
             Ok(Some(head)) => head,
             Ok(None) => {
-                println!("client {peer}: done after {} requests", number - 1);
+                let served = number - 1;
+                let noun = if served == 1 { "request" } else { "requests" };
+                println!("client {peer}: done after {served} {noun}");
                 return;
             }
             Err(TooLarge) => {
