@@ -29,6 +29,11 @@ use crate::provenance::{Program, Provenance};
 
 const MIB: usize = 1024 * 1024;
 
+/// Rounds of each measurement (raw loopback, the disk, each server), in turns, so that
+/// what the disk is still doing after one (writing back, freeing the file
+/// just removed) falls on both alike. The table gives the median.
+const ROUNDS: usize = 3;
+
 /// What one subject did with the file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Transfer {
@@ -285,34 +290,50 @@ pub fn run(size_mib: usize, progress: bool) -> anyhow::Result<Report> {
     let sha256 = sha256_of_file(&block, size_mib);
     let hash_mb_s = (size_mib * MIB) as f64 / hashing.elapsed().as_secs_f64() / 1e6;
 
-    say("raw loopback");
-    let raw_mb_s = raw(size_mib * MIB)?;
-    say("disk");
-    let disk_mb_s = disk(size_mib * MIB)?;
-
-    say("lesson08-server");
     let rust_dir = TempDir::with_prefix("loadgen-files-rust-")?;
     let rust_bin = procs::build("lesson08-server")?;
     let rust_server = start(&rust_bin, &[], rust_dir.path())?;
-    let rust = transfer("lesson08-server", &rust_server, &block, size_mib, &sha256)?;
-    drop(rust_server);
-    drop(rust_dir);
-
-    let python = match procs::python() {
+    let python_dir = TempDir::with_prefix("loadgen-files-python-")?;
+    let python_server = match procs::python() {
         None => {
             say("no Python 3: the twin is not measured");
             None
         }
         Some((python, _)) => {
-            say("the Python twin");
-            let dir = TempDir::with_prefix("loadgen-files-python-")?;
             let script: PathBuf =
                 procs::workspace_dir().join("lessons/lesson08-file-transfer/python/server.py");
             // Its log written line by line, as the Rust server's.
-            let server = start(&python, &procs::python_args(&script, &[]), dir.path())?;
-            Some(transfer("Python twin", &server, &block, size_mib, &sha256)?)
+            let args = procs::python_args(&script, &[]);
+            Some(start(&python, &args, python_dir.path())?)
         }
     };
+    let (mut raws, mut disks) = (Vec::new(), Vec::new());
+    let (mut rust, mut python) = (Vec::new(), Vec::new());
+    for round in 1..=ROUNDS {
+        say(&format!("round {round} of {ROUNDS}: raw loopback"));
+        raws.push(raw(size_mib * MIB)?);
+        say(&format!("round {round} of {ROUNDS}: the disk"));
+        disks.push(disk(size_mib * MIB)?);
+        say(&format!("round {round} of {ROUNDS}: lesson08-server"));
+        rust.push(transfer(
+            "lesson08-server",
+            &rust_server,
+            &block,
+            size_mib,
+            &sha256,
+        )?);
+        if let Some(server) = &python_server {
+            say(&format!("round {round} of {ROUNDS}: the Python twin"));
+            python.push(transfer("Python twin", server, &block, size_mib, &sha256)?);
+        }
+    }
+    let middle = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[ROUNDS / 2]
+    };
+    let (raw_mb_s, disk_mb_s) = (middle(raws), middle(disks));
+    let rust = median(&rust);
+    let python = (!python.is_empty()).then(|| median(&python));
     Ok(Report {
         provenance: Provenance::now(),
         took_s: started.elapsed().as_secs_f64(),
@@ -323,6 +344,26 @@ pub fn run(size_mib: usize, progress: bool) -> anyhow::Result<Report> {
         rust,
         python,
     })
+}
+
+/// Each figure's median over the rounds, and the largest memory seen.
+fn median(rounds: &[Transfer]) -> Transfer {
+    let mid = |value: fn(&Transfer) -> Option<f64>| {
+        let mut values: Vec<f64> = rounds.iter().filter_map(value).collect();
+        values.sort_by(f64::total_cmp);
+        values.get(values.len() / 2).copied()
+    };
+    Transfer {
+        subject: rounds
+            .first()
+            .map(|t| t.subject.clone())
+            .unwrap_or_default(),
+        upload_mb_s: mid(|t| Some(t.upload_mb_s)).unwrap_or(0.0),
+        download_mb_s: mid(|t| Some(t.download_mb_s)).unwrap_or(0.0),
+        upload_cpu_ms_per_mb: mid(|t| t.upload_cpu_ms_per_mb),
+        download_cpu_ms_per_mb: mid(|t| t.download_cpu_ms_per_mb),
+        peak_mb: rounds.iter().filter_map(|t| t.peak_mb).reduce(f64::max),
+    }
 }
 
 fn or_dash(value: Option<f64>, digits: usize) -> String {
@@ -339,7 +380,7 @@ pub fn markdown(report: &Report) -> String {
     let _ = writeln!(
         out,
         "From one run of `cargo run --release -p loadgen -- files` {}, which took {:.0} s: \
-         one file of {} MiB, up and down once.{}\n",
+         one file of {} MiB, up and down; each figure is the median of {ROUNDS} rounds, taken in turns.{}\n",
         report.provenance.phrase(),
         report.took_s,
         report.size_mib,
