@@ -6,7 +6,7 @@
 //! real network.
 //!
 //! [`Server::start`](crate::Server::start) and its siblings call [`wrap`]:
-//! when chaos is on, the test binary is `lesson02` ... `lesson12`, the
+//! when chaos is on, the test binary is `lesson02` ... `lesson07`, the
 //! server listens on `127.0.0.1` and the test is not [`exempt`], a proxy is
 //! started in front of it and `server.addr` becomes the proxy's address
 //! (`server.direct` stays the server's own). The proxy dies with the
@@ -57,13 +57,15 @@ pub fn seed() -> Option<u64> {
 }
 
 /// The lesson whose tests this binary runs (`lesson07`), if chaos mode
-/// applies to it: lessons 02 to 12.
+/// applies to it: lessons 02 to 07 for now. Lessons 08 to 12 move files
+/// and pages of megabytes and log callers' addresses; their tests have
+/// not yet been sorted into bulk and exempt, so they are left direct.
 fn lesson() -> Option<String> {
     let exe = std::env::current_exe().ok()?;
     let stem = exe.file_stem()?.to_str()?;
     let name = stem.split('-').next()?;
     let number: u32 = name.strip_prefix("lesson")?.parse().ok()?;
-    (2..=12).contains(&number).then(|| name.to_string())
+    (2..=7).contains(&number).then(|| name.to_string())
 }
 
 /// FNV-1a, to turn the test's name into a number that never changes.
