@@ -4,6 +4,7 @@ use std::io::{Read, Write};
 use std::process::Command;
 
 use anyhow::{Result, ensure};
+use course_tests::chaos;
 use course_tests::contract;
 use course_tests::tools::{NC, PYTHON3};
 use course_tests::transcript::Transcript;
@@ -27,6 +28,7 @@ course_tests::test_table! {
 
 #[test]
 fn echoes_every_line_then_both_exit() -> Result<()> {
+    chaos::exempt("asserts one said line per read, and a proxy splits the reads");
     let server = Server::start(SERVER, &[])?;
     cmd(CLIENT)?
         .arg(server.addr_arg())
@@ -52,6 +54,7 @@ fn echoes_every_line_then_both_exit() -> Result<()> {
 
 #[test]
 fn server_exits_when_the_client_hangs_up() -> Result<()> {
+    chaos::exempt("asserts one said line per read, and a proxy splits the reads");
     // A server that kept calling `read` after `Ok(0)` would spin for ever and
     // never exit: waiting for its exit (with a timeout) proves it stops.
     let mut server = Server::start(SERVER, &[])?;
@@ -124,6 +127,7 @@ fn client_waits_for_a_reply_that_arrives_one_byte_at_a_time() -> Result<()> {
 
 #[test]
 fn client_echoes_a_one_megabyte_line() -> Result<()> {
+    chaos::bulk();
     let server = Server::start(SERVER, &[])?;
     let line = "ab".repeat(512 * 1024);
     cmd(CLIENT)?
@@ -188,6 +192,7 @@ fn server_answers_whatever_each_read_returns() -> Result<()> {
 
 #[test]
 fn server_reports_a_reset_in_one_line_without_panicking() -> Result<()> {
+    chaos::exempt("asserts one said line per read, and a proxy splits the reads");
     // Lesson 02 serves one client; a reset ends it, but with a clear message.
     // (Lesson 03 keeps going; lesson 04 tells the kinds of hang-up apart.)
     let mut server = Server::start(SERVER, &[])?;
@@ -222,6 +227,7 @@ fn server_reports_a_reset_in_one_line_without_panicking() -> Result<()> {
 
 #[test]
 fn interop_python_client_with_rust_server() -> Result<()> {
+    chaos::exempt("asserts one said line per read, and a proxy splits the reads");
     if !PYTHON3.is_here()? {
         return Ok(());
     }
@@ -245,6 +251,7 @@ fn interop_python_client_with_rust_server() -> Result<()> {
 
 #[test]
 fn interop_rust_client_with_python_server() -> Result<()> {
+    chaos::exempt("asserts one said line per read, and a proxy splits the reads");
     if !PYTHON3.is_here()? {
         return Ok(());
     }
@@ -266,6 +273,7 @@ fn interop_rust_client_with_python_server() -> Result<()> {
 
 #[test]
 fn interop_python_client_echoes_a_one_megabyte_line() -> Result<()> {
+    chaos::bulk();
     if !PYTHON3.is_here()? {
         return Ok(());
     }
@@ -478,6 +486,7 @@ fn book_output_of_the_errors() -> Result<()> {
 
 #[test]
 fn exercise1_counts_reads_not_messages() -> Result<()> {
+    chaos::exempt("counts the server's reads, which a proxy changes");
     let server = Server::start("lesson02-exercise1", &[])?;
     let mut stream = connect(server.addr)?;
     // One message, "hello", sent one byte at a time: each byte is answered
@@ -503,6 +512,7 @@ fn exercise1_counts_reads_not_messages() -> Result<()> {
 
 #[test]
 fn exercise1_counts_one_read_per_line_from_the_lesson_client() -> Result<()> {
+    chaos::exempt("counts the server's reads, which a proxy changes");
     let server = Server::start("lesson02-exercise1", &[])?;
     cmd(CLIENT)?
         .arg(server.addr_arg())

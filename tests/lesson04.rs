@@ -8,6 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
+use course_tests::chaos;
 use course_tests::contract;
 use course_tests::tools::{NC, PYTHON3};
 use course_tests::transcript::Transcript;
@@ -62,6 +63,7 @@ fn server_refuses_a_bad_idle_timeout() -> Result<()> {
 
 #[test]
 fn logs_a_normal_close() -> Result<()> {
+    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
     let mut server = Server::start(SERVER, &[])?;
     let mut polite = connect(server.addr)?;
     let me = polite.local_addr()?;
@@ -79,6 +81,7 @@ fn logs_a_normal_close() -> Result<()> {
 
 #[test]
 fn logs_a_reset() -> Result<()> {
+    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
     let mut server = Server::start(SERVER, &[])?;
     let mut rude = connect(server.addr)?;
     let me = rude.local_addr()?;
@@ -97,6 +100,7 @@ fn logs_a_reset() -> Result<()> {
 
 #[test]
 fn hangs_up_on_an_idle_client_and_serves_the_next() -> Result<()> {
+    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
     let mut server = Server::start(SERVER, &["--idle-timeout", "1"])?;
     let mut silent = connect(server.addr)?;
     let me = silent.local_addr()?;
@@ -118,6 +122,7 @@ fn hangs_up_on_an_idle_client_and_serves_the_next() -> Result<()> {
 
 #[test]
 fn idle_timeout_counts_from_the_last_message() -> Result<()> {
+    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
     // The timeout limits each read, not the call: a caller who speaks more
     // often than the timeout is never hung up on, however long it talks.
     let mut server = Server::start(SERVER, &["--idle-timeout", "1"])?;
@@ -149,6 +154,7 @@ fn idle_timeout_counts_from_the_last_message() -> Result<()> {
 
 #[test]
 fn hangs_up_on_a_client_that_never_reads() -> Result<()> {
+    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
     let mut server = Server::start(SERVER, &["--idle-timeout", "1"])?;
     let flood = connect(server.addr)?;
     let me = flood.local_addr()?;
@@ -181,6 +187,7 @@ fn hangs_up_on_a_client_that_never_reads() -> Result<()> {
 
 #[test]
 fn hangs_up_when_asked_with_q() -> Result<()> {
+    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
     let mut server = Server::start(SERVER, &[])?;
     // The bare letter, either case, with spaces or a line ending around it.
     for quit in [&b"q"[..], b"  Q  ", b"q\r\n"] {
@@ -205,6 +212,7 @@ fn hangs_up_when_asked_with_q() -> Result<()> {
 
 #[test]
 fn half_closed_client_still_gets_its_reply() -> Result<()> {
+    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
     let mut server = Server::start(SERVER, &[])?;
     let mut caller = connect(server.addr)?;
     let me = caller.local_addr()?;
@@ -226,6 +234,7 @@ fn half_closed_client_still_gets_its_reply() -> Result<()> {
 
 #[test]
 fn survives_one_hundred_resets_in_a_row() -> Result<()> {
+    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
     let mut server = Server::start(SERVER, &[])?;
     for _ in 0..100 {
         // Each rude caller waits for its answer before it resets, so the
@@ -267,6 +276,7 @@ fn survives_one_hundred_resets_in_a_row() -> Result<()> {
 
 #[test]
 fn notices_a_killed_client_and_serves_the_next() -> Result<()> {
+    chaos::exempt("waits for one said line per read, and a proxy splits the reads");
     let mut server = Server::start(SERVER, &[])?;
     let mut client = Proc::spawn(CLIENT, &[&server.addr_arg()])?;
     client.stdin()?.write_all(b"hello\n")?;
@@ -299,6 +309,9 @@ fn notices_a_killed_client_and_serves_the_next() -> Result<()> {
 
 #[test]
 fn garbage_is_answered_and_logged_without_harm() -> Result<()> {
+    chaos::exempt(
+        "a lone q byte is a quit: lesson 04 takes one read for one message, as its chapter shows",
+    );
     let server = Server::start(SERVER, &[])?;
     let mut caller = connect(server.addr)?;
     exchange(&mut caller, &[0xff, 0xfe, b'q', 0x00, 0x80])?;
@@ -405,6 +418,7 @@ fn client_says_when_the_server_resets() -> Result<()> {
 
 #[test]
 fn client_says_when_the_server_is_killed() -> Result<()> {
+    chaos::exempt("waits for one said line per read, and a proxy splits the reads");
     let mut server = Server::start(SERVER, &[])?;
     let mut client = Proc::spawn(CLIENT, &[&server.addr_arg()])?;
     client.stdin()?.write_all(b"one\n")?;
@@ -530,6 +544,7 @@ fn interop_rust_client_with_python_server() -> Result<()> {
 
 #[test]
 fn interop_python_server_tells_every_ending_apart_like_ours() -> Result<()> {
+    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
     if !PYTHON3.is_here()? {
         return Ok(());
     }
@@ -823,6 +838,7 @@ fn book_output_of_the_errors() -> Result<()> {
 
 #[test]
 fn exercise1_hangs_up_on_a_busy_caller_at_the_call_limit() -> Result<()> {
+    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
     let mut server = Server::start(
         "lesson04-exercise1",
         &["--idle-timeout", "5", "--max-call", "1"],
@@ -863,6 +879,7 @@ fn exercise1_hangs_up_on_a_busy_caller_at_the_call_limit() -> Result<()> {
 
 #[test]
 fn exercise1_still_hangs_up_on_an_idle_caller() -> Result<()> {
+    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
     let mut server = Server::start(
         "lesson04-exercise1",
         &["--idle-timeout", "1", "--max-call", "60"],
@@ -903,6 +920,7 @@ fn exercise2_says_at_once_when_the_server_hangs_up() -> Result<()> {
 
 #[test]
 fn exercise2_talks_and_quits_like_the_lesson_client() -> Result<()> {
+    chaos::bulk();
     let mut server = Server::start(SERVER, &[])?;
     let long = "x".repeat(300_000);
     cmd("lesson04-exercise2")?

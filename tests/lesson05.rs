@@ -8,6 +8,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
+use course_tests::chaos;
 use course_tests::contract;
 use course_tests::tools::{IPV6, NC, PYTHON3};
 use course_tests::transcript::Transcript;
@@ -118,6 +119,7 @@ fn client_and_server_exchange_lines() -> Result<()> {
 
 #[test]
 fn server_needs_no_connection_and_answers_the_sender() -> Result<()> {
+    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
     // What a Python client does: sendto(b"hello", addr), then recvfrom(1024).
     // No connect, no accept: the reply simply comes back from the server's
     // address to ours.

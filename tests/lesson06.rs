@@ -9,6 +9,7 @@ use std::io::Write;
 use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
+use course_tests::chaos;
 use course_tests::chat_suite::{self, exit_with_stdin_open, interrupt, start_client, type_line};
 use course_tests::contract;
 use course_tests::tools::PYTHON3;
@@ -64,6 +65,7 @@ fn echo_server_dies_on_bad_arguments() -> Result<()> {
 
 #[test]
 fn echo_server_turns_away_callers_beyond_max_clients() -> Result<()> {
+    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
     turns_away_callers_beyond_two(Server::start(ECHO, &["--max-clients", "2"])?)
 }
 
@@ -89,6 +91,7 @@ fn turns_away_callers_beyond_two(mut server: Server) -> Result<()> {
 
 #[test]
 fn interop_python_echo_server_turns_away_callers_beyond_max_clients_too() -> Result<()> {
+    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
     if !PYTHON3.is_here()? {
         return Ok(());
     }
@@ -116,6 +119,7 @@ fn echo_recovers(server: Server) -> Result<()> {
 #[cfg(target_os = "linux")]
 #[test]
 fn interop_python_echo_server_logs_running_out_of_files_once_too() -> Result<()> {
+    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
     if !PYTHON3.is_here()? {
         return Ok(());
     }
@@ -127,6 +131,7 @@ fn interop_python_echo_server_logs_running_out_of_files_once_too() -> Result<()>
 
 #[test]
 fn a_second_caller_is_served_while_the_first_is_still_connected() -> Result<()> {
+    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
     served_at_once(Server::start(ECHO, &[])?)
 }
 
@@ -150,6 +155,7 @@ fn served_at_once(mut server: Server) -> Result<()> {
 
 #[test]
 fn echo_server_hangs_up_on_an_idle_caller_and_serves_the_others() -> Result<()> {
+    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
     let mut server = Server::start(ECHO, &["--idle-timeout", "1"])?;
     let mut silent = connect(server.addr)?;
     let me = silent.local_addr()?;
@@ -165,6 +171,7 @@ fn echo_server_hangs_up_on_an_idle_caller_and_serves_the_others() -> Result<()> 
 
 #[test]
 fn echo_server_survives_resets_quit_and_garbage() -> Result<()> {
+    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
     let mut server = Server::start(ECHO, &[])?;
     let mut rude = connect(server.addr)?;
     exchange(&mut rude, b"hi")?;
@@ -209,6 +216,7 @@ fn echo_server_runs_one_thread_per_caller() -> Result<()> {
 
 #[test]
 fn interop_python_echo_server_serves_callers_at_once_too() -> Result<()> {
+    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
     if !PYTHON3.is_here()? {
         return Ok(());
     }
@@ -319,6 +327,7 @@ fn room_turns_away_callers_beyond_max_clients() -> Result<()> {
 /// test, for a room without names).
 #[test]
 fn room_hangs_up_on_a_member_who_never_reads() -> Result<()> {
+    chaos::exempt("a proxy's buffers hide a stuck or flooding member from the server");
     let mut server = Server::start(ROOM, &[])?;
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
     socket.set_recv_buffer_size(4096)?;
@@ -443,6 +452,7 @@ course_tests::test_table! {
 #[cfg(target_os = "linux")]
 #[test]
 fn interop_python_server_logs_running_out_of_files_once_too() -> Result<()> {
+    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
     if !PYTHON3.is_here()? {
         return Ok(());
     }

@@ -14,6 +14,7 @@ use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, ensure};
+use course_tests::chaos;
 use course_tests::contract;
 use course_tests::frames::{ask, frame, reply};
 use course_tests::tools::PYTHON3;
@@ -239,6 +240,7 @@ fn a_read_that_returns_fewer_bytes_than_asked_still_gives_whole_frames() -> Resu
 /// send left at once as a packet of its own: Nagle is not the cause.
 #[test]
 fn two_quick_sends_arrive_in_one_read_while_the_server_is_busy() -> Result<()> {
+    chaos::exempt("shows loopback's read sizes, which a proxy changes");
     let mut server = Server::start(UNFRAMED, &[])?;
     let busy = connect(server.addr)?;
     server.wait_for(&format!("client {} connected", busy.local_addr()?))?;
@@ -259,6 +261,7 @@ fn two_quick_sends_arrive_in_one_read_while_the_server_is_busy() -> Result<()> {
 /// three reads, three log lines, three replies.
 #[test]
 fn one_large_send_arrives_in_several_reads() -> Result<()> {
+    chaos::exempt("shows loopback's read sizes, which a proxy changes");
     let mut server = Server::start(UNFRAMED, &[])?;
     let mut caller = connect(server.addr)?;
     let me = caller.local_addr()?;
@@ -320,6 +323,7 @@ fn regrouping_proxy(to: SocketAddr, piece: usize) -> Result<SocketAddr> {
 /// all ten bytes at once, but the sender's boundary is gone either way.
 #[test]
 fn a_regrouping_proxy_breaks_the_sleep_fix() -> Result<()> {
+    chaos::exempt("counts reads behind a proxy of its own, which a second proxy would regroup");
     let mut server = Server::start(UNFRAMED, &[])?;
     let proxy = regrouping_proxy(server.addr, 7)?;
     let mut caller = connect(proxy)?;
@@ -351,6 +355,7 @@ fn a_regrouping_proxy_breaks_the_sleep_fix() -> Result<()> {
 
 #[test]
 fn server_answers_each_frame_upper_cased_and_logs_it() -> Result<()> {
+    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
     let mut server = Server::start(SERVER, &[])?;
     let mut caller = connect(server.addr)?;
     let me = caller.local_addr()?;
@@ -473,6 +478,7 @@ fn server_hangs_up_on_a_line_where_a_frame_was_expected() -> Result<()> {
 
 #[test]
 fn server_logs_a_frame_cut_off_by_a_hang_up() -> Result<()> {
+    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
     let mut server = Server::start(SERVER, &[])?;
     let mut caller = connect(server.addr)?;
     let me = caller.local_addr()?;
@@ -495,6 +501,7 @@ fn server_logs_a_frame_cut_off_by_a_hang_up() -> Result<()> {
 #[cfg(target_os = "linux")] // Linux reports a reset to the reader; see lesson 04
 #[test]
 fn server_logs_a_frame_cut_off_by_a_reset() -> Result<()> {
+    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
     let mut server = Server::start(SERVER, &[])?;
     let mut caller = connect(server.addr)?;
     let me = caller.local_addr()?;
@@ -523,6 +530,7 @@ fn server_answers_a_second_caller_while_the_first_stays_connected() -> Result<()
 
 #[test]
 fn server_hangs_up_on_a_silent_caller_after_the_idle_timeout() -> Result<()> {
+    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
     let mut server = Server::start(SERVER, &["--idle-timeout", "1"])?;
     let mut silent = connect(server.addr)?;
     let me = silent.local_addr()?;
@@ -572,6 +580,7 @@ fn turns_away_the_caller_past_max_clients(mut server: Server) -> Result<()> {
 
 #[test]
 fn server_turns_away_the_caller_past_max_clients_with_a_frame() -> Result<()> {
+    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
     turns_away_the_caller_past_max_clients(Server::start(SERVER, &["--max-clients", "2"])?)
 }
 
@@ -716,6 +725,7 @@ fn client_all_at_once_sends_every_frame_before_reading_a_reply() -> Result<()> {
 /// full buffers.
 #[test]
 fn client_all_at_once_does_not_deadlock_on_a_large_input() -> Result<()> {
+    chaos::bulk();
     let server = Server::start(SERVER, &[])?;
     let line = "x".repeat(2047);
     let input = format!("{line}\n").repeat(16 * 1024);
@@ -925,6 +935,7 @@ fn interop_python_server_refuses_the_same_bad_frames() -> Result<()> {
 
 #[test]
 fn interop_python_server_turns_away_the_caller_past_max_clients_with_a_frame() -> Result<()> {
+    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
     if !PYTHON3.is_here()? {
         return Ok(());
     }
@@ -1177,6 +1188,7 @@ fn header_and_body(caller: &mut TcpStream, name: &str, body: &[u8]) -> Result<()
 /// header with `"ok":false`, and is hung up on; a free seat serves again.
 #[test]
 fn exercise1_turns_away_the_caller_past_max_clients_with_ok_false() -> Result<()> {
+    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
     let mut server = Server::start(EXERCISE, &["--max-clients", "2"])?;
     let mut first = connect(server.addr)?;
     header_and_body(&mut first, "a", b"first")?;

@@ -307,6 +307,51 @@ fn proxy_passes_a_reset_on_as_a_reset() -> Result<()> {
     proxy.kill()?.assert_no_panic()
 }
 
+/// `proxy` or `python_proxy`.
+type StartProxy = fn(SocketAddr, &[&str]) -> Result<(Server, u64)>;
+
+/// A server that answers and then resets while the caller is still
+/// sending: the proxy's next write to it fails, but the answer is already
+/// on its way back, and the caller gets all of it before the reset.
+fn answer_before_a_reset_arrives_whole(start: StartProxy) -> Result<()> {
+    let upstream = Upstream::start()?;
+    // One byte every 5 ms each way: the answer takes a quarter of a second
+    // to pass, and the caller's next byte finds the server gone long before.
+    let (proxy, _) = start(upstream.addr, &["--split", "1", "--delay", "5"])?;
+    let mut caller = connect(proxy.addr)?;
+    caller.write_all(&[b'q'; 200])?;
+    let mut server = upstream.next()?;
+    read_exactly(&mut server, 1)?;
+    let answer: Vec<u8> = (0..50u8).map(|i| b'a' + i % 26).collect();
+    server.write_all(&answer)?;
+    reset(server)?;
+    let (got, ended) = read_to_end_or_error(&mut caller);
+    ensure!(
+        got == answer,
+        "the caller got {} of the answer's {} bytes, then {ended:?}",
+        got.len(),
+        answer.len()
+    );
+    ensure!(
+        is_reset(&ended),
+        "after the answer the caller saw {ended:?}, not a reset"
+    );
+    proxy.kill()?.assert_no_panic()
+}
+
+#[test]
+fn proxy_passes_on_the_answer_of_a_server_that_then_resets() -> Result<()> {
+    answer_before_a_reset_arrives_whole(proxy)
+}
+
+#[test]
+fn interop_python_proxy_passes_on_the_answer_of_a_server_that_then_resets() -> Result<()> {
+    if !PYTHON3.is_here()? {
+        return Ok(());
+    }
+    answer_before_a_reset_arrives_whole(python_proxy)
+}
+
 // ---------------------------------------------------------------- the faults, measured
 
 /// `--split 5`: every piece the proxy wrote is 1 to 5 bytes, all five sizes

@@ -80,7 +80,13 @@ pub fn start_silent(program: &Path, args: &[OsString], udp: bool) -> anyhow::Res
     let deadline = Instant::now() + TIMEOUT;
     loop {
         if answers(addr, udp) {
-            return Ok(Server { proc, addr });
+            // Never through chaos mode's proxy: the benchmark measures the server.
+            return Ok(Server {
+                proc,
+                addr,
+                direct: addr,
+                chaos: None,
+            });
         }
         if Instant::now() >= deadline {
             bail!(

@@ -117,13 +117,13 @@ async def pump(reader, writer, way, call):
         try:
             data = await reader.read(BUFFER)
         except OSError:
-            return ("broken", way.up)              # the side we read from failed
+            return ("broken", way.up, "reading")   # the side we read from failed
         if not data:
             try:
                 writer.write_eof()                 # pass the end on as a half-close
                 await writer.drain()
             except OSError:
-                return ("broken", not way.up)
+                return ("broken", not way.up, "writing")
             log(f"{way}: end of stream, passed on")
             return ("done",)
         while data:
@@ -143,7 +143,7 @@ async def pump(reader, writer, way, call):
                     writer.write(data[:size])
                     await writer.drain()
                 except OSError:
-                    return ("broken", not way.up)
+                    return ("broken", not way.up, "writing")
                 if shaping:
                     log(f"{way}: {bytes_(size)}")
             if due:
@@ -192,6 +192,13 @@ async def relay(client_reader, client_writer, args, number):
         finished, ways = await asyncio.wait(ways, return_when=asyncio.FIRST_COMPLETED)
         flow = finished.pop().result()
         if flow[0] != "done":
+            if flow[0] == "broken" and flow[2] == "writing" and ways:
+                # The side we wrote to is gone, but what it sent before going
+                # still comes the other way, which reads from it: let it end.
+                try:
+                    await asyncio.wait_for(asyncio.gather(*ways), GOODBYE)
+                except asyncio.TimeoutError:
+                    pass
             for way in ways:
                 way.cancel()
             break

@@ -11,6 +11,7 @@
 //! happen) is [`net::within`].
 
 pub mod bins;
+pub mod chaos;
 pub mod chat;
 pub mod frames;
 pub mod limits;

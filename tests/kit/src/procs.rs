@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 
+use crate::chaos::Chaos;
 use crate::{TIMEOUT, bin_path, workspace_dir};
 
 /// What to keep of a process's output.
@@ -282,9 +283,15 @@ impl Finished {
 }
 
 /// A lesson server started on `127.0.0.1:0`, with the address it printed.
+///
+/// In chaos mode (see [`crate::chaos`]) `addr` is the address of a proxy in
+/// front of the server, which dies with it; `direct` is always the
+/// server's own.
 pub struct Server {
     pub proc: Proc,
     pub addr: SocketAddr,
+    pub direct: SocketAddr,
+    pub chaos: Option<Chaos>,
 }
 
 impl Server {
@@ -318,7 +325,13 @@ impl Server {
         let addr = parse_listening(&first).with_context(|| {
             format!("the server did not start; stderr: {:?}", proc.stderr_now())
         })?;
-        Ok(Server { proc, addr })
+        let chaos = crate::chaos::wrap(addr)?;
+        Ok(Server {
+            proc,
+            addr: chaos.as_ref().map_or(addr, |c| c.addr),
+            direct: addr,
+            chaos,
+        })
     }
 
     /// The address as text, to pass to a client on its command line.

@@ -11,7 +11,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -424,6 +424,7 @@ async fn relay(
             faults,
             passed: &passed,
             number,
+            write_failed: AtomicBool::new(false),
         };
         both(
             shared.pump(from_client, to_server, up),
@@ -441,14 +442,19 @@ enum Flow {
     /// End of stream, passed on as a half-close.
     Done,
     /// The client (`true`) or the server (`false`) failed: a reset.
-    Broken { by_client: bool },
+    /// `writing`: we found out by writing to it, not by reading from it.
+    Broken { by_client: bool, writing: bool },
     /// A fault of ours: cut, reset or stall.
     Fault(Ending),
 }
 
 /// Runs both directions until both are done, or until one of them ends
 /// the call for both: a reset, or a fault of ours. The other direction is
-/// dropped then, wherever it was waiting.
+/// dropped then, wherever it was waiting, with one exception: a side that
+/// failed while we wrote to it may have sent bytes before it went (its
+/// last answer, say), and the other direction is still passing them on.
+/// That direction reads from the side that failed, so it ends soon; we let
+/// it, for up to `GOODBYE`.
 async fn both(
     up: impl Future<Output = Flow>,
     down: impl Future<Output = Flow>,
@@ -463,6 +469,16 @@ async fn both(
         match flow {
             Flow::Done if up_done && down_done => return Flow::Done,
             Flow::Done => continue, // a half-close: the other way goes on
+            Flow::Broken { writing: true, .. } if !(up_done && down_done) => {
+                let other = async {
+                    match up_done {
+                        true => (&mut down).await,
+                        false => (&mut up).await,
+                    }
+                };
+                let _ = timeout(GOODBYE, other).await;
+                return flow;
+            }
             ending => return ending,
         }
     }
@@ -493,6 +509,9 @@ struct Pump<'a> {
     /// Bytes passed on so far, both ways together, for `--*-after`.
     passed: &'a AtomicU64,
     number: u64,
+    /// A write failed: that side is gone, and its end of stream, when the
+    /// other direction reads it, is the same failure, not a half-close.
+    write_failed: AtomicBool,
 }
 
 impl Pump<'_> {
@@ -514,17 +533,32 @@ impl Pump<'_> {
         }
         loop {
             let n = match from.read(&mut buf).await {
+                Ok(0) if self.write_failed.load(Ordering::Relaxed) => {
+                    return Flow::Broken {
+                        by_client: way.up,
+                        writing: false,
+                    };
+                }
                 Ok(0) => {
                     // End of stream: pass it on as what it is, a
                     // half-close. The other way may still have bytes.
                     if to.shutdown().await.is_err() {
-                        return Flow::Broken { by_client: !way.up };
+                        self.write_failed.store(true, Ordering::Relaxed);
+                        return Flow::Broken {
+                            by_client: !way.up,
+                            writing: true,
+                        };
                     }
                     log!("{way}: end of stream, passed on");
                     return Flow::Done;
                 }
                 Ok(n) => n,
-                Err(_) => return Flow::Broken { by_client: way.up },
+                Err(_) => {
+                    return Flow::Broken {
+                        by_client: way.up,
+                        writing: false,
+                    };
+                }
             };
             // ANCHOR_END: pump
             // ANCHOR: pieces
@@ -553,7 +587,11 @@ impl Pump<'_> {
                 let (len, ending) = self.take(len);
                 if len > 0 {
                     if to.write_all(&rest[..len]).await.is_err() {
-                        return Flow::Broken { by_client: !way.up };
+                        self.write_failed.store(true, Ordering::Relaxed);
+                        return Flow::Broken {
+                            by_client: !way.up,
+                            writing: true,
+                        };
                     }
                     if faults.shaping() {
                         log!("{way}: {}", bytes(len as u64));
@@ -610,7 +648,7 @@ async fn finish(
     match flow {
         // Both sides half-closed; dropping the sockets closes them.
         Flow::Done => {}
-        Flow::Broken { by_client } => {
+        Flow::Broken { by_client, .. } => {
             // One side reset (or failed): the other learns it the same way.
             let (who, other) = match by_client {
                 true => ("client", &server),
