@@ -28,7 +28,7 @@ course_tests::test_table! {
 
 #[test]
 fn echoes_every_line_then_both_exit() -> Result<()> {
-    chaos::exempt("asserts one said line per read, and a proxy splits the reads");
+    chaos::exempt(chaos::SAID_PER_READ);
     let server = Server::start(SERVER, &[])?;
     cmd(CLIENT)?
         .arg(server.addr_arg())
@@ -54,7 +54,7 @@ fn echoes_every_line_then_both_exit() -> Result<()> {
 
 #[test]
 fn server_exits_when_the_client_hangs_up() -> Result<()> {
-    chaos::exempt("asserts one said line per read, and a proxy splits the reads");
+    chaos::exempt(chaos::SAID_PER_READ);
     // A server that kept calling `read` after `Ok(0)` would spin for ever and
     // never exit: waiting for its exit (with a timeout) proves it stops.
     let mut server = Server::start(SERVER, &[])?;
@@ -192,7 +192,7 @@ fn server_answers_whatever_each_read_returns() -> Result<()> {
 
 #[test]
 fn server_reports_a_reset_in_one_line_without_panicking() -> Result<()> {
-    chaos::exempt("asserts one said line per read, and a proxy splits the reads");
+    chaos::exempt(chaos::SAID_PER_READ);
     // Lesson 02 serves one client; a reset ends it, but with a clear message.
     // (Lesson 03 keeps going; lesson 04 tells the kinds of hang-up apart.)
     let mut server = Server::start(SERVER, &[])?;
@@ -227,7 +227,7 @@ fn server_reports_a_reset_in_one_line_without_panicking() -> Result<()> {
 
 #[test]
 fn interop_python_client_with_rust_server() -> Result<()> {
-    chaos::exempt("asserts one said line per read, and a proxy splits the reads");
+    chaos::exempt(chaos::SAID_PER_READ);
     if !PYTHON3.is_here()? {
         return Ok(());
     }
@@ -251,7 +251,7 @@ fn interop_python_client_with_rust_server() -> Result<()> {
 
 #[test]
 fn interop_rust_client_with_python_server() -> Result<()> {
-    chaos::exempt("asserts one said line per read, and a proxy splits the reads");
+    chaos::exempt(chaos::SAID_PER_READ);
     if !PYTHON3.is_here()? {
         return Ok(());
     }

@@ -31,7 +31,7 @@ course_tests::test_table! {
 
 #[test]
 fn serves_clients_one_after_another() -> Result<()> {
-    chaos::exempt("waits for one said line per read, and a proxy splits the reads");
+    chaos::exempt(chaos::SAID_PER_READ);
     let mut server = Server::start(SERVER, &[])?;
     for (input, output) in [
         ("first\n", "FIRST\n"),
@@ -61,7 +61,7 @@ fn serves_clients_one_after_another() -> Result<()> {
 
 #[test]
 fn second_client_waits_until_the_first_hangs_up() -> Result<()> {
-    chaos::exempt("waits for one said line per read, and a proxy splits the reads");
+    chaos::exempt(chaos::SAID_PER_READ);
     let mut server = Server::start(SERVER, &[])?;
     let mut first = connect(server.addr)?;
     exchange(&mut first, b"one")?;
@@ -223,7 +223,7 @@ fn wait_for_queue(addr: SocketAddr, waiting: usize) -> Result<(usize, usize)> {
 
 #[test]
 fn interop_python_client_with_rust_server() -> Result<()> {
-    chaos::exempt("waits for one said line per read, and a proxy splits the reads");
+    chaos::exempt(chaos::SAID_PER_READ);
     if !PYTHON3.is_here()? {
         return Ok(());
     }
@@ -245,7 +245,7 @@ fn interop_python_client_with_rust_server() -> Result<()> {
 
 #[test]
 fn interop_rust_client_with_python_server() -> Result<()> {
-    chaos::exempt("waits for one said line per read, and a proxy splits the reads");
+    chaos::exempt(chaos::SAID_PER_READ);
     if !PYTHON3.is_here()? {
         return Ok(());
     }
@@ -460,7 +460,7 @@ fn book_output_of_two_servers_on_one_port() -> Result<()> {
 
 #[test]
 fn exercise1_serves_callers_with_a_chosen_backlog() -> Result<()> {
-    chaos::exempt("waits for one said line per read, and a proxy splits the reads");
+    chaos::exempt(chaos::SAID_PER_READ);
     let mut server = Server::start("lesson03-exercise1", &["--backlog", "2"])?;
     for (input, output) in [("first\n", "FIRST\n"), ("second\n", "SECOND\n")] {
         cmd(CLIENT)?

@@ -63,7 +63,7 @@ fn server_refuses_a_bad_idle_timeout() -> Result<()> {
 
 #[test]
 fn logs_a_normal_close() -> Result<()> {
-    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
+    chaos::exempt(chaos::ADDRESS_IN_LOG);
     let mut server = Server::start(SERVER, &[])?;
     let mut polite = connect(server.addr)?;
     let me = polite.local_addr()?;
@@ -81,7 +81,7 @@ fn logs_a_normal_close() -> Result<()> {
 
 #[test]
 fn logs_a_reset() -> Result<()> {
-    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
+    chaos::exempt(chaos::ADDRESS_IN_LOG);
     let mut server = Server::start(SERVER, &[])?;
     let mut rude = connect(server.addr)?;
     let me = rude.local_addr()?;
@@ -100,7 +100,7 @@ fn logs_a_reset() -> Result<()> {
 
 #[test]
 fn hangs_up_on_an_idle_client_and_serves_the_next() -> Result<()> {
-    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
+    chaos::exempt(chaos::ADDRESS_IN_LOG);
     let mut server = Server::start(SERVER, &["--idle-timeout", "1"])?;
     let mut silent = connect(server.addr)?;
     let me = silent.local_addr()?;
@@ -122,7 +122,7 @@ fn hangs_up_on_an_idle_client_and_serves_the_next() -> Result<()> {
 
 #[test]
 fn idle_timeout_counts_from_the_last_message() -> Result<()> {
-    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
+    chaos::exempt(chaos::ADDRESS_IN_LOG);
     // The timeout limits each read, not the call: a caller who speaks more
     // often than the timeout is never hung up on, however long it talks.
     let mut server = Server::start(SERVER, &["--idle-timeout", "1"])?;
@@ -154,7 +154,7 @@ fn idle_timeout_counts_from_the_last_message() -> Result<()> {
 
 #[test]
 fn hangs_up_on_a_client_that_never_reads() -> Result<()> {
-    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
+    chaos::exempt(chaos::ADDRESS_IN_LOG);
     let mut server = Server::start(SERVER, &["--idle-timeout", "1"])?;
     let flood = connect(server.addr)?;
     let me = flood.local_addr()?;
@@ -187,7 +187,7 @@ fn hangs_up_on_a_client_that_never_reads() -> Result<()> {
 
 #[test]
 fn hangs_up_when_asked_with_q() -> Result<()> {
-    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
+    chaos::exempt(chaos::ADDRESS_IN_LOG);
     let mut server = Server::start(SERVER, &[])?;
     // The bare letter, either case, with spaces or a line ending around it.
     for quit in [&b"q"[..], b"  Q  ", b"q\r\n"] {
@@ -212,7 +212,7 @@ fn hangs_up_when_asked_with_q() -> Result<()> {
 
 #[test]
 fn half_closed_client_still_gets_its_reply() -> Result<()> {
-    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
+    chaos::exempt(chaos::ADDRESS_IN_LOG);
     let mut server = Server::start(SERVER, &[])?;
     let mut caller = connect(server.addr)?;
     let me = caller.local_addr()?;
@@ -234,7 +234,7 @@ fn half_closed_client_still_gets_its_reply() -> Result<()> {
 
 #[test]
 fn survives_one_hundred_resets_in_a_row() -> Result<()> {
-    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
+    chaos::exempt(chaos::ADDRESS_IN_LOG);
     let mut server = Server::start(SERVER, &[])?;
     for _ in 0..100 {
         // Each rude caller waits for its answer before it resets, so the
@@ -276,7 +276,7 @@ fn survives_one_hundred_resets_in_a_row() -> Result<()> {
 
 #[test]
 fn notices_a_killed_client_and_serves_the_next() -> Result<()> {
-    chaos::exempt("waits for one said line per read, and a proxy splits the reads");
+    chaos::exempt(chaos::SAID_PER_READ);
     let mut server = Server::start(SERVER, &[])?;
     let mut client = Proc::spawn(CLIENT, &[&server.addr_arg()])?;
     client.stdin()?.write_all(b"hello\n")?;
@@ -418,7 +418,7 @@ fn client_says_when_the_server_resets() -> Result<()> {
 
 #[test]
 fn client_says_when_the_server_is_killed() -> Result<()> {
-    chaos::exempt("waits for one said line per read, and a proxy splits the reads");
+    chaos::exempt(chaos::SAID_PER_READ);
     let mut server = Server::start(SERVER, &[])?;
     let mut client = Proc::spawn(CLIENT, &[&server.addr_arg()])?;
     client.stdin()?.write_all(b"one\n")?;
@@ -544,7 +544,7 @@ fn interop_rust_client_with_python_server() -> Result<()> {
 
 #[test]
 fn interop_python_server_tells_every_ending_apart_like_ours() -> Result<()> {
-    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
+    chaos::exempt(chaos::ADDRESS_IN_LOG);
     if !PYTHON3.is_here()? {
         return Ok(());
     }
@@ -838,7 +838,7 @@ fn book_output_of_the_errors() -> Result<()> {
 
 #[test]
 fn exercise1_hangs_up_on_a_busy_caller_at_the_call_limit() -> Result<()> {
-    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
+    chaos::exempt(chaos::ADDRESS_IN_LOG);
     let mut server = Server::start(
         "lesson04-exercise1",
         &["--idle-timeout", "5", "--max-call", "1"],
@@ -879,7 +879,7 @@ fn exercise1_hangs_up_on_a_busy_caller_at_the_call_limit() -> Result<()> {
 
 #[test]
 fn exercise1_still_hangs_up_on_an_idle_caller() -> Result<()> {
-    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
+    chaos::exempt(chaos::ADDRESS_IN_LOG);
     let mut server = Server::start(
         "lesson04-exercise1",
         &["--idle-timeout", "1", "--max-call", "60"],

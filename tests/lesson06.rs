@@ -65,7 +65,7 @@ fn echo_server_dies_on_bad_arguments() -> Result<()> {
 
 #[test]
 fn echo_server_turns_away_callers_beyond_max_clients() -> Result<()> {
-    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
+    chaos::exempt(chaos::ADDRESS_IN_LOG);
     turns_away_callers_beyond_two(Server::start(ECHO, &["--max-clients", "2"])?)
 }
 
@@ -91,7 +91,7 @@ fn turns_away_callers_beyond_two(mut server: Server) -> Result<()> {
 
 #[test]
 fn interop_python_echo_server_turns_away_callers_beyond_max_clients_too() -> Result<()> {
-    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
+    chaos::exempt(chaos::ADDRESS_IN_LOG);
     if !PYTHON3.is_here()? {
         return Ok(());
     }
@@ -119,7 +119,7 @@ fn echo_recovers(server: Server) -> Result<()> {
 #[cfg(target_os = "linux")]
 #[test]
 fn interop_python_echo_server_logs_running_out_of_files_once_too() -> Result<()> {
-    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
+    chaos::exempt(chaos::ADDRESS_IN_LOG);
     if !PYTHON3.is_here()? {
         return Ok(());
     }
@@ -131,7 +131,7 @@ fn interop_python_echo_server_logs_running_out_of_files_once_too() -> Result<()>
 
 #[test]
 fn a_second_caller_is_served_while_the_first_is_still_connected() -> Result<()> {
-    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
+    chaos::exempt(chaos::ADDRESS_IN_LOG);
     served_at_once(Server::start(ECHO, &[])?)
 }
 
@@ -155,7 +155,7 @@ fn served_at_once(mut server: Server) -> Result<()> {
 
 #[test]
 fn echo_server_hangs_up_on_an_idle_caller_and_serves_the_others() -> Result<()> {
-    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
+    chaos::exempt(chaos::ADDRESS_IN_LOG);
     let mut server = Server::start(ECHO, &["--idle-timeout", "1"])?;
     let mut silent = connect(server.addr)?;
     let me = silent.local_addr()?;
@@ -171,7 +171,7 @@ fn echo_server_hangs_up_on_an_idle_caller_and_serves_the_others() -> Result<()> 
 
 #[test]
 fn echo_server_survives_resets_quit_and_garbage() -> Result<()> {
-    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
+    chaos::exempt(chaos::ADDRESS_IN_LOG);
     let mut server = Server::start(ECHO, &[])?;
     let mut rude = connect(server.addr)?;
     exchange(&mut rude, b"hi")?;
@@ -216,7 +216,7 @@ fn echo_server_runs_one_thread_per_caller() -> Result<()> {
 
 #[test]
 fn interop_python_echo_server_serves_callers_at_once_too() -> Result<()> {
-    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
+    chaos::exempt(chaos::ADDRESS_IN_LOG);
     if !PYTHON3.is_here()? {
         return Ok(());
     }
@@ -327,7 +327,7 @@ fn room_turns_away_callers_beyond_max_clients() -> Result<()> {
 /// test, for a room without names).
 #[test]
 fn room_hangs_up_on_a_member_who_never_reads() -> Result<()> {
-    chaos::exempt("a proxy's buffers hide a stuck or flooding member from the server");
+    chaos::exempt(chat_suite::STUCK);
     let mut server = Server::start(ROOM, &[])?;
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
     socket.set_recv_buffer_size(4096)?;
@@ -452,7 +452,7 @@ course_tests::test_table! {
 #[cfg(target_os = "linux")]
 #[test]
 fn interop_python_server_logs_running_out_of_files_once_too() -> Result<()> {
-    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
+    chaos::exempt(chaos::ADDRESS_IN_LOG);
     if !PYTHON3.is_here()? {
         return Ok(());
     }

@@ -355,7 +355,7 @@ fn a_regrouping_proxy_breaks_the_sleep_fix() -> Result<()> {
 
 #[test]
 fn server_answers_each_frame_upper_cased_and_logs_it() -> Result<()> {
-    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
+    chaos::exempt(chaos::ADDRESS_IN_LOG);
     let mut server = Server::start(SERVER, &[])?;
     let mut caller = connect(server.addr)?;
     let me = caller.local_addr()?;
@@ -478,7 +478,7 @@ fn server_hangs_up_on_a_line_where_a_frame_was_expected() -> Result<()> {
 
 #[test]
 fn server_logs_a_frame_cut_off_by_a_hang_up() -> Result<()> {
-    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
+    chaos::exempt(chaos::ADDRESS_IN_LOG);
     let mut server = Server::start(SERVER, &[])?;
     let mut caller = connect(server.addr)?;
     let me = caller.local_addr()?;
@@ -501,7 +501,7 @@ fn server_logs_a_frame_cut_off_by_a_hang_up() -> Result<()> {
 #[cfg(target_os = "linux")] // Linux reports a reset to the reader; see lesson 04
 #[test]
 fn server_logs_a_frame_cut_off_by_a_reset() -> Result<()> {
-    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
+    chaos::exempt(chaos::ADDRESS_IN_LOG);
     let mut server = Server::start(SERVER, &[])?;
     let mut caller = connect(server.addr)?;
     let me = caller.local_addr()?;
@@ -530,7 +530,7 @@ fn server_answers_a_second_caller_while_the_first_stays_connected() -> Result<()
 
 #[test]
 fn server_hangs_up_on_a_silent_caller_after_the_idle_timeout() -> Result<()> {
-    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
+    chaos::exempt(chaos::ADDRESS_IN_LOG);
     let mut server = Server::start(SERVER, &["--idle-timeout", "1"])?;
     let mut silent = connect(server.addr)?;
     let me = silent.local_addr()?;
@@ -580,7 +580,7 @@ fn turns_away_the_caller_past_max_clients(mut server: Server) -> Result<()> {
 
 #[test]
 fn server_turns_away_the_caller_past_max_clients_with_a_frame() -> Result<()> {
-    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
+    chaos::exempt(chaos::ADDRESS_IN_LOG);
     turns_away_the_caller_past_max_clients(Server::start(SERVER, &["--max-clients", "2"])?)
 }
 
@@ -935,7 +935,7 @@ fn interop_python_server_refuses_the_same_bad_frames() -> Result<()> {
 
 #[test]
 fn interop_python_server_turns_away_the_caller_past_max_clients_with_a_frame() -> Result<()> {
-    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
+    chaos::exempt(chaos::ADDRESS_IN_LOG);
     if !PYTHON3.is_here()? {
         return Ok(());
     }
@@ -1188,7 +1188,7 @@ fn header_and_body(caller: &mut TcpStream, name: &str, body: &[u8]) -> Result<()
 /// header with `"ok":false`, and is hung up on; a free seat serves again.
 #[test]
 fn exercise1_turns_away_the_caller_past_max_clients_with_ok_false() -> Result<()> {
-    chaos::exempt("asserts the caller's address in the server log, which a proxy changes");
+    chaos::exempt(chaos::ADDRESS_IN_LOG);
     let mut server = Server::start(EXERCISE, &["--max-clients", "2"])?;
     let mut first = connect(server.addr)?;
     header_and_body(&mut first, "a", b"first")?;

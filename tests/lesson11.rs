@@ -326,7 +326,7 @@ course_tests::chat_twin_tests!(LESSON);
 
 course_tests::test_table! {
     interop_python_server_is_not_drowned_by_a_flood_either:
-        chat_suite::on_twin(LESSON, &[], chat_suite::flood_neither_cuts_off_nor_drowns_the_others);
+        chat_suite::twin_is_not_drowned_by_a_flood(LESSON);
 }
 
 // ---------------------------------------------------------------- the book's output

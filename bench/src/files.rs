@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 
 use crate::procs::{self, Peak};
 use crate::provenance::{Program, Provenance};
+use crate::stats::median;
 
 const MIB: usize = 1024 * 1024;
 
@@ -327,13 +328,10 @@ pub fn run(size_mib: usize, progress: bool) -> anyhow::Result<Report> {
             python.push(transfer("Python twin", server, &block, size_mib, &sha256)?);
         }
     }
-    let middle = |mut values: Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        values[ROUNDS / 2]
-    };
-    let (raw_mb_s, disk_mb_s) = (middle(raws), middle(disks));
-    let rust = median(&rust);
-    let python = (!python.is_empty()).then(|| median(&python));
+    let raw_mb_s = median(raws).unwrap_or(0.0);
+    let disk_mb_s = median(disks).unwrap_or(0.0);
+    let rust = median_transfer(&rust);
+    let python = (!python.is_empty()).then(|| median_transfer(&python));
     Ok(Report {
         provenance: Provenance::now(),
         took_s: started.elapsed().as_secs_f64(),
@@ -347,12 +345,8 @@ pub fn run(size_mib: usize, progress: bool) -> anyhow::Result<Report> {
 }
 
 /// Each figure's median over the rounds, and the largest memory seen.
-fn median(rounds: &[Transfer]) -> Transfer {
-    let mid = |value: fn(&Transfer) -> Option<f64>| {
-        let mut values: Vec<f64> = rounds.iter().filter_map(value).collect();
-        values.sort_by(f64::total_cmp);
-        values.get(values.len() / 2).copied()
-    };
+fn median_transfer(rounds: &[Transfer]) -> Transfer {
+    let mid = |value: fn(&Transfer) -> Option<f64>| median(rounds.iter().filter_map(value));
     Transfer {
         subject: rounds
             .first()

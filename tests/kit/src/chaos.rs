@@ -1,5 +1,5 @@
 //! Chaos mode: with `CHAOS=SEED` set, the servers that the tests of lessons
-//! 02 to 12 start are reached through lesson 13's proxy, which passes the
+//! 02 to 07 start are reached through lesson 13's proxy, which passes the
 //! bytes on in small random pieces, each held a moment. On loopback a
 //! reply usually arrives in one read; through the proxy it seldom does, so
 //! code that takes one read for one message fails here instead of on a
@@ -32,6 +32,15 @@ thread_local! {
     static BULK: Cell<bool> = const { Cell::new(false) };
     static STARTED: Cell<u64> = const { Cell::new(0) };
 }
+
+/// The reason most tests give to [`exempt`]: a server logs its caller's
+/// address, and behind a proxy the caller is the proxy.
+pub const ADDRESS_IN_LOG: &str =
+    "asserts the caller's address in the server log, which a proxy changes";
+
+/// The reason of the tests of lessons 02 to 04 whose servers log what each
+/// read returned, when the test expects one such line per message.
+pub const SAID_PER_READ: &str = "expects one said line per read, and a proxy splits the reads";
 
 /// Says that this test cannot work through a proxy, and why (one short
 /// phrase). Call it at the top of the test, before starting a server: its
