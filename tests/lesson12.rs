@@ -1096,7 +1096,7 @@ mod book_unix {
         let status_line = page.lines().next().unwrap_or_default().to_string();
         let mut t = Transcript::new();
         t.show_text_as(&real, "/tmp/web.sock")
-            .show_addr_as(web.addr, "127.0.0.1:9009")
+            .show_addr_as(web.direct, "127.0.0.1:9009")
             .command("cargo run -p lesson09-server &")
             .lines(&[web.proc.seen()[0].clone()])
             .command("cargo run -p lesson12-exercise1 -- --unix /tmp/web.sock 127.0.0.1:9009 &")

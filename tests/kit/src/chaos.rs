@@ -1,13 +1,14 @@
 //! Chaos mode: with `CHAOS=SEED` set, the servers that the tests of lessons
-//! 02 to 07 start are reached through lesson 13's proxy, which passes the
+//! 02 to 12 start are reached through lesson 13's proxy, which passes the
 //! bytes on in small random pieces, each held a moment. On loopback a
 //! reply usually arrives in one read; through the proxy it seldom does, so
 //! code that takes one read for one message fails here instead of on a
 //! real network.
 //!
 //! [`Server::start`](crate::Server::start) and its siblings call [`wrap`]:
-//! when chaos is on, the test binary is `lesson02` ... `lesson07`, the
-//! server listens on `127.0.0.1` and the test is not [`exempt`], a proxy is
+//! when chaos is on, the test is one of lesson 02 to 12's (its file, or a
+//! `lessonNN_` name in `hostile`), the server listens on `127.0.0.1` and
+//! the test is not [`exempt`], a proxy is
 //! started in front of it and `server.addr` becomes the proxy's address
 //! (`server.direct` stays the server's own). The proxy dies with the
 //! server. Lesson 05's servers speak UDP, and get the proxy's `--udp`
@@ -65,16 +66,26 @@ pub fn seed() -> Option<u64> {
     }
 }
 
-/// The lesson whose tests this binary runs (`lesson07`), if chaos mode
-/// applies to it: lessons 02 to 07 for now. Lessons 08 to 12 move files
-/// and pages of megabytes and log callers' addresses; their tests have
-/// not yet been sorted into bulk and exempt, so they are left direct.
-fn lesson() -> Option<String> {
+/// The test binary's name (`lesson07`, `hostile`), for the replay line.
+fn binary() -> Option<String> {
     let exe = std::env::current_exe().ok()?;
     let stem = exe.file_stem()?.to_str()?;
-    let name = stem.split('-').next()?;
-    let number: u32 = name.strip_prefix("lesson")?.parse().ok()?;
-    (2..=7).contains(&number).then(|| name.to_string())
+    Some(stem.split('-').next()?.to_string())
+}
+
+/// The lesson a test is about (`lesson07`), if chaos mode applies to it:
+/// lessons 02 to 12. That is the binary's lesson, or in the files that
+/// cover several lessons (`hostile`, `limits`...) the `lessonNN_` its name
+/// starts with. Lesson 13's tests are about the proxy itself.
+fn lesson(binary: &str, test: &str) -> Option<String> {
+    let name = test.rsplit("::").next().unwrap_or(test);
+    [binary, name].into_iter().find_map(|text| {
+        let digits = text.strip_prefix("lesson")?.get(..2)?;
+        let number: u32 = digits.parse().ok()?;
+        (2..=12)
+            .contains(&number)
+            .then(|| format!("lesson{digits}"))
+    })
 }
 
 /// FNV-1a, to turn the test's name into a number that never changes.
@@ -98,14 +109,15 @@ pub fn wrap(server: SocketAddr) -> Result<Option<Chaos>> {
     let Some(chaos) = seed() else {
         return Ok(None);
     };
-    let Some(lesson) = lesson() else {
-        return Ok(None);
-    };
     if server.ip() != IpAddr::V4(Ipv4Addr::LOCALHOST) || EXEMPT.with(Cell::get).is_some() {
         return Ok(None);
     }
     let thread = std::thread::current();
     let test = thread.name().unwrap_or("unnamed").to_string();
+    let binary = binary().unwrap_or_default();
+    let Some(lesson) = lesson(&binary, &test) else {
+        return Ok(None);
+    };
     if test.contains("book_output_") {
         return Ok(None); // recorded for the book: the server's own log, exactly
     }
@@ -142,7 +154,7 @@ pub fn wrap(server: SocketAddr) -> Result<Option<Chaos>> {
     let addr = parse_listening(&first).context("the chaos proxy did not start")?;
     let shown = args.join(" ");
     eprintln!(
-        "chaos: CHAOS={chaos} via lesson13-proxy {shown}; replay: CHAOS={chaos} cargo test -p course-tests --test {lesson} -- {test} --exact"
+        "chaos: CHAOS={chaos} via lesson13-proxy {shown}; replay: CHAOS={chaos} cargo test -p course-tests --test {binary} -- {test} --exact"
     );
     Ok(Some(Chaos { proc, addr }))
 }
