@@ -1100,6 +1100,21 @@ fn framed_survives(attack: fn(&mut Server) -> Result<()>) -> Result<()> {
     framed_is_healthy(server)
 }
 
+/// Calls the server with `call` until it is not turned away as full, or
+/// until TIMEOUT. Right after an attack of many connections, attackers
+/// who hung up may still hold their seats for a moment (behind chaos
+/// mode's proxy, until it has passed on every hang-up). `call` returns
+/// what it got, and whether that was "the server is full".
+fn once_seated<T>(mut call: impl FnMut() -> Result<(T, bool)>) -> Result<T> {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let (got, full) = call()?;
+        if !(full && Instant::now() < deadline) {
+            return Ok(got);
+        }
+    }
+}
+
 /// The lesson's own client gets its frame back, and nothing the server
 /// printed contains a panic.
 ///
@@ -1108,22 +1123,19 @@ fn framed_survives(attack: fn(&mut Server) -> Result<()>) -> Result<()> {
 /// yet ended: then the client is told that the server is full, and calls
 /// again.
 fn framed_is_healthy(server: Server) -> Result<()> {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
+    let out = once_seated(|| {
         let out = cmd("lesson07-client")?
             .arg(server.addr_arg())
             .write_stdin("hello 你好\n")
             .output()?;
         let full = String::from_utf8_lossy(&out.stderr).contains("server full");
-        if full && Instant::now() < deadline {
-            continue;
-        }
-        ensure!(
-            out.status.success() && out.stdout == "HELLO 你好\n".as_bytes(),
-            "{out:?}"
-        );
-        return server.kill()?.assert_no_panic();
-    }
+        Ok((out, full))
+    })?;
+    ensure!(
+        out.status.success() && out.stdout == "HELLO 你好\n".as_bytes(),
+        "{out:?}"
+    );
+    server.kill()?.assert_no_panic()
 }
 
 /// Random bytes straight on the wire: the first four are read as a length,
@@ -1296,21 +1308,15 @@ fn files_survive_on(name: &str, attack: fn(&mut Files) -> Result<()>) -> Result<
 /// store was created beside it; nothing printed contains a panic.
 fn files_are_healthy(files: Files) -> Result<()> {
     let data = "健康 check\n".repeat(5000).into_bytes();
-    // Attackers who hung up may hold their seats a moment longer (behind
-    // chaos mode's proxy, until it has passed on every hang-up): a caller
-    // told that the server is busy calls again, until TIMEOUT.
-    let deadline = Instant::now() + TIMEOUT;
-    let (mut conn, ready) = loop {
+    let (mut conn, ready) = once_seated(|| {
         let mut conn = connect(files.server.addr)?;
         send_json(&mut conn, &put_header("health.txt", &data))?;
         let ready = read_json(&mut conn)?;
         let busy = ready["error"]
             .as_str()
             .is_some_and(|e| e.starts_with("the server is busy"));
-        if !(busy && Instant::now() < deadline) {
-            break (conn, ready);
-        }
-    };
+        Ok(((conn, ready), busy))
+    })?;
     ensure!(ready["ok"] == true, "put refused after the attack: {ready}");
     // Step 1's "go ahead" has no offset: it never resumes.
     let offset = ready["offset"].as_u64().unwrap_or(0) as usize;
@@ -1540,19 +1546,17 @@ fn web_survives(attack: fn(&mut Server) -> Result<()>) -> Result<()> {
 /// The lesson's own client gets the page, once there is a seat for it (as
 /// for lesson 07, attackers may still hold every seat for a moment).
 fn web_is_healthy(server: Server) -> Result<()> {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
+    let out = once_seated(|| {
         let out = cmd("lesson09-client")?.arg(server.addr_arg()).output()?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        if stdout.starts_with("HTTP/1.1 503 ") && Instant::now() < deadline {
-            continue;
-        }
-        ensure!(
-            out.status.success() && stdout.contains("不要回答"),
-            "{out:?}"
-        );
-        return server.kill()?.assert_no_panic();
-    }
+        let full = out.stdout.starts_with(b"HTTP/1.1 503 ");
+        Ok((out, full))
+    })?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success() && stdout.contains("不要回答"),
+        "{out:?}"
+    );
+    server.kill()?.assert_no_panic()
 }
 
 /// Sends `bytes` on a thread of its own (the server may stop reading long

@@ -347,14 +347,17 @@ fn out_of_files_relaying(subject: Subject) -> Result<()> {
     let mut reset_at_connect = 0;
     let mut crowd = Vec::new();
     for _ in 0..CROWD {
-        match std::net::TcpStream::connect_timeout(&running.server.addr, TIMEOUT) {
-            Ok(conn) => {
-                conn.set_read_timeout(Some(TIMEOUT))?;
-                conn.set_write_timeout(Some(TIMEOUT))?;
-                crowd.push(conn);
+        match connect(running.server.addr) {
+            Ok(conn) => crowd.push(conn),
+            Err(err)
+                if err
+                    .downcast_ref::<std::io::Error>()
+                    .map(std::io::Error::kind)
+                    == Some(std::io::ErrorKind::ConnectionReset) =>
+            {
+                reset_at_connect += 1;
             }
-            Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => reset_at_connect += 1,
-            Err(err) => return Err(err).context("connecting to the proxy"),
+            Err(err) => return Err(err),
         }
     }
     let failed = running.server.wait_for("accept failed: ")?;
